@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up .venv, then run lint, format check and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+# pytest exits 5 when it collects no test: with `set -e` that fails the run.
+.venv/bin/python -m pytest -q "$@"

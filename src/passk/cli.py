@@ -1,0 +1,42 @@
+"""The ``passk`` command line: one entry point, sub-commands defined next to their code.
+
+Each sub-command lives in its own module that exposes ``add_parser(subparsers)``;
+the module is imported only when needed so ``passk --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command -> module exposing add_parser(subparsers) which sets `func` on its parser
+COMMANDS: dict[str, str] = {
+    "demo": "passk.demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from passk import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="passk", description="Exploration-aware RLVR: Pass@k Training and evaluation."
+    )
+    parser.add_argument("--version", action="version", version=f"passk {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

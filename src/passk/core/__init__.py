@@ -1,0 +1,1 @@
+"""Pure tensor numerics: advantages, losses, aggregation, metrics. No config, no I/O."""

@@ -1,0 +1,1 @@
+"""`passk demo`: a quick look at the numerics core (filled in below)."""

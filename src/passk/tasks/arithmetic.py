@@ -1,0 +1,1 @@
+"""Procedural arithmetic tasks (mul1, add, chain)."""

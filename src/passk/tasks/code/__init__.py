@@ -1,0 +1,1 @@
+"""Code tasks with a sandboxed test runner."""

@@ -1,0 +1,55 @@
+"""Task registry: built-in tasks by name, user tasks by ``module:function`` path."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from passk.tasks.base import Task
+
+TaskFactory = Callable[..., Task]
+_TASKS: dict[str, TaskFactory] = {}
+# Modules that register built-in tasks on import; imported lazily by get_task/list_tasks
+# so that `import passk` stays light.
+_BUILTIN_MODULES: list[str] = ["passk.tasks.arithmetic", "passk.tasks.code"]
+
+
+def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
+    """Register a task factory (a class or function taking keyword options) under ``name``."""
+
+    def deco(factory: TaskFactory) -> TaskFactory:
+        if name in _TASKS and _TASKS[name] is not factory:
+            raise ValueError(f"task {name!r} is already registered")
+        _TASKS[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_builtins() -> None:
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(mod)
+
+
+def list_tasks() -> list[str]:
+    """Names of the registered tasks, sorted."""
+    _load_builtins()
+    return sorted(_TASKS)
+
+
+def get_task(name: str, **options: Any) -> Task:
+    """Build a task by registry name or by ``"package.module:factory"`` dotted path."""
+    _load_builtins()
+    if name in _TASKS:
+        return _TASKS[name](**options)
+    if ":" in name:
+        mod_name, _, attr = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load task {name!r}: {e}") from e
+        return factory(**options)
+    raise ValueError(
+        f"unknown task {name!r}; valid: {', '.join(list_tasks())} or a 'module:factory' path"
+    )
