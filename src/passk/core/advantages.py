@@ -35,10 +35,10 @@ from torch import Tensor
 __all__ = [
     "AdaptiveParams",
     "BootstrapParams",
-    "CombinationParams",
     "EstimatorSpec",
     "ExceedParams",
     "FullParams",
+    "MaxKParams",
     "PKPOParams",
     "Pass1Params",
     "PassKParams",
