@@ -164,7 +164,10 @@ def test_errors_name_the_bad_value() -> None:
         global_normalizer(MASK, "seq-mean-token-sum-norm", max_len=0)
 
 
-def test_bf16_loss_keeps_dtype() -> None:
-    out = aggregate_loss(LOSS.bfloat16(), MASK, "token-mean")
-    assert out.dtype == torch.bfloat16
-    assert math.isclose(out.item(), 4.0, rel_tol=1e-2)
+def test_bf16_loss_is_summed_in_float32() -> None:
+    loss = torch.ones(1, 1001, dtype=torch.bfloat16)
+    out = aggregate_loss(loss, torch.ones(1, 1001), "constant", normalizer=1000.0)
+    assert out.dtype == torch.float32
+    assert out.item() == pytest.approx(1.001, rel=1e-6)  # bf16 arithmetic would give 1.0
+    assert aggregate_loss(LOSS.double(), MASK).dtype == torch.float64
+    assert math.isclose(aggregate_loss(LOSS.half(), MASK).item(), 4.0)

@@ -128,7 +128,8 @@ def global_normalizer(
 def aggregate_numerator(loss_mat: Tensor, mask: Tensor, mode: str) -> Tensor:
     """The additive part of ``mode``: a sum over sequences, so micro-batch parts add up.
 
-    ``loss_mat`` is ``[B, T]``; masked entries are replaced by 0 with
+    ``loss_mat`` is ``[B, T]``; the result is float32 for half inputs (float64
+    stays float64). Masked entries are replaced by 0 with
     ``torch.where`` (not multiplied), so NaN/inf there reach neither the value
     nor the gradient.
 
@@ -142,9 +143,11 @@ def aggregate_numerator(loss_mat: Tensor, mask: Tensor, mode: str) -> Tensor:
     if loss_mat.ndim != 2:
         raise ValueError(f"loss_mat must be 2-D [B, T], got shape {tuple(loss_mat.shape)}")
     mask = _as_bool_mask(mask, loss_mat.shape)
-    masked = torch.where(mask, loss_mat, torch.zeros((), dtype=loss_mat.dtype))  # [B, T]
+    # Sums in float32 at least: bf16 cannot even count past 256 exactly.
+    dtype = torch.promote_types(loss_mat.dtype, torch.float32)
+    masked = torch.where(mask, loss_mat, torch.zeros((), dtype=loss_mat.dtype)).to(dtype)  # [B, T]
     if mode == "seq-mean-token-mean":
-        n_tok = mask.sum(dim=-1).clamp(min=1).to(loss_mat.dtype)  # [B]
+        n_tok = mask.sum(dim=-1).clamp(min=1).to(dtype)  # [B]
         return (masked.sum(dim=-1) / n_tok).sum()
     return masked.sum()
 
@@ -169,7 +172,8 @@ def aggregate_loss(
             when ``loss_mat`` is one micro-batch of it.
         max_len: ``"seq-mean-token-sum-norm"`` with ``normalizer=None`` only.
 
-    A zero normaliser (nothing valid) gives 0, not NaN.
+    A zero normaliser (nothing valid) gives 0, not NaN. The result is float32
+    for half-precision ``loss_mat`` (float64 stays float64).
 
         >>> import torch
         >>> L, m = torch.ones(2, 4), torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
