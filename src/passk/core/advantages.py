@@ -323,9 +323,13 @@ def passk_analytic_values(
     kk = torch.full_like(n, float(k))
     log_q = _log_binom(n_neg, kk) - _log_binom(n, kk)
     log_q = torch.where(live, log_q, -1.0)  # any finite value; dead groups are zeroed below
-    q = log_q.exp()
-    one_minus_q = -torch.expm1(log_q)
-    a_pos = q / ((q * one_minus_q).sqrt() + eps)
+    log_one_minus_q = torch.log(-torch.expm1(log_q))
+    log_sigma = 0.5 * (log_q + log_one_minus_q)
+    # q can underflow for large k (C(N_neg, k) << C(N, k)); stay in log space until the end
+    if eps == 0:
+        a_pos = (log_q - log_sigma).exp()
+    else:
+        a_pos = (log_q - torch.log(log_sigma.exp() + eps)).exp()
     a_neg = -a_pos * n_pos / n_neg.clamp(min=1)
     zero = torch.zeros_like(a_pos)
     return torch.where(live, a_pos, zero), torch.where(live, a_neg, zero)
@@ -557,6 +561,11 @@ def pkpo_loo_advantage(rewards: Tensor, mask: Tensor, p: PKPOParams) -> Tensor:
         lower = (w_low * values).cumsum(1) - w_low * values
         adv_sorted = w_own * values - lower
         adv = torch.empty_like(adv_sorted).scatter_(1, order, adv_sorted)
+        # all-equal groups are exactly 0 (removing i never changes a subset max); the
+        # closed form would leave rounding residue there
+        big = torch.finfo(rewards.dtype).max
+        equal = torch.where(mask, rewards, -big).amax(1) <= torch.where(mask, rewards, big).amin(1)
+        adv = torch.where(equal[:, None], 0.0, adv)
     if p.normalize:
         _, _, std = maxk_subset_stats(rewards, mask, p.k)
         scale = n_valid / p.k / torch.where(std == 0, 1.0, std + p.eps)[:, None]

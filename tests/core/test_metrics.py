@@ -1,0 +1,170 @@
+"""pass@k metrics, bounds and diversity; reward transforms and DARS allocation."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from passk.core.allocation import dars_extra_rollouts
+from passk.core.metrics import (
+    answer_diversity,
+    dang_bound,
+    default_ks,
+    pass_at_k,
+    pass_at_k_ci,
+    pass_at_k_curve,
+    pass_at_k_per_problem,
+)
+from passk.core.rewards import noisy_rewards, overlong_penalty
+
+
+def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
+    """Fraction of k-subsets of n samples (c correct) holding a correct one."""
+    samples = [1] * c + [0] * (n - c)
+    subsets = list(combinations(samples, k))
+    return sum(max(s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_pass_at_k_equals_enumeration(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(brute_force_pass_at_k(n, c, k), abs=1e-12)
+
+
+def test_pass_at_k_matches_exact_binomial_for_large_n():
+    for n, c, k in [(10_000, 1, 1), (10_000, 3, 5000), (10_000, 9_000, 64), (4096, 17, 1024)]:
+        exact = 1 - math.comb(n - c, k) / math.comb(n, k)
+        assert pass_at_k(n, c, k) == pytest.approx(exact, rel=1e-10)
+        t = pass_at_k(torch.tensor([n]), torch.tensor([c]), k)
+        assert t.item() == pytest.approx(exact, rel=1e-10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 300).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))
+    )
+)
+def test_tensor_and_scalar_paths_agree(args):
+    n, c, k = args
+    t = pass_at_k(torch.tensor([n, n]), torch.tensor([c, 0]), k)
+    assert t[0].item() == pytest.approx(pass_at_k(n, c, k), rel=1e-12, abs=1e-15)
+    assert t[1].item() == 0.0
+    assert 0.0 <= t[0].item() <= 1.0
+
+
+def test_pass_at_k_is_monotone_in_k_and_c():
+    n = 64
+    for c in range(0, n + 1, 7):
+        vals = [pass_at_k(n, c, k) for k in range(1, n + 1)]
+        assert all(a <= b + 1e-15 for a, b in zip(vals, vals[1:]))
+    assert pass_at_k(n, 5, 1) == pytest.approx(5 / 64)
+
+
+def test_pass_at_k_bad_input():
+    with pytest.raises(ValueError, match="k must be in"):
+        pass_at_k(4, 1, 5)
+    with pytest.raises(ValueError, match="c \\(correct samples\\)"):
+        pass_at_k(4, 5, 1)
+    with pytest.raises(ValueError, match="k must be in"):
+        pass_at_k(torch.tensor([4, 2]), torch.tensor([1, 1]), 3)
+
+
+def test_curve_and_default_ks():
+    assert default_ks(1) == [1]
+    assert default_ks(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert default_ks(10) == [1, 2, 4, 8, 10]
+    curve = pass_at_k_curve([16, 16, 16], [0, 4, 16])
+    assert list(curve) == [1, 2, 4, 8, 16]
+    assert curve[1] == pytest.approx((0 + 0.25 + 1) / 3)
+    assert curve[16] == pytest.approx(2 / 3)
+    per = pass_at_k_per_problem([16, 16], [4, 0], [1, 4])
+    assert per.shape == (2, 2)
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    g = torch.Generator().manual_seed(0)
+    c = torch.randint(0, 17, (200,), generator=g)
+    n = torch.full_like(c, 16)
+    curve = pass_at_k_curve(n, c)
+    ci = pass_at_k_ci(n, c, seed=1)
+    for k, (lo, hi) in ci.items():
+        assert lo <= curve[k] <= hi
+        assert hi - lo < 0.2
+    assert ci == pass_at_k_ci(n, c, seed=1)
+    one = pass_at_k_ci([16], [4])
+    assert one[1][0] == one[1][1]  # a single problem has no spread
+    with pytest.raises(ValueError, match="confidence"):
+        pass_at_k_ci(n, c, confidence=1.5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=30), st.integers(2, 64))
+def test_dang_bound_bounds_the_true_pass_at_k(rho, k):
+    """For k >= 2, E[1 - (1 - rho)^k] <= 1 - ((1 - E rho)^2 + Var rho)^(k/2) (Jensen)."""
+    true = sum(1 - (1 - r) ** k for r in rho) / len(rho)
+    assert true <= dang_bound(rho, k) + 1e-9
+
+
+def test_dang_bound_values():
+    assert dang_bound([0.5, 0.5], 2) == pytest.approx(0.75)
+    # mean 0.5, variance 0.25: 1 - (0.25 + 0.25)^4
+    assert dang_bound([0.0, 1.0], 8) == pytest.approx(0.9375)
+    with pytest.raises(ValueError):
+        dang_bound([1.5], 2)
+
+
+def test_answer_diversity():
+    answers = [["4", "5", "5", None], ["1", "1"], ["2", "3"]]
+    correct = [[True, False, False, False], [True, True], [False, False]]
+    assert answer_diversity(answers, correct) == pytest.approx((2 / 3 + 1.0) / 2)
+    assert math.isnan(answer_diversity([["1"]], [[True]]))
+    with pytest.raises(ValueError, match="differ in length"):
+        answer_diversity([["1"]], [])
+
+
+def test_noisy_rewards_flip_only_zeros_at_rate_p():
+    r = torch.zeros(200, 100)
+    r[:, :10] = 1
+    out = noisy_rewards(r, 0.3, seed=0)
+    assert (out[:, :10] == 1).all()
+    assert out[:, 10:].mean().item() == pytest.approx(0.3, abs=0.01)
+    assert torch.equal(out, noisy_rewards(r, 0.3, seed=0))
+    mask = torch.zeros_like(r, dtype=torch.bool)
+    assert torch.equal(noisy_rewards(r, 1.0, mask=mask), r)
+    with pytest.raises(ValueError, match="p must be in"):
+        noisy_rewards(r, 1.5)
+
+
+def test_overlong_penalty():
+    out = overlong_penalty(torch.tensor([0, 80, 85, 90, 200]), max_len=90, cache_len=10)
+    assert out.tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0, -1.0])
+    with pytest.raises(ValueError, match="cache_len"):
+        overlong_penalty(torch.tensor([1]), max_len=10, cache_len=0)
+
+
+def test_dars_worked_values():
+    acc = torch.tensor([0.0, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 7 / 8, 1.0])
+    et = dars_extra_rollouts(acc, 8, "et")
+    hw = dars_extra_rollouts(acc, 8, "hw")
+    assert et.tolist()[:3] == [24, 11, 3] and hw.tolist()[:3] == [56, 24, 8]
+    assert et.tolist()[4:] == [0, 0, 0] and hw.tolist()[4:] == [0, 0, 0]
+    # the cap is n_max - n
+    assert dars_extra_rollouts(acc, 8, "et", n_max=16).max().item() == 8
+    with pytest.raises(ValueError, match="schedule"):
+        dars_extra_rollouts(acc, 8, "uniform")
+
+
+def test_dars_std_normalized_reaches_peak_mass():
+    acc = torch.tensor([0.1, 0.2, 0.3])
+    n = 8
+    extra = dars_extra_rollouts(acc, n, "et", std_normalized=True, n_max=10_000)
+    s = 2 * (acc * (1 - acc)).sqrt()
+    total = (n + extra) * s
+    assert (total >= n - 1e-9).all() and ((n + extra - 1) * s < n).all()
