@@ -473,7 +473,7 @@ def test_registry_lists_and_rejects_unknown():
         "passk_adaptive",
     ]:
         assert expected in names
-    with pytest.raises(ValueError, match="valid: .*passk_analytic"):
+    with pytest.raises(ValueError, match=r"valid: .*passk_analytic"):
         compute_advantages("passk_analytical", torch.zeros(1, 4))
     assert get_estimator("passk_analytic").uses_k and not get_estimator("pass1").uses_k
     assert get_estimator("passk_adaptive").needs == {"entropy"}

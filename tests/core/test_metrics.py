@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import pytest
 import torch
@@ -63,7 +63,7 @@ def test_pass_at_k_is_monotone_in_k_and_c():
     n = 64
     for c in range(0, n + 1, 7):
         vals = [pass_at_k(n, c, k) for k in range(1, n + 1)]
-        assert all(a <= b + 1e-15 for a, b in zip(vals, vals[1:]))
+        assert all(a <= b + 1e-15 for a, b in pairwise(vals))
     assert pass_at_k(n, 5, 1) == pytest.approx(5 / 64)
 
 
