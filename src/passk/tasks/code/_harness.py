@@ -2,7 +2,7 @@
 
 It is not imported by passk: :mod:`passk.tasks.code.sandbox` reads this file's text and
 runs it with ``python -I -S -B -c <text>`` in a fresh interpreter. The parent writes one
-JSON payload to its stdin (candidate code, test plan, limits, report fd, nonce, uid); the
+marshal payload to its stdin (candidate code, test plan, limits, report fd, nonce, uid); the
 harness then
 
 1. isolates itself while still trusted (network and mount namespaces, read-only file
@@ -17,19 +17,20 @@ Nothing written here is trusted by the parent beyond what the docs/code_sandbox.
 model says: once the candidate runs, it controls this whole interpreter.
 """
 
-import json
+import marshal
 import os
 import sys
+from _json import encode_basestring_ascii as _quote  # `json` itself would import `re`: slow
 
 
 def _main():
-    payload = json.loads(sys.stdin.buffer.read())
+    payload = marshal.loads(sys.stdin.buffer.read())  # from the trusted parent
     fd = payload["fd"]
     nonce = payload["nonce"]
     write = os.write
 
     def emit(obj):
-        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        data = (_dumps(obj) + "\n").encode()
         while data:
             data = data[write(fd, data) :]
 
@@ -60,6 +61,21 @@ def _main():
                 emit({"t": i, "ok": nonce})
         except BaseException as e:
             emit({"t": i, "e": _describe(e)})
+
+
+def _dumps(v):
+    """JSON text of None/bool/int/str and (nested) lists and str-keyed dicts."""
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "true" if v else "false"
+    if type(v) is int:
+        return int.__repr__(v)
+    if type(v) is str:
+        return _quote(v)
+    if type(v) is list:
+        return "[" + ",".join([_dumps(x) for x in v]) + "]"
+    return "{" + ",".join([_quote(k) + ":" + _dumps(x) for k, x in v.items()]) + "}"
 
 
 def _describe(e):

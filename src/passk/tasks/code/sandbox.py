@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import marshal
 import os
 import secrets
 import selectors
@@ -41,6 +42,7 @@ _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 _UID_LO, _UID_HI = 1 << 28, 1 << 29
 _uid_lock = threading.Lock()
 _uids_in_use: set[int] = set()
+_clean_uids: set[int] = set()  # uids of this run known to have no live process
 _KILL = shutil.which("kill")
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "LC_ALL": "C.UTF-8"}
 WORKDIR_PREFIX = "passk-sbx-"
@@ -253,6 +255,7 @@ def _release_uid(uid: int | None) -> None:
     if uid is not None:
         with _uid_lock:
             _uids_in_use.discard(uid)
+            _clean_uids.discard(uid)
 
 
 def _run_sandbox(code: str, entrypoint: str, plans: list[TestPlan], limits: SandboxLimits) -> _Run:
@@ -292,7 +295,7 @@ def _run_sandbox(code: str, entrypoint: str, plans: list[TestPlan], limits: Sand
         )
         os.close(report_w)
         report_w = -1
-        _pump(proc, uid, json.dumps(payload).encode(), report_r, limits, run)
+        _pump(proc, uid, marshal.dumps(payload), report_r, limits, run)
     finally:
         if proc is not None:
             _stop(proc, uid)
@@ -424,6 +427,7 @@ def _stop(proc: subprocess.Popen, uid: int | None) -> None:
 def _uid_pids(uid: int) -> list[int]:
     """Live (non-zombie) processes whose real uid is ``uid``."""
     pids = []
+    key = str(uid).encode()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -432,9 +436,10 @@ def _uid_pids(uid: int) -> list[int]:
                 status = f.read(2048)
         except OSError:
             continue
-        fields = dict(line.split(b":", 1) for line in status.splitlines() if b":" in line)
-        state, uids = fields.get(b"State", b"").strip(), fields.get(b"Uid", b"").split()
-        if uids and int(uids[0]) == uid and not state.startswith(b"Z"):
+        at = status.find(b"\nUid:")
+        if at < 0 or status[at + 5 : status.find(b"\n", at + 1)].split()[:1] != [key]:
+            continue
+        if b"\nState:\tZ" not in status:
             pids.append(int(name))
     return pids
 
@@ -445,8 +450,16 @@ def _kill_uid(uid: int, wait_s: float = 2.0) -> None:
     ``kill(-1, SIGKILL)`` run *as* ``uid`` reaches exactly that uid's processes, and
     the kernel does it under the tasklist lock, so a fork bomb cannot outrun it.
     """
+    if uid in _clean_uids:
+        return
     end = time.monotonic() + wait_s
-    while (pids := _uid_pids(uid)) and time.monotonic() < end:
+    while True:
+        pids = _uid_pids(uid)
+        if not pids:  # nothing of this uid is alive, so it can never fork again
+            _clean_uids.add(uid)
+            return
+        if time.monotonic() > end:
+            return
         if _KILL is not None:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(
