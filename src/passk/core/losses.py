@@ -295,15 +295,20 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def _chunk_stats(x: Tensor, temperature: float) -> tuple[Tensor, Tensor, Tensor]:
-    """x: [n, V] (compute dtype) -> (log_softmax [n, V], p [n, V], entropy [n])."""
+def _chunk_log_softmax(
+    chunk: Tensor, cdt: torch.dtype, temperature: float
+) -> tuple[Tensor, Tensor]:
+    """chunk: [n, V] logits -> (log_softmax [n, V], p [n, V]) in ``cdt``, two [n, V] buffers.
+
+    -inf logits (masked vocabulary) are raised to the most negative finite value,
+    so their ``p = 0`` times ``log p`` is 0 rather than NaN.
+    """
+    y = chunk.to(cdt, copy=True)  # copy: the in-place ops below must not touch the caller's
     if temperature != 1.0:
-        x = x / temperature
-    logq = x - torch.logsumexp(x, dim=-1, keepdim=True)  # [n, V]
-    p = torch.exp(logq)
-    # p * logq is 0 * -inf = NaN for -inf logits (masked vocabulary); such terms are 0.
-    plogp = torch.where(p > 0, p * logq, torch.zeros((), dtype=x.dtype, device=x.device))
-    return logq, p, -plogp.sum(dim=-1)
+        y.div_(temperature)
+    y.clamp_(min=torch.finfo(cdt).min)
+    y.sub_(torch.logsumexp(y, dim=-1, keepdim=True))
+    return y, y.exp()
 
 
 class _ChunkedLogpEntropy(torch.autograd.Function):
@@ -311,9 +316,10 @@ class _ChunkedLogpEntropy(torch.autograd.Function):
 
     Saves only the logits (already alive in the caller) and recomputes the
     softmax chunk-wise in backward, so no ``[N, V]`` float32 intermediate is
-    ever held, with or without grad. Gradients:
-    ``dH/dx_j = -p_j (log p_j + H)`` and ``dlogp_y/dx_j = 1[j = y] - p_j``
-    (times ``1 / temperature``). First-order only (no double backward).
+    ever held, with or without grad; per chunk, about three ``[chunk, V]``
+    buffers. Gradients: ``dH/dx_j = -p_j (log p_j + H)`` and
+    ``dlogp_y/dx_j = 1[j = y] - p_j`` (times ``1 / temperature``).
+    First-order only (no double backward).
     """
 
     @staticmethod
@@ -331,12 +337,13 @@ class _ChunkedLogpEntropy(torch.autograd.Function):
         with torch.no_grad():
             for s in range(0, N, chunk_size):
                 e = min(s + chunk_size, N)
-                logq, _, h = _chunk_stats(logits[s:e].to(cdt), temperature)
-                ent[s:e] = h
+                logq, p = _chunk_log_softmax(logits[s:e], cdt, temperature)
                 if ids is not None:
                     logp[s:e] = logq.gather(-1, ids[s:e, None]).squeeze(-1)
+                ent[s:e] = -logq.mul_(p).sum(dim=-1)  # in place: logq is not needed after
         ctx.save_for_backward(logits, ids, ent)
         ctx.chunk_size, ctx.temperature = chunk_size, temperature
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None
         if ids is None:
             ctx.mark_non_differentiable(logp)
         return logp, ent
@@ -347,28 +354,34 @@ class _ChunkedLogpEntropy(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, g_logp: Tensor | None, g_ent: Tensor | None
     ) -> tuple[Tensor | None, None, None, None]:
         logits, ids, ent = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
+        if ids is None:
+            g_logp = None
+        if not ctx.needs_input_grad[0] or (g_logp is None and g_ent is None):
             return None, None, None, None
         N = logits.shape[0]
         cdt = _compute_dtype(logits.dtype)
         grad = torch.empty_like(logits)
-        zero = torch.zeros((), dtype=cdt, device=logits.device)
         for s in range(0, N, ctx.chunk_size):
             e = min(s + ctx.chunk_size, N)
-            logq, p, _ = _chunk_stats(logits[s:e].to(cdt), ctx.temperature)
-            g = torch.zeros_like(logq)
-            # `where` on the upstream gradient keeps garbage rows (grad 0, logits NaN) at 0.
+            logq, p = _chunk_log_softmax(logits[s:e], cdt, ctx.temperature)
+            gl = None if g_logp is None else g_logp[s:e, None].to(cdt)  # [n, 1]
             if g_ent is not None:
-                ge = g_ent[s:e, None].to(cdt)
-                term = -torch.where(p > 0, p * (logq + ent[s:e, None]), zero)
-                g = torch.where(ge != 0, ge * term, zero)
-            if g_logp is not None and ids is not None:
-                gl = g_logp[s:e, None].to(cdt)
-                g = g - torch.where(gl != 0, gl * p, zero)
+                ge = g_ent[s:e, None].to(cdt)  # [n, 1]
+                g = logq.add_(ent[s:e, None]).mul_(p).mul_(-ge)  # -ge p (log p + H)
+                if gl is not None:
+                    g.addcmul_(p, gl, value=-1.0)
+            else:
+                g = p.mul_(-gl)
+            if gl is not None:
                 g.scatter_add_(-1, ids[s:e, None], gl)
+            # Rows nobody differentiates (padding) may hold NaN logits: their gradient is 0.
+            unused = (ge == 0) if g_ent is not None else None
+            if gl is not None:
+                unused = (gl == 0) if unused is None else unused & (gl == 0)
+            g.masked_fill_(unused, 0.0)
             if ctx.temperature != 1.0:
-                g = g / ctx.temperature
-            grad[s:e] = g.to(logits.dtype)
+                g.div_(ctx.temperature)
+            grad[s:e] = g
         return grad, None, None, None
 
 
