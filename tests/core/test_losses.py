@@ -651,3 +651,17 @@ def test_policy_loss_registry() -> None:
         get_policy_loss("ppo")
     with pytest.raises(ValueError, match="already registered"):
         register_policy_loss("ppo_clip")(simko_loss)
+
+
+def test_half_precision_inputs_are_computed_in_float32() -> None:
+    logp = torch.tensor([[0.25, -0.25, 0.0]], dtype=torch.bfloat16, requires_grad=True)
+    old = torch.zeros(1, 3, dtype=torch.bfloat16)
+    loss, m = ppo_clip_loss(logp, old, torch.ones(1), torch.ones(1, 3))
+    assert loss.dtype == torch.float32 and m["actor/ratio_mean"].dtype == torch.float32
+    r = torch.exp(logp.detach().float())
+    want = torch.maximum(-r, -r.clamp(0.8, 1.28))
+    torch.testing.assert_close(loss, want)
+    loss.sum().backward()
+    assert logp.grad.dtype == torch.bfloat16
+    assert kl_penalty(logp, old).dtype == torch.float32
+    assert dph_divergence_loss(logp, old, torch.ones(1, 3))[0].dtype == torch.float32

@@ -23,7 +23,8 @@ terms compose by adding loss matrices before one aggregation::
     tensor(-0.0020, grad_fn=<DivBackward0>)
 
 Masked entries of every input are replaced before any arithmetic, so NaN or
-inf in padding reach neither ``loss_mat`` nor metrics nor gradients.
+inf in padding reach neither ``loss_mat`` nor metrics nor gradients. Half-precision
+inputs are computed (and returned) in float32; gradients flow back in their dtype.
 
 Sign conventions: ``log_ratio = logp - old_logp`` (PPO ratio ``r = exp``) and
 ``logr = logp - ref_logp`` for KL penalties, i.e. log(pi_theta / pi_ref) at
@@ -75,6 +76,11 @@ def _broadcast_advantages(advantages: Tensor, mask: Tensor) -> Tensor:
     )
 
 
+def _up(x: Tensor) -> Tensor:
+    """Half precision -> float32 (a bf16 ratio moves in steps of 0.008 near 1); else as is."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _fill(x: Tensor, mask: Tensor, value: float = 0.0) -> Tensor:
     """``x`` with masked-out entries replaced by ``value`` (gradient there is 0, never NaN)."""
     if mask.ndim < x.ndim:
@@ -83,13 +89,13 @@ def _fill(x: Tensor, mask: Tensor, value: float = 0.0) -> Tensor:
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    x = x.detach()
+    x = _up(x.detach())
     n = mask.sum().clamp(min=1)
     return _fill(x, mask).sum() / n
 
 
 def _masked_max(x: Tensor, mask: Tensor) -> Tensor:
-    x = x.detach()
+    x = _up(x.detach())
     m = _fill(x, mask, -math.inf).max() if x.numel() else x.new_zeros(())
     return torch.where(mask.any(), m, torch.zeros_like(m))
 
@@ -195,8 +201,8 @@ def ppo_clip_loss(
     """
     _check_eps(eps_low, eps_high, dual_clip)
     mask = _check_2d(mask, logp=logp, old_logp=old_logp)
-    adv = _fill(_broadcast_advantages(advantages, mask), mask)
-    log_ratio = _fill(logp, mask) - _fill(old_logp, mask)  # [B, T]
+    adv = _fill(_up(_broadcast_advantages(advantages, mask)), mask)
+    log_ratio = _fill(_up(logp), mask) - _fill(_up(old_logp), mask)  # [B, T]
     ratio = torch.exp(log_ratio.clamp(-_LOG_RATIO_CLAMP, _LOG_RATIO_CLAMP))
     return _ppo_clip_from_ratio(ratio, log_ratio, adv, mask, eps_low, eps_high, dual_clip)
 
@@ -256,7 +262,7 @@ def kl_penalty(
     if mask is not None:
         mask = _check_2d(mask, logp=logp)
         logp, ref_logp = _fill(logp, mask), _fill(ref_logp, mask)
-    logr = logp - ref_logp
+    logr = _up(logp) - _up(ref_logp)
     if kind == "k1":
         kl = logr
     elif kind == "k2":
@@ -590,6 +596,7 @@ def simko_loss(
     if correct.shape != (B,):
         raise ValueError(f"correct must have shape [B]=({B},), got {tuple(correct.shape)}")
 
+    logp, old_logp, topk_logp, topk_old_logp = map(_up, (logp, old_logp, topk_logp, topk_old_logp))
     w = simko_entropy_weights(entropy, mask, tau).to(logp.dtype)  # [B, T]
     correct_t = (correct != 0)[:, None].expand(B, T)  # [B, T]
     top1 = sampled_is_top1 != 0
@@ -607,7 +614,7 @@ def simko_loss(
     mixed = ratio + (delta - delta.detach())
 
     boost = (~correct_t) & top1 & (w > 0) & mask  # [B, T]
-    adv = _fill(_broadcast_advantages(advantages, mask), mask)
+    adv = _fill(_up(_broadcast_advantages(advantages, mask)), mask)
     adv = torch.where(boost, adv * lam, adv)
 
     loss, metrics = _ppo_clip_from_ratio(mixed, log_ratio, adv, mask, eps_low, eps_high, dual_clip)
@@ -698,7 +705,7 @@ def dph_divergence_loss(
     if not log_u_clamp > 0:
         raise ValueError(f"log_u_clamp must be > 0, got {log_u_clamp!r}")
     mask = _check_2d(mask, logp=logp, ref_logp=ref_logp)
-    log_u = (_fill(logp, mask) - _fill(ref_logp, mask)).clamp(-log_u_clamp, log_u_clamp)
+    log_u = (_fill(_up(logp), mask) - _fill(_up(ref_logp), mask)).clamp(-log_u_clamp, log_u_clamp)
     loss = _fill(dph_generator(log_u, kind, alpha), mask)
     return loss, {
         "dph/divergence": _masked_mean(loss, mask),
