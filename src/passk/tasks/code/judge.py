@@ -263,3 +263,12 @@ def judge_values(plan: TestPlan, values: Any) -> bool:
         return bool(eval(plan.check, scope))
     except Exception:  # a wrong type, an unhashable set member, a bad comparison: fail
         return False
+
+
+def describe_values(values: Any, limit: int = 120) -> str:
+    """Short text of reported values for an error message (never raises)."""
+    try:
+        shown = ", ".join(repr(decode(v)) for v in values)
+    except Exception:
+        return "an invalid report"
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from passk.tasks.code.judge import TestPlan, judge_values, plan_test
+from passk.tasks.code.judge import TestPlan, describe_values, judge_values, plan_test
 
 _HARNESS = (Path(__file__).with_name("_harness.py")).read_text()
 _IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -203,7 +203,7 @@ def _judge(
         elif plan.lifted:
             verdict[i] = judge_values(plan, rec.get("v"))
             if not verdict[i]:
-                errors[i] = "AssertionError"
+                errors[i] = f"AssertionError (got {describe_values(rec.get('v'))})"
         else:
             ok = rec.get("ok")
             verdict[i] = isinstance(ok, str) and hmac.compare_digest(ok, nonce)
