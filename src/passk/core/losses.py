@@ -659,8 +659,14 @@ def dph_generator(log_u: Tensor, kind: str = "forward_kl", alpha: float = 0.2) -
         return torch.expm1(log_u) - log_u
     u = torch.exp(log_u)
     if kind == "js":
-        # log((u + 1) / 2) = softplus(log u) - log 2, stable for large and tiny u.
-        return u * log_u - (u + 1.0) * (torch.nn.functional.softplus(log_u) - _LOG2)
+        # f = u log(2u / (u + 1)) + log(2 / (u + 1)). Near u = 1 write t = (u - 1) / (u + 1)
+        # = tanh(log u / 2): f = u log1p(t) + log1p(-t) keeps f ~ (u - 1)^2 / 4 free of
+        # cancellation; elsewhere log(2 / (u + 1)) = log 2 - softplus(log u) is exact.
+        t = torch.tanh(log_u.clamp(-1.0, 1.0) / 2)
+        near = u * torch.log1p(t) + torch.log1p(-t)
+        sp = torch.nn.functional.softplus(log_u)
+        far = u * (log_u - sp + _LOG2) + (_LOG2 - sp)
+        return torch.where(log_u.abs() < 1.0, near, far)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] for the alpha generator, got {alpha!r}")
     if alpha == 1.0:
