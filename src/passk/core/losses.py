@@ -144,13 +144,13 @@ def _ppo_clip_from_ratio(
     clip_low = (adv < 0) & (r < 1.0 - eps_low) & mask
     lr = log_ratio.detach()
     approx_kl = torch.expm1(lr) - lr  # k3 of KL(old || new), tokens drawn from old
-    f = mask.to(torch.float32)
+    f = torch.float32
     metrics = {
         f"{prefix}/pg_loss": _masked_mean(loss, mask),
-        f"{prefix}/clip_frac": _masked_mean((clip_high | clip_low).to(f.dtype), mask),
-        f"{prefix}/clip_frac_high": _masked_mean(clip_high.to(f.dtype), mask),
-        f"{prefix}/clip_frac_low": _masked_mean(clip_low.to(f.dtype), mask),
-        f"{prefix}/dual_clip_frac": _masked_mean(dual.to(f.dtype), mask),
+        f"{prefix}/clip_frac": _masked_mean((clip_high | clip_low).to(f), mask),
+        f"{prefix}/clip_frac_high": _masked_mean(clip_high.to(f), mask),
+        f"{prefix}/clip_frac_low": _masked_mean(clip_low.to(f), mask),
+        f"{prefix}/dual_clip_frac": _masked_mean(dual.to(f), mask),
         f"{prefix}/approx_kl": _masked_mean(approx_kl, mask),
         f"{prefix}/ratio_mean": _masked_mean(r, mask),
         f"{prefix}/ratio_max": _masked_max(r, mask),
