@@ -79,37 +79,37 @@ def _text(rng: random.Random, difficulty: int, alphabet: str = string.ascii_lowe
 
 @_family("sum_every_kth")
 def _sum_every_kth(rng: random.Random, d: int, n: int) -> Spec:
-    k, offset = rng.randint(2, 1 + d), rng.randint(0, d - 1)
-    offset = min(offset, k - 1)
+    k = rng.randint(2, 3 + d)
+    offset, m = rng.randint(0, k - 1), rng.randint(1, 3)
+    times = f"{m} times " if m > 1 else ""
     return Spec(
         "sum_every_kth",
         "def sum_every_kth(xs: list[int]) -> int",
-        f"Return the sum of the elements of `xs` whose index i satisfies i % {k} == {offset} "
+        f"Return {times}the sum of the elements of `xs` whose index i satisfies i % {k} == {offset} "
         "(0 for an empty list).",
-        f"def sum_every_kth(xs):\n    return sum(xs[{offset}::{k}])\n",
+        f"def sum_every_kth(xs):\n    return {m} * sum(xs[{offset}::{k}])\n",
         tuple((_ints(rng, d),) for _ in range(n)),
-        (k, offset),
+        (k, offset, m),
     )
 
 
 @_family("reverse_words")
 def _reverse_words(rng: random.Random, d: int, n: int) -> Spec:
-    sep = rng.choice([" ", ",", ";", "-"][: 1 + d])
+    sep, joiner = rng.choice(" ,;-"), rng.choice([" ", "-", "_", ", "])
+    min_len = rng.randint(0, 3)
     cap = d >= 2 and rng.random() < 0.5
-    what = (
-        "reverse the order of the words and capitalise each word"
-        if cap
-        else "reverse the order of the words"
-    )
-    body = "[w.capitalize() for w in s.split(sep)[::-1]]" if cap else "s.split(sep)[::-1]"
+    keep = f"keep only the words with at least {min_len} characters, " if min_len else ""
+    what = "capitalise each word, " if cap else ""
+    word = "w.capitalize()" if cap else "w"
     return Spec(
         "reverse_words",
         "def reverse_words(s: str) -> str",
-        f"Words in `s` are separated by the single character {sep!r}; {what}, joined by the "
-        "same separator. Empty words (from repeated separators) are kept.",
-        f"def reverse_words(s):\n    sep = {sep!r}\n    return sep.join({body})\n",
+        f"Split `s` into words at every {sep!r} (repeated separators give empty words), {keep}"
+        f"{what}reverse the order of the words and join them with {joiner!r}.",
+        f"def reverse_words(s):\n    words = [{word} for w in s.split({sep!r}) if len(w) >= {min_len}]\n"
+        f"    return {joiner!r}.join(words[::-1])\n",
         tuple((_text(rng, d).replace(" ", sep),) for _ in range(n)),
-        (sep, cap),
+        (sep, joiner, min_len, cap),
     )
 
 
@@ -118,17 +118,13 @@ def _count_chars(rng: random.Random, d: int, n: int) -> Spec:
     chars = "".join(sorted(rng.sample(string.ascii_lowercase, rng.randint(1, 2 + 2 * d))))
     fold = d >= 2 and rng.random() < 0.5
     alphabet = string.ascii_letters + "  .!" if fold else string.ascii_lowercase + " "
+    expr = "s.lower()" if fold else "s"
     return Spec(
         "count_chars",
         "def count_chars(s: str) -> int",
         f"Return how many characters of `s` are one of {chars!r}"
         + (" (ignoring case)." if fold else " (case-sensitive)."),
-        "def count_chars(s):\n"
-        + (
-            f"    return sum(c in {chars!r} for c in s.lower())\n"
-            if fold
-            else f"    return sum(c in {chars!r} for c in s)\n"
-        ),
+        f"def count_chars(s):\n    return sum(c in {chars!r} for c in {expr})\n",
         tuple(
             ("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6 * d + 4))),)
             for _ in range(n)
@@ -155,15 +151,18 @@ def _clamp(rng: random.Random, d: int, n: int) -> Spec:
 @_family("running_extreme")
 def _running_extreme(rng: random.Random, d: int, n: int) -> Spec:
     op = rng.choice(["max", "min"])
+    init = rng.choice([None, *range(-5, 6)])
+    start = "" if init is None else f", starting from the value {init} (which counts as seen)"
+    first = "x" if init is None else f"{op}({init}, x)"
     return Spec(
         f"running_{op}",
         f"def running_{op}(xs: list[int]) -> list[int]",
-        f"Return a list whose i-th element is the {op}imum of xs[0], ..., xs[i] "
+        f"Return a list whose i-th element is the {op}imum of xs[0], ..., xs[i]{start} "
         "(an empty list for an empty input).",
         f"def running_{op}(xs):\n    out = []\n    for x in xs:\n"
-        f"        out.append(x if not out else {op}(out[-1], x))\n    return out\n",
+        f"        out.append({first} if not out else {op}(out[-1], x))\n    return out\n",
         tuple((_ints(rng, d),) for _ in range(n)),
-        (op,),
+        (op, init),
     )
 
 
@@ -198,24 +197,27 @@ def _caesar(rng: random.Random, d: int, n: int) -> Spec:
 
 @_family("dedupe")
 def _dedupe(rng: random.Random, d: int, n: int) -> Spec:
-    keep_last = d >= 2 and rng.random() < 0.5
+    keep_last = rng.random() < 0.5
+    drop = rng.choice([None, *range(10)])
     which = "last" if keep_last else "first"
+    skip = "" if drop is None else f", after removing every element equal to {drop}"
+    xs = "xs" if drop is None else f"[x for x in xs if x != {drop}]"
     ref = (
-        "def dedupe(xs):\n    return list(reversed(list(dict.fromkeys(reversed(xs)))))\n"
+        f"def dedupe(xs):\n    return list(reversed(list(dict.fromkeys(reversed({xs})))))\n"
         if keep_last
-        else "def dedupe(xs):\n    return list(dict.fromkeys(xs))\n"
+        else f"def dedupe(xs):\n    return list(dict.fromkeys({xs}))\n"
     )
     return Spec(
         "dedupe",
         "def dedupe(xs: list[int]) -> list[int]",
-        f"Remove duplicates from `xs`, keeping the {which} occurrence of each value and the "
-        "relative order of the kept elements.",
+        f"Remove duplicates from `xs`{skip}, keeping the {which} occurrence of each value and "
+        "the relative order of the kept elements.",
         ref,
         tuple(
             ([rng.randint(0, 3 + 2 * d) for _ in range(rng.randint(0, 4 + 3 * d))],)
             for _ in range(n)
         ),
-        (keep_last,),
+        (keep_last, drop),
     )
 
 
@@ -237,15 +239,16 @@ def _linear_recurrence(rng: random.Random, d: int, n: int) -> Spec:
 
 @_family("digit_sum")
 def _digit_sum(rng: random.Random, d: int, n: int) -> Spec:
-    base = rng.choice([10, 2, 3, 8, 16][: 1 + 2 * d])
+    base, power = rng.choice([10, 2, 3, 5, 7, 8, 9, 16]), rng.randint(1, 3)
+    what = "digits" if power == 1 else f"{['', '', 'squares', 'cubes'][power]} of the digits"
     return Spec(
         "digit_sum",
         "def digit_sum(n: int) -> int",
-        f"Return the sum of the digits of the non-negative integer `n` written in base {base}.",
+        f"Return the sum of the {what} of the non-negative integer `n` written in base {base}.",
         f"def digit_sum(n):\n    total = 0\n    while n:\n        n, r = divmod(n, {base})\n"
-        "        total += r\n    return total\n",
+        f"        total += r ** {power}\n    return total\n",
         tuple((rng.randint(0, 10 ** (2 + 2 * d)),) for _ in range(n)),
-        (base,),
+        (base, power),
     )
 
 
@@ -264,49 +267,61 @@ def _count_multiples(rng: random.Random, d: int, n: int) -> Spec:
 
 @_family("run_length")
 def _run_length(rng: random.Random, d: int, n: int) -> Spec:
-    sep = rng.choice(["", ":", "*"][:d])
+    sep = rng.choice(["", ":", "*", "/", "-", "="])
+    bare, count_first = rng.random() < 0.5, rng.random() < 0.5
     letters = string.ascii_lowercase[: rng.randint(2, 2 + d)]
+    one = "a run of length 1 is written as just c; " if bare else ""
+    form = f"str(m) + {sep!r} + c" if count_first else f"c + {sep!r} + str(m)"
+    piece = f"str(j - i) + {sep!r} + s[i]" if count_first else f"s[i] + {sep!r} + str(j - i)"
+    if bare:
+        piece = f"s[i] if j - i == 1 else {piece}"
     return Spec(
         "run_length",
         "def run_length(s: str) -> str",
         "Run-length encode `s`: each maximal run of a repeated character c of length m becomes "
-        f"c + {sep!r} + str(m), e.g. 'aab' -> 'a{sep}2b{sep}1'; the empty string gives ''.",
+        f"{form}; {one}the pieces are concatenated and the empty string gives ''.",
         "def run_length(s):\n    out = []\n    i = 0\n    while i < len(s):\n        j = i\n"
         "        while j < len(s) and s[j] == s[i]:\n            j += 1\n"
-        f"        out.append(s[i] + {sep!r} + str(j - i))\n        i = j\n    return ''.join(out)\n",
+        f"        out.append({piece})\n        i = j\n    return ''.join(out)\n",
         tuple(
             ("".join(rng.choice(letters) for _ in range(rng.randint(0, 5 + 4 * d))),)
             for _ in range(n)
         ),
-        (sep, letters),
+        (sep, bare, count_first),
     )
 
 
 @_family("rotate")
 def _rotate(rng: random.Random, d: int, n: int) -> Spec:
-    k = rng.randint(-3 * d, 3 * d)
+    k = rng.choice([x for x in range(-3 - 3 * d, 4 + 3 * d) if x])
+    neg = rng.random() < 0.5
+    then = " and negate every element" if neg else ""
+    sign = "-" if neg else ""
     return Spec(
         "rotate",
         "def rotate(xs: list[int]) -> list[int]",
-        f"Rotate `xs` right by {k} positions (a negative count rotates left), wrapping around "
-        "(an empty list stays empty).",
+        f"Rotate `xs` right by {k} positions (a negative count rotates left), wrapping around"
+        f"{then} (an empty list stays empty).",
         f"def rotate(xs):\n    if not xs:\n        return []\n    k = {k} % len(xs)\n"
-        "    return xs[len(xs) - k:] + xs[:len(xs) - k]\n",
+        f"    return [{sign}x for x in xs[len(xs) - k:] + xs[:len(xs) - k]]\n",
         tuple((_ints(rng, d),) for _ in range(n)),
-        (k,),
+        (k, neg),
     )
 
 
 @_family("palindrome")
 def _palindrome(rng: random.Random, d: int, n: int) -> Spec:
     strict = d == 1 or rng.random() < 0.3
+    min_len, ignore = rng.randint(0, 3), rng.choice([None, "a", "b", "x", "-"])
     how = "exactly" if strict else "ignoring case and every character that is not a letter or digit"
-    ref = (
-        "def is_palindrome(s):\n    return s == s[::-1]\n"
+    drop = "" if ignore is None else f" after deleting every {ignore!r}"
+    cond = f"if c != {ignore!r}" if ignore is not None else ""
+    t = (
+        f"[c for c in s {cond}]"
         if strict
-        else "def is_palindrome(s):\n    t = [c.lower() for c in s if c.isalnum()]\n    return t == t[::-1]\n"
+        else f"[c.lower() for c in s if c.isalnum() {cond.replace('if', 'and')}]"
     )
-    alphabet = "abA ,1" if not strict else "aba"
+    alphabet = "aba-x" if strict else "abAB ,1x-"
 
     def sample() -> str:
         half = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 3 + 2 * d)))
@@ -316,33 +331,29 @@ def _palindrome(rng: random.Random, d: int, n: int) -> Spec:
     return Spec(
         "is_palindrome",
         "def is_palindrome(s: str) -> bool",
-        f"Return True if `s` reads the same forwards and backwards ({how}), else False.",
-        ref,
+        f"Return True if `s`{drop} has at least {min_len} characters left and reads the same "
+        f"forwards and backwards ({how}), else False.",
+        f"def is_palindrome(s):\n    t = {t}\n    return len(t) >= {min_len} and t == t[::-1]\n",
         tuple((sample(),) for _ in range(n)),
-        (strict,),
+        (strict, min_len, ignore),
     )
 
 
-@_family("second_largest")
-def _second_largest(rng: random.Random, d: int, n: int) -> Spec:
-    distinct = d >= 2 and rng.random() < 0.6
-    what = (
-        "second largest distinct value" if distinct else "second largest element (counting repeats)"
-    )
-    ref = (
-        "def second_largest(xs):\n    v = sorted(set(xs))\n    return v[-2] if len(v) >= 2 else None\n"
-        if distinct
-        else "def second_largest(xs):\n    v = sorted(xs)\n    return v[-2] if len(v) >= 2 else None\n"
-    )
+@_family("kth_largest")
+def _kth_largest(rng: random.Random, d: int, n: int) -> Spec:
+    k, distinct = rng.randint(2, 5), rng.random() < 0.5
+    default = rng.choice([None, -1, 0])
+    what = "distinct value" if distinct else "element (counting repeats)"
+    vals = "sorted(set(xs))" if distinct else "sorted(xs)"
     return Spec(
-        "second_largest",
-        "def second_largest(xs: list[int]) -> int | None",
-        f"Return the {what} of `xs`, or None if there is none.",
-        ref,
+        "kth_largest",
+        "def kth_largest(xs: list[int]) -> int | None",
+        f"Return the {k}-th largest {what} of `xs`, or {default} if there is none.",
+        f"def kth_largest(xs):\n    v = {vals}\n    return v[-{k}] if len(v) >= {k} else {default}\n",
         tuple(
             ([rng.randint(0, 4 * d) for _ in range(rng.randint(0, 3 + 3 * d))],) for _ in range(n)
         ),
-        (distinct,),
+        (k, distinct, default),
     )
 
 
