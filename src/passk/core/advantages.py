@@ -427,13 +427,22 @@ def passk_bootstrap_advantage(rewards: Tensor, mask: Tensor, p: BootstrapParams)
     gen = torch.Generator().manual_seed(p.seed)
     total = torch.zeros_like(rewards)
     count = torch.zeros_like(rewards)
-    rows = max(1, p.chunk_elements // max(M * N, 1))
+    floyd = p.k * p.k <= 8 * N  # few draws per subset beat sorting N random keys
+    if floyd:
+        # all uniforms up front so that chunking over groups cannot change the stream
+        uniforms = torch.rand((G, M, p.k), generator=gen, dtype=torch.float64).to(rewards.device)
+        rows = max(1, p.chunk_elements // max(M * p.k * p.k, 1))
+    else:
+        rows = max(1, p.chunk_elements // max(M * N, 1))
     for start in range(0, G, rows):  # chunks over groups bound memory, not a loop per group
         r, m = rewards[start : start + rows], mask[start : start + rows]
         g = r.shape[0]
-        keys = torch.rand((g, M, N), generator=gen, dtype=torch.float32).to(r.device)
-        keys = torch.where(m[:, None, :], keys, 2.0)
-        members = keys.topk(p.k, dim=2, largest=False).indices  # [g, M, k] distinct valid
+        if floyd:
+            members = _floyd_subsets(m, uniforms[start : start + g])
+        else:
+            keys = torch.rand((g, M, N), generator=gen, dtype=torch.float32).to(r.device)
+            keys = torch.where(m[:, None, :], keys, 2.0)
+            members = keys.topk(p.k, dim=2, largest=False).indices  # [g, M, k] distinct valid
         sub_reward = r.gather(1, members.reshape(g, M * p.k)).reshape(g, M, p.k).amax(2)
         has = m.sum(1, keepdim=True) >= p.k  # [g, 1]
         sub_adv = _zscore(sub_reward, has.expand(g, M), p.eps)  # [g, M]
@@ -442,6 +451,25 @@ def passk_bootstrap_advantage(rewards: Tensor, mask: Tensor, p: BootstrapParams)
         total[start : start + g].scatter_add_(1, flat, contrib)
         count[start : start + g].scatter_add_(1, flat, torch.ones_like(contrib))
     return torch.where(count > 0, total / count.clamp(min=1), 0.0)
+
+
+def _floyd_subsets(mask: Tensor, uniforms: Tensor) -> Tensor:
+    """Uniform random k-subsets of each row's valid positions (Floyd's algorithm).
+
+    ``mask`` is ``[g, N]``, ``uniforms`` ``[g, M, k]`` in [0, 1); returns positions
+    ``[g, M, k]``, distinct within a subset. Step j draws t in [0, n - k + j]; if t was
+    already taken it takes n - k + j instead, which keeps every k-subset equally likely.
+    """
+    g, M, k = uniforms.shape
+    n = mask.sum(1)  # [g]
+    valid_pos = (~mask).to(torch.int8).argsort(dim=1, stable=True)  # valid positions first
+    chosen = torch.zeros((g, M, k), dtype=torch.long, device=mask.device)
+    for j in range(k):
+        upper = (n - k + j).clamp(min=0)[:, None]  # [g, 1]
+        t = torch.minimum((uniforms[:, :, j] * (upper + 1)).long(), upper)  # [g, M]
+        taken = (chosen[:, :, :j] == t[:, :, None]).any(2)
+        chosen[:, :, j] = torch.where(taken, upper, t)
+    return valid_pos.gather(1, chosen.reshape(g, M * k)).reshape(g, M, k)
 
 
 # --------------------------------------------------------------------------- 1.5 max@k
