@@ -475,6 +475,13 @@ def _floyd_subsets(mask: Tensor, uniforms: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- 1.5 max@k
 
 
+def _rank_table(offset: int, b: int, width: int, device: torch.device) -> Tensor:
+    """``log C(r - offset, b)`` for r = 0..width, to gather by rank instead of calling lgamma
+    on every ``[G, N]`` element."""
+    r = torch.arange(width + 1, dtype=torch.float64, device=device)
+    return _log_binom(r - offset, torch.full_like(r, float(b)))
+
+
 def _sorted_ranks(rewards: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Sort each row ascending with invalid entries first.
 
@@ -501,12 +508,15 @@ def maxk_subset_stats(rewards: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Te
     Inputs are float64 with masked entries ignored.
     """
     values, order, rank, n = _sorted_ranks(rewards, mask)
-    kk = torch.full_like(rank, float(k))
     live = rank > 0
+    idx = rank.clamp(min=0).long()
+    width = rewards.shape[1]
+    kk = torch.full_like(n, float(k))
     # weight of g_(r) as the subset max, over all subsets and over those containing r
-    log_all = _log_binom(rank - 1, kk - 1) - _log_binom(n, kk)
-    log_own = _log_binom(rank - 1, kk - 1) - _log_binom(n - 1, kk - 1)
-    log_other = _log_binom(rank - 2, kk - 2) - _log_binom(n - 1, kk - 1)
+    log_max_at = _rank_table(1, k - 1, width, rewards.device)[idx]  # log C(r-1, k-1)
+    log_all = log_max_at - _log_binom(n, kk)
+    log_own = log_max_at - _log_binom(n - 1, kk - 1)
+    log_other = _rank_table(2, k - 2, width, rewards.device)[idx] - _log_binom(n - 1, kk - 1)
     w_all = torch.where(live, log_all.exp(), 0.0)
     w_own = torch.where(live, log_own.exp(), 0.0)
     w_other = torch.where(live, log_other.exp(), 0.0)
@@ -580,11 +590,14 @@ def pkpo_loo_advantage(rewards: Tensor, mask: Tensor, p: PKPOParams) -> Tensor:
         adv = torch.where(n_valid > 1, rewards - others, 0.0) / n_valid
     else:
         values, order, rank, n = _sorted_ranks(rewards, mask)
-        kk = torch.full_like(rank, float(p.k))
         live = rank > 0
-        log_norm = _log_binom(n, kk)
-        w_own = torch.where(live, (_log_binom(rank - 1, kk - 1) - log_norm).exp(), 0.0)
-        w_low = torch.where(live, (_log_binom(rank - 1, kk - 2) - log_norm).exp(), 0.0)
+        idx = rank.clamp(min=0).long()
+        width = rewards.shape[1]
+        log_norm = _log_binom(n, torch.full_like(n, float(p.k)))
+        log_own = _rank_table(1, p.k - 1, width, rewards.device)[idx] - log_norm
+        log_low = _rank_table(1, p.k - 2, width, rewards.device)[idx] - log_norm
+        w_own = torch.where(live, log_own.exp(), 0.0)
+        w_low = torch.where(live, log_low.exp(), 0.0)
         # prefix over j < r of C(j-1, k-2) g_(j): shift the inclusive cumsum by one
         lower = (w_low * values).cumsum(1) - w_low * values
         adv_sorted = w_own * values - lower
