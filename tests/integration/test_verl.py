@@ -1,0 +1,354 @@
+"""Contract tests: passk's estimators and losses driven through verl's own code paths (CPU).
+
+They build verl ``DataProto`` batches and call verl's ``compute_advantage`` and
+``get_policy_loss_fn`` exactly as its trainer does, and compare with passk's core.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("verl", reason="verl not installed: pip install 'passk[verl]'")
+OmegaConf = pytest.importorskip("omegaconf").OmegaConf
+
+from verl import DataProto  # noqa: E402
+from verl.trainer.ppo import core_algos  # noqa: E402
+from verl.trainer.ppo.ray_trainer import compute_advantage  # noqa: E402
+
+import passk  # noqa: E402
+import passk.integrations.verl as pv  # noqa: E402
+
+CONFIG = pv.CONFIG_KEY
+
+# Estimator name -> parameters under algorithm.passk, and whether it takes binary rewards.
+CASES = {
+    "passk_analytic": ({"k": 3}, True),
+    "passk_full": ({"k": 2, "shuffle": True, "seed": 3}, True),
+    "passk_bootstrap": ({"k": 3, "seed": 1}, True),
+    "maxk_analytic": ({"k": 3}, False),
+    "passk_combination": ({"k": 3}, True),
+    "passk_exceed": ({"k": 2}, True),
+    "pkpo_loo": ({"k": 3}, False),
+}
+
+
+def make_batch(
+    scores: torch.Tensor, uids: np.ndarray, T: int = 6, seed: int = 0
+) -> tuple[DataProto, torch.Tensor]:
+    """A verl batch whose reward sits on the last valid token of ragged responses."""
+    g = torch.Generator().manual_seed(seed)
+    B = scores.shape[0]
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    mask = (torch.arange(T)[None] < lengths[:, None]).to(torch.float32)  # [B, T]
+    rewards = torch.zeros(B, T)
+    rewards[torch.arange(B), lengths - 1] = scores
+    data = DataProto.from_dict(
+        tensors={"token_level_rewards": rewards, "response_mask": mask},
+        non_tensors={"uid": uids},
+    )
+    return data, mask
+
+
+def reference_advantages(
+    name: str, scores: torch.Tensor, uids: np.ndarray, **params
+) -> torch.Tensor:
+    """Loop reference: group by uid (batch order kept), call passk, scatter back -> [B]."""
+    groups: dict = defaultdict(list)
+    for i, u in enumerate(uids.tolist()):
+        groups[u].append(i)
+    keys = sorted(groups)
+    N = max(len(v) for v in groups.values())
+    rewards = torch.zeros(len(keys), N, dtype=scores.dtype)
+    mask = torch.zeros(len(keys), N, dtype=torch.bool)
+    for gi, key in enumerate(keys):
+        for j, i in enumerate(groups[key]):
+            rewards[gi, j], mask[gi, j] = scores[i], True
+    adv = passk.compute_advantages(name, rewards, mask, **params)
+    out = torch.zeros(scores.shape[0])
+    for gi, key in enumerate(keys):
+        for j, i in enumerate(groups[key]):
+            out[i] = adv[gi, j]
+    return out
+
+
+def ragged_uids(rng: np.random.Generator, sizes: list[int]) -> np.ndarray:
+    uids = np.array([f"uid-{g}" for g, n in enumerate(sizes) for _ in range(n)], dtype=object)
+    return uids[rng.permutation(len(uids))]  # interleaved, as after balance_batch
+
+
+def test_estimators_are_registered_under_passk_names() -> None:
+    for name in pv.VERL_ESTIMATORS:
+        fn = core_algos.get_adv_estimator_fn(name)
+        assert getattr(fn, "__passk_verl__", None) == name
+    assert core_algos.get_policy_loss_fn("passk_ppo_clip") is pv.passk_ppo_clip_policy_loss
+    # verl's own grpo_passk is a different method and stays untouched
+    assert not hasattr(core_algos.get_adv_estimator_fn("grpo_passk"), "__passk_verl__")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_verl_compute_advantage_matches_core(name: str, seed: int) -> None:
+    params, binary = CASES[name]
+    rng = np.random.default_rng(seed)
+    sizes = [8, 5, 8, 6, 3]  # ragged groups (DARS-style), smallest >= every k above
+    uids = ragged_uids(rng, sizes)
+    B = len(uids)
+    if binary:
+        scores = torch.as_tensor(rng.integers(0, 2, B), dtype=torch.float32)
+    else:
+        scores = torch.as_tensor(rng.random(B), dtype=torch.float32)
+    scores[uids == "uid-1"] = 1.0  # one degenerate group
+    data, mask = make_batch(scores, uids, seed=seed)
+    config = OmegaConf.create({"adv_estimator": name, CONFIG: params})
+    out = compute_advantage(data, adv_estimator=name, config=config)
+    expected = reference_advantages(name, scores, uids, **params)  # [B]
+    adv, ret = out.batch["advantages"], out.batch["returns"]
+    assert adv.shape == mask.shape
+    torch.testing.assert_close(adv, expected[:, None] * mask, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ret, adv)
+    assert (adv[mask == 0] == 0).all()
+
+
+def test_analytic_worked_value_through_verl() -> None:
+    # SPEC 1.4: N = 32, k = 4, N_pos = 8 -> A_pos = 0.648, A_neg = -0.216
+    scores = torch.zeros(32)
+    scores[:8] = 1.0
+    uids = np.array(["p"] * 32, dtype=object)
+    data, _ = make_batch(scores, uids)
+    cfg = OmegaConf.create({CONFIG: {"k": 4}})
+    adv = compute_advantage(data, adv_estimator="passk_analytic", config=cfg).batch["advantages"]
+    first = adv[torch.arange(32), 0]
+    torch.testing.assert_close(first[:8], torch.full((8,), 0.648), atol=5e-4, rtol=0)
+    torch.testing.assert_close(first[8:], torch.full((24,), -0.216), atol=5e-4, rtol=0)
+
+
+def test_integer_uids_and_binarize_threshold() -> None:
+    scores = torch.tensor([1.0, -1.0, -1.0, 1.0, -1.0, -1.0, -1.0, 1.0])  # DAPO-style +-1
+    uids = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=object)
+    data, mask = make_batch(scores, uids)
+    cfg = OmegaConf.create({CONFIG: {"k": 2, "binarize_threshold": 0.0}})
+    adv = compute_advantage(data, adv_estimator="passk_analytic", config=cfg).batch["advantages"]
+    expected = reference_advantages("passk_analytic", (scores > 0).float(), uids, k=2)
+    torch.testing.assert_close(adv, expected[:, None] * mask)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        ({}, "algorithm.passk, which is missing"),
+        ({CONFIG: {}}, "needs algorithm.passk.k"),
+        ({CONFIG: {"k": 2, "kk": 1}}, r"unknown key\(s\) \['kk'\]"),
+        ({CONFIG: {"k": 99}}, "k=99 is larger than the smallest group"),
+        ({CONFIG: {"k": 0}}, "k must be an integer >= 1"),
+        ({CONFIG: {"k": 2, "binarize_threshold": "x"}}, "binarize_threshold"),
+    ],
+)
+def test_bad_config_raises_clear_error_at_first_call(cfg: dict, match: str) -> None:
+    scores = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    data, _ = make_batch(scores, np.array(["a", "a", "b", "b"], dtype=object))
+    with pytest.raises(ValueError, match=match):
+        compute_advantage(data, adv_estimator="passk_analytic", config=OmegaConf.create(cfg))
+
+
+def test_non_binary_rewards_rejected_by_binary_estimators() -> None:
+    scores = torch.tensor([0.5, 0.0, 1.0, 0.0])
+    data, _ = make_batch(scores, np.array(["a", "a", "a", "a"], dtype=object))
+    with pytest.raises(ValueError, match="binary rewards"):
+        compute_advantage(
+            data, adv_estimator="passk_analytic", config=OmegaConf.create({CONFIG: {"k": 2}})
+        )
+
+
+def test_adaptive_uses_response_entropy() -> None:
+    rng = np.random.default_rng(0)
+    uids = ragged_uids(rng, [6, 6, 6, 6])
+    B = len(uids)
+    scores = torch.as_tensor(rng.integers(0, 2, B), dtype=torch.float32)
+    entropy = torch.as_tensor(rng.random(B), dtype=torch.float32)  # per-response token-mean
+    data, mask = make_batch(scores, uids)
+    cfg = OmegaConf.create({CONFIG: {"k": 2, "quantile": 0.5}})
+    with pytest.raises(ValueError, match="trainer_mode=passk_sync"):
+        compute_advantage(data, adv_estimator="passk_adaptive", config=cfg)
+    with pv.response_entropy(entropy):
+        adv = compute_advantage(data, adv_estimator="passk_adaptive", config=cfg)
+    keys = sorted(set(uids.tolist()))
+    group_entropy = torch.tensor(
+        [float(entropy[torch.as_tensor(uids == k)].double().mean()) for k in keys]
+    )
+    expected = reference_advantages("passk_adaptive", scores, uids, k=2, entropy=group_entropy)
+    torch.testing.assert_close(adv.batch["advantages"], expected[:, None] * mask)
+
+
+def test_response_token_mean_ignores_padding() -> None:
+    values = torch.tensor([[1.0, 2.0, float("nan")], [4.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    torch.testing.assert_close(pv.response_token_mean(values, mask), torch.tensor([1.5, 4.0]))
+
+
+def _actor_config(**kw):
+    from verl.workers.config import ActorConfig
+
+    base = dict(
+        strategy="fsdp",
+        rollout_n=4,
+        clip_ratio=0.2,
+        clip_ratio_low=0.2,
+        clip_ratio_high=0.28,
+        clip_ratio_c=3.0,
+        ppo_micro_batch_size_per_gpu=1,
+    )
+    base.update(kw)
+    return ActorConfig(**base)
+
+
+@pytest.mark.parametrize(
+    "mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+)
+@pytest.mark.parametrize(
+    "global_info", [{}, {"dp_size": 2, "batch_num_tokens": 40, "global_batch_size": 12}]
+)
+def test_policy_loss_matches_verl_vanilla(mode: str, global_info: dict) -> None:
+    g = torch.Generator().manual_seed(0)
+    B, T = 6, 7
+    old = torch.randn(B, T, generator=g) - 2.0
+    new = (old + 0.5 * torch.randn(B, T, generator=g)).requires_grad_(True)
+    adv = torch.randn(B, generator=g)[:, None].expand(B, T).contiguous()
+    lengths = torch.randint(1, T + 1, (B,), generator=g)
+    mask = torch.arange(T)[None] < lengths[:, None]
+    cfg = _actor_config()
+    cfg.global_batch_info.update(global_info)
+
+    ours_fn = core_algos.get_policy_loss_fn("passk_ppo_clip")
+    verl_fn = core_algos.get_policy_loss_fn("vanilla")
+    ours, metrics = ours_fn(old, new, adv, mask, mode, cfg, None)
+    ref, _ = verl_fn(old, new, adv, mask, mode, cfg, None)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    (g_ours,) = torch.autograd.grad(ours, new)
+    (g_ref,) = torch.autograd.grad(ref, new)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-6)
+    assert {"actor/clip_frac", "actor/approx_kl"} <= set(metrics)
+    assert all(isinstance(v, float) for v in metrics.values())
+
+
+def test_policy_loss_with_rollout_is_weights_and_micro_batches() -> None:
+    g = torch.Generator().manual_seed(1)
+    B, T = 8, 5
+    old = torch.randn(B, T, generator=g)
+    new = old + 0.3 * torch.randn(B, T, generator=g)
+    adv = torch.randn(B, T, generator=g)
+    mask = torch.rand(B, T, generator=g) > 0.3
+    w = torch.rand(B, T, generator=g)
+    fn = core_algos.get_policy_loss_fn("passk_ppo_clip")
+    cfg = _actor_config()
+    full, _ = fn(old, new, adv, mask, "token-mean", cfg, w)
+    ref, _ = core_algos.get_policy_loss_fn("vanilla")(old, new, adv, mask, "token-mean", cfg, w)
+    torch.testing.assert_close(full, ref)
+    # verl passes the global token count; the halves then add up to the whole
+    cfg.global_batch_info.update({"dp_size": 1, "batch_num_tokens": int(mask.sum())})
+    halves = sum(
+        fn(old[s], new[s], adv[s], mask[s], "token-mean", cfg, w[s])[0]
+        for s in (slice(0, 3), slice(3, B))
+    )
+    torch.testing.assert_close(halves, full)
+
+
+def test_reimport_is_harmless() -> None:
+    before = {n: core_algos.ADV_ESTIMATOR_REGISTRY[n] for n in pv.VERL_ESTIMATORS}
+    importlib.reload(pv)
+    pv.register()
+    for name in pv.VERL_ESTIMATORS:
+        assert core_algos.ADV_ESTIMATOR_REGISTRY[name].__passk_verl__ == name
+    assert set(before) <= set(core_algos.ADV_ESTIMATOR_REGISTRY)
+
+
+def test_entry_point_loads_the_plugin() -> None:
+    ep = importlib.metadata.EntryPoint(
+        name="passk", value="passk.integrations.verl", group="verl.plugins"
+    )
+    assert ep.load() is sys.modules["passk.integrations.verl"]
+    declared = [
+        e for e in importlib.metadata.entry_points(group="verl.plugins") if e.name == "passk"
+    ]
+    if not declared:
+        pytest.skip("the installed passk does not declare the verl.plugins entry point yet")
+    assert declared[0].value == "passk.integrations.verl"
+
+
+def _registered_in_fresh_process(env: dict[str, str]) -> str:
+    code = (
+        "import sys, verl\n"
+        "from verl.trainer.ppo import core_algos as c\n"
+        "print('passk.integrations.verl' in sys.modules, 'passk_analytic' in c.ADV_ESTIMATOR_REGISTRY)\n"
+    )
+    full_env = {**os.environ, "PASSK_VERL_TRAINER": "0", **env}
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_env_var_loads_plugin_on_import_verl() -> None:
+    env = {
+        "VERL_USE_EXTERNAL_MODULES": "passk.integrations.verl",
+        "VERL_USE_EXTERNAL_PLUGINS": "none",
+    }
+    assert _registered_in_fresh_process(env) == "True True"
+
+
+def test_passk_sync_trainer_exposes_entropy(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("transfer_queue", reason="verl's v1 trainer needs TransferQueue")
+    from tensordict import TensorDict
+    from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+
+    trainer_cls = get_trainer_cls(pv.TRAINER_MODE)
+    assert issubclass(trainer_cls, PPOTrainerSync)
+
+    rng = np.random.default_rng(2)
+    uids = ragged_uids(rng, [4, 4, 4])
+    B, T = len(uids), 5
+    scores = torch.as_tensor(rng.integers(0, 2, B), dtype=torch.float32)
+    data, mask = make_batch(scores, uids, T=T)
+    token_entropy = torch.as_tensor(rng.random((B, T)), dtype=torch.float32)
+
+    import transfer_queue as tq
+
+    def fake_get(keys, partition_id, select_fields):  # what TransferQueue holds for the batch
+        assert set(select_fields) == {"entropy", "response_mask"}
+        return TensorDict({"entropy": token_entropy, "response_mask": mask}, batch_size=[B])
+
+    cfg = OmegaConf.create({"algorithm": {"adv_estimator": "passk_adaptive", CONFIG: {"k": 2}}})
+
+    def parent_compute(self, batch, metrics):  # verl's own step, on the same rows
+        return compute_advantage(data, adv_estimator="passk_adaptive", config=cfg.algorithm)
+
+    monkeypatch.setattr(tq, "kv_batch_get", fake_get)
+    monkeypatch.setattr(PPOTrainerSync, "_compute_advantage", parent_compute)
+    trainer = object.__new__(trainer_cls)
+    trainer.config = cfg
+    batch = type("Meta", (), {"keys": list(range(B)), "partition_id": "train"})()
+    metrics: dict = {}
+    out = trainer._compute_advantage(batch, metrics)
+
+    ent = pv.response_token_mean(token_entropy, mask)
+    keys = sorted(set(uids.tolist()))
+    group_entropy = torch.tensor(
+        [float(ent[torch.as_tensor(uids == k)].double().mean()) for k in keys]
+    )
+    expected = reference_advantages("passk_adaptive", scores, uids, k=2, entropy=group_entropy)
+    torch.testing.assert_close(out.batch["advantages"], expected[:, None] * mask)
+    assert "passk/response_entropy_mean" in metrics
