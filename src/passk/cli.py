@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as e:  # bad input: a clear message, not a traceback
+        parser.exit(2, f"passk {args.command}: error: {e}\n")
 
 
 if __name__ == "__main__":

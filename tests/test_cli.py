@@ -1,0 +1,31 @@
+"""The command line as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "passk.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_demo_prints_estimators_and_peaks():
+    out = run_cli("demo", "--n", "32", "--k", "4")
+    assert out.returncode == 0, out.stderr
+    assert "passk_analytic     peaks at accuracy 0.25" in out.stdout
+    assert "pass1              peaks at accuracy 0.50" in out.stdout
+
+
+def test_demo_rejects_bad_k_with_a_clear_error():
+    out = run_cli("demo", "--n", "8", "--k", "9")
+    assert out.returncode != 0
+    assert "k=9 is larger than the smallest group" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_no_command_prints_help():
+    out = run_cli()
+    assert out.returncode == 2 and "COMMAND" in out.stdout
