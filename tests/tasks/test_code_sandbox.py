@@ -491,3 +491,13 @@ def test_process_limit_binds():
     limits = SandboxLimits(processes=8)
     r = run(code, ["assert spawn() < 8"], entrypoint="spawn", limits=limits)
     assert r.full_pass, r
+
+
+def test_degraded_mode_without_private_uid(monkeypatch):
+    """The non-root code path (no uid, no chroot) still limits time and judges correctly."""
+    monkeypatch.setattr(sb, "_IS_ROOT", False)
+    r = run("def add(a, b):\n    return a + b")
+    assert r.full_pass and "uid" not in r.isolation and "chroot" not in r.isolation
+    r = run("def add(a, b):\n    while True:\n        pass")
+    assert_fail(r)
+    assert r.timed_out
