@@ -10,9 +10,16 @@ from passk.tasks.base import Task
 
 TaskFactory = Callable[..., Task]
 _TASKS: dict[str, TaskFactory] = {}
+# "prefix:rest" names, e.g. "rg:leg_counting" -> factory("leg_counting", **options)
+_PREFIXES: dict[str, TaskFactory] = {}
 # Modules that register built-in tasks on import; imported lazily by get_task/list_tasks
 # so that `import passk` stays light.
-_BUILTIN_MODULES: list[str] = ["passk.tasks.arithmetic", "passk.tasks.code"]
+_BUILTIN_MODULES: list[str] = [
+    "passk.tasks.arithmetic",
+    "passk.tasks.datasets",
+    "passk.tasks.reasoning_gym",
+    "passk.tasks.code",
+]
 
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
@@ -22,6 +29,18 @@ def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
         if name in _TASKS and _TASKS[name] is not factory:
             raise ValueError(f"task {name!r} is already registered")
         _TASKS[name] = factory
+        return factory
+
+    return deco
+
+
+def register_task_prefix(prefix: str) -> Callable[[TaskFactory], TaskFactory]:
+    """Register a factory for names ``"prefix:rest"``; it is called as ``factory(rest, **options)``."""
+
+    def deco(factory: TaskFactory) -> TaskFactory:
+        if prefix in _PREFIXES and _PREFIXES[prefix] is not factory:
+            raise ValueError(f"task prefix {prefix!r} is already registered")
+        _PREFIXES[prefix] = factory
         return factory
 
     return deco
@@ -43,6 +62,9 @@ def get_task(name: str, **options: Any) -> Task:
     _load_builtins()
     if name in _TASKS:
         return _TASKS[name](**options)
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in _PREFIXES:
+        return _PREFIXES[prefix](rest, **options)
     if ":" in name:
         mod_name, _, attr = name.partition(":")
         try:
@@ -51,5 +73,6 @@ def get_task(name: str, **options: Any) -> Task:
             raise ValueError(f"cannot load task {name!r}: {e}") from e
         return factory(**options)
     raise ValueError(
-        f"unknown task {name!r}; valid: {', '.join(list_tasks())} or a 'module:factory' path"
+        f"unknown task {name!r}; valid: {', '.join(list_tasks())}, "
+        f"{', '.join(p + ':NAME' for p in sorted(_PREFIXES))} or a 'module:factory' path"
     )

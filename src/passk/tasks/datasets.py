@@ -1,0 +1,148 @@
+r"""Dataset-backed tasks: ``jsonl`` (any file, chosen verifier) and ``math`` (math-verify).
+
+A JSONL file has one object per line with a prompt and an answer field (names
+configurable). If an object has a ``split`` field ("train"/"test") it is used;
+otherwise the split is by a salted hash of the prompt (``test_fraction`` of the rows are
+test). ``math`` is the same with the ``math`` verifier, over ``path`` or, without one,
+a small built-in set of short-answer problems (a smoke test, not a benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from passk.tasks.base import Problem, Score
+from passk.tasks.registry import register_task
+from passk.tasks.splits import check_split, split_of
+from passk.tasks.verifiers import get_verifier
+
+MATH_SUFFIX = " Put your final answer in \\boxed{}."
+
+# (prompt, answer): short problems with a unique, checkable answer
+BUILTIN_MATH: list[tuple[str, str]] = [
+    ("What is 1/2 + 1/3? Give the answer as a fraction.", "\\frac{5}{6}"),
+    ("Solve for x: 2x + 3 = 11.", "4"),
+    ("What is 15% of 80?", "12"),
+    ("Simplify (x^2 - 9)/(x - 3) for x != 3.", "x+3"),
+    ("What is the square root of 144?", "12"),
+    ("A rectangle has sides 3 and 7. What is its area?", "21"),
+    ("What is 2^10?", "1024"),
+    ("Solve for y: 5y - 7 = 18.", "5"),
+    ("What is 3/4 written as a decimal?", "0.75"),
+    ("What is the sum of the interior angles of a triangle, in degrees?", "180"),
+    ("What is 7 squared minus 4 squared?", "33"),
+    ("If f(x) = 3x - 2, what is f(5)?", "13"),
+    ("What is the least common multiple of 4 and 6?", "12"),
+    ("What is the greatest common divisor of 18 and 24?", "6"),
+    ("What is 2/3 of 27?", "18"),
+    ("Solve for x: x/4 = 9.", "36"),
+    ("What is 1 + 2 + 3 + ... + 10?", "55"),
+    ("A car travels 60 km in 1.5 hours. What is its average speed in km/h?", "40"),
+    ("What is 0.2 * 0.3?", "0.06"),
+    ("What is the perimeter of a square with side 9?", "36"),
+    ("Expand (x + 1)^2.", "x^2+2x+1"),
+    ("What is 100 divided by 8?", "12.5"),
+    ("What is the median of 3, 9, 1, 7, 5?", "5"),
+    ("How many minutes are in 3.5 hours?", "210"),
+    ("What is 5! (five factorial)?", "120"),
+    ("Solve for x: 3(x - 2) = 12.", "6"),
+    ("What is 1/8 as a decimal?", "0.125"),
+    ("What is the mean of 2, 4, 6, 8?", "5"),
+    ("What is 13 * 11?", "143"),
+    ("What is the value of 2^3 * 3^2?", "72"),
+    ("Simplify 2(a + 3) - a.", "a+6"),
+    ("What is 45 + 67 - 12?", "100"),
+]
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Objects of a JSONL file (blank lines skipped); errors name the line."""
+    rows = []
+    with Path(path).open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from e
+    return rows
+
+
+@register_task("jsonl")
+@dataclass(frozen=True)
+class JsonlTask:
+    """Problems from a JSONL file, scored by a named verifier (``exact``, ``numeric``, ``math``)."""
+
+    path: str = ""
+    verifier: str = "exact"
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    prompt_suffix: str = ""
+    test_fraction: float = 0.2
+    rows: tuple[tuple[str, str, str | None], ...] = field(default=(), repr=False)
+    name: ClassVar[str] = "jsonl"
+
+    def __post_init__(self) -> None:
+        get_verifier(self.verifier)  # fail early on a bad name
+        if not self.rows:
+            if not self.path:
+                raise ValueError(f"task {self.name!r} needs path=FILE.jsonl")
+            loaded = []
+            for i, obj in enumerate(read_jsonl(self.path)):
+                if self.prompt_field not in obj or self.answer_field not in obj:
+                    raise ValueError(
+                        f"{self.path}: row {i} lacks {self.prompt_field!r} or "
+                        f"{self.answer_field!r} (has {sorted(obj)})"
+                    )
+                loaded.append(
+                    (str(obj[self.prompt_field]), str(obj[self.answer_field]), obj.get("split"))
+                )
+            object.__setattr__(self, "rows", tuple(loaded))
+
+    def _split(self, prompt: str, given: str | None) -> str:
+        if given in ("train", "test"):
+            return given
+        return split_of(prompt, salt=f"passk/{self.name}", test_fraction=self.test_fraction)
+
+    def problems(self, split: str, n: int, seed: int = 0) -> list[Problem]:
+        check_split(split)
+        chosen = [
+            (i, prompt, answer)
+            for i, (prompt, answer, given) in enumerate(self.rows)
+            if self._split(prompt, given) == split
+        ]
+        random.Random(f"{self.name}:{seed}:{split}").shuffle(chosen)
+        return [
+            Problem(id=f"{self.name}/{i}", prompt=prompt + self.prompt_suffix, answer=answer)
+            for i, prompt, answer in chosen[:n]
+        ]
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        correct, extracted = get_verifier(self.verifier)(completion, str(problem.answer))
+        return Score(reward=float(correct), correct=correct, extracted=extracted)
+
+
+@register_task("math")
+@dataclass(frozen=True)
+class MathTask(JsonlTask):
+    r"""Math answers checked symbolically by math-verify; built-in set when no ``path``.
+
+    >>> task = MathTask()
+    >>> p = task.problems("train", 1)[0]
+    >>> task.score(p, f"so \\boxed{{{p.answer}}}").correct
+    True
+    """
+
+    verifier: str = "math"
+    prompt_suffix: str = MATH_SUFFIX
+    name: ClassVar[str] = "math"
+
+    def __post_init__(self) -> None:
+        if not self.path and not self.rows:
+            object.__setattr__(self, "rows", tuple((p, a, None) for p, a in BUILTIN_MATH))
+        super().__post_init__()

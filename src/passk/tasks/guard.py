@@ -1,0 +1,173 @@
+"""Fault-tolerant scoring: a bad sample scores 0 and is counted, the run goes on.
+
+:class:`SafeScorer` wraps any task's ``score``:
+
+* an exception, a non-finite reward, or a return value that is not a :class:`Score` or
+  a number -> ``Score(0.0, False, error=...)`` and ``errors`` is incremented;
+* a call that takes longer than ``timeout`` seconds -> the same, with
+  ``error="timeout..."``.
+
+**How the timeout is enforced.** A thread cannot be killed: a verifier stuck in a
+regular expression or in sympy would keep its thread (and often the GIL) forever, and
+``signal.alarm`` only works in the main thread and cannot interrupt C code. So with a
+timeout, scoring runs in one persistent worker *process*; the parent waits on a pipe
+with the timeout and, when it expires, kills the worker (SIGKILL) and forks a fresh one
+for the next call. The worker is started with ``fork`` where the platform has it (as
+torch's DataLoader does), so the task object is inherited, not pickled, and user
+functions defined anywhere (even lambdas) work; elsewhere it is started with ``spawn``
+and the task must be picklable (if not, scoring falls back to in-process, without a
+timeout, and ``isolated`` is False). The cost is one pipe round trip per sample (tens
+of microseconds). With ``timeout=None`` scoring runs in-process: exceptions and NaN
+are still caught, hangs are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing as mp
+import pickle
+import warnings
+from typing import Any
+
+from passk.tasks.base import Problem, Score, Task
+
+
+def sanitize(result: Any) -> Score:
+    """Turn whatever a scorer returned into a valid :class:`Score` (errors score 0).
+
+    >>> sanitize(float("nan")).error
+    'non-finite reward: nan'
+    >>> sanitize(1.0)
+    Score(reward=1.0, correct=True, extracted=None, error=None, info={})
+    """
+    if isinstance(result, Score):
+        if not math.isfinite(result.reward):
+            return Score(0.0, False, result.extracted, f"non-finite reward: {result.reward}")
+        return result
+    if isinstance(result, (int, float)) and not isinstance(result, bool):
+        value = float(result)
+        if not math.isfinite(value):
+            return Score(0.0, False, None, f"non-finite reward: {value}")
+        return Score(value, value >= 1.0)
+    return Score(0.0, False, None, f"scorer returned {type(result).__name__}, not a Score")
+
+
+def _score_in_process(task: Task, problem: Problem, completion: str) -> Score:
+    try:
+        return sanitize(task.score(problem, completion))
+    except Exception as e:  # a user's scorer may raise anything; the run must go on
+        return Score(0.0, False, None, f"{type(e).__name__}: {e}"[:500])
+
+
+def _worker_main(conn: Any, task: Any) -> None:
+    if isinstance(task, bytes):
+        task = pickle.loads(task)
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        problem, completion = msg
+        conn.send(_score_in_process(task, problem, completion))
+
+
+class SafeScorer:
+    """Score completions for ``task`` without ever raising; count the failures.
+
+    >>> from passk.tasks.arithmetic import Mul1Task
+    >>> task = Mul1Task()
+    >>> scorer = SafeScorer(task)
+    >>> p = task.problems("test", 1)[0]
+    >>> scorer.score(p, f"= {p.answer}").correct, scorer.errors
+    (True, 0)
+    """
+
+    def __init__(self, task: Task, timeout: float | None = None) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout}")
+        self.task = task
+        self.timeout = timeout
+        self.errors = 0
+        self.timeouts = 0
+        self._proc: Any = None
+        self._conn: Any = None
+        self.isolated = timeout is not None
+        methods = mp.get_all_start_methods()
+        self._ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        self._payload: Any = task
+        if self.isolated and self._ctx.get_start_method() != "fork":
+            try:
+                self._payload = pickle.dumps(task)
+            except Exception as e:
+                warnings.warn(
+                    f"task {getattr(task, 'name', task)!r} is not picklable ({e}); scoring "
+                    "in-process without a timeout",
+                    stacklevel=2,
+                )
+                self.isolated = False
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns about fork in a threaded process; the worker runs
+            # no torch code, which is what the warning protects against.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            proc = self._ctx.Process(target=_worker_main, args=(child, self._payload), daemon=True)
+            proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        """The task's score, or a zero score carrying the error."""
+        if not self.isolated:
+            result = _score_in_process(self.task, problem, completion)
+        else:
+            result = self._score_isolated(problem, completion)
+        if result.error is not None:
+            self.errors += 1
+        return result
+
+    def _score_isolated(self, problem: Problem, completion: str) -> Score:
+        if self._proc is None or not self._proc.is_alive():
+            self._kill()
+            self._start()
+        try:
+            self._conn.send((problem, completion))
+            if self._conn.poll(self.timeout):
+                return self._conn.recv()
+            error = f"timeout after {self.timeout:g}s"
+            self.timeouts += 1
+        except (EOFError, OSError, pickle.PicklingError) as e:
+            error = f"scoring worker failed: {type(e).__name__}: {e}"
+        self._kill()
+        return Score(0.0, False, None, error)
+
+    def close(self) -> None:
+        """Stop the worker process (also done at garbage collection)."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(None)
+        if self._proc is not None:
+            self._proc.join(timeout=1)
+        self._kill()
+
+    def __enter__(self) -> SafeScorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self._kill()
