@@ -1,0 +1,206 @@
+"""TRL integration: :class:`PassKGRPOTrainer`, TRL's ``GRPOTrainer`` with passk advantages.
+
+TRL computes GRPO advantages inline in ``GRPOTrainer._generate_and_score_completions``
+and offers no hook for another estimator. The least invasive override found in the pinned
+TRL keeps every line of TRL's method and changes only its result:
+
+1. ``_calculate_rewards`` (TRL's own seam) returns the rewards of *all* processes,
+   gathered, ``[B_global, F]``; the override remembers them;
+2. after TRL's method returns, the rewards are weighted and summed per completion as
+   TRL does, reshaped to ``[G, num_generations]`` (TRL's sampler keeps each prompt's
+   completions contiguous in the global batch), passed to
+   :func:`passk.compute_advantages`, and this process's slice replaces
+   ``output["advantages"]``.
+
+So a prompt group is never split (reward functions only see a process's share, which is
+why advantages must not be computed inside them), and TRL's generation, vLLM, loss and
+logging code run unchanged. Logged metrics add ``adv/zero_frac`` (completions whose
+advantage is exactly 0: degenerate groups, and for Pass@k groups with fewer than k
+failures), ``adv/zero_group_frac`` and ``adv/abs_mean``.
+
+Only training batches are rescored; evaluation keeps TRL's advantages (they only feed the
+eval loss, and ``num_generations_eval`` may be smaller than ``k``).
+
+TRL is an optional extra: without it this module imports, and constructing the trainer
+raises an ``ImportError`` with the install command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from passk.core.advantages import compute_advantages, get_estimator
+
+__all__ = ["PassKGRPOTrainer", "group_rewards", "zero_advantage_stats"]
+
+_INSTALL_HINT = "pip install 'passk[trl]' (see docs/integrations/trl.md)"
+
+try:
+    from trl import GRPOTrainer as _GRPOTrainer
+except ImportError:  # optional extra
+
+    class _GRPOTrainer:  # type: ignore[no-redef]
+        """Placeholder so the module imports without TRL."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            raise ImportError(f"PassKGRPOTrainer needs TRL: {_INSTALL_HINT}")
+
+
+def group_rewards(
+    rewards_per_func: Tensor, weights: Tensor, num_generations: int
+) -> tuple[Tensor, Tensor]:
+    """TRL's gathered ``rewards_per_func[B, F]`` -> ``(rewards[G, N], mask[G, N])``.
+
+    A completion's reward is the weighted sum of its reward functions, ignoring the ones
+    that returned None (NaN), as TRL's ``sum_then_normalize``; a completion that every
+    function skipped is masked out (TRL gives it advantage 0 too).
+
+    >>> r = torch.tensor([[1.0, 0.0], [float("nan"), 1.0], [float("nan")] * 2, [0.0, 0.0]])
+    >>> group_rewards(r, torch.tensor([1.0, 0.5]), 2)
+    (tensor([[1.0000, 0.5000],
+            [0.0000, 0.0000]]), tensor([[ True,  True],
+            [False,  True]]))
+    """
+    if rewards_per_func.ndim != 2 or rewards_per_func.shape[0] % num_generations:
+        raise ValueError(
+            f"rewards_per_func must be [B, F] with B a multiple of num_generations="
+            f"{num_generations}, got {tuple(rewards_per_func.shape)}"
+        )
+    scored = ~torch.isnan(rewards_per_func).all(dim=1)  # [B]
+    weighted = rewards_per_func * weights.to(rewards_per_func)[None, :]
+    rewards = weighted.nansum(dim=1)  # [B]
+    return rewards.view(-1, num_generations), scored.view(-1, num_generations)
+
+
+def zero_advantage_stats(advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """``adv/zero_frac`` (valid completions with A = 0), ``adv/zero_group_frac`` (groups
+    whose valid completions all have A = 0) and ``adv/abs_mean``; detached 0-d tensors.
+
+    >>> zero_advantage_stats(torch.tensor([[1.0, -1.0], [0.0, 0.0]]), torch.ones(2, 2).bool())
+    {'adv/zero_frac': tensor(0.5000), 'adv/zero_group_frac': tensor(0.5000), 'adv/abs_mean': tensor(0.5000)}
+    """
+    a = advantages.detach().float()
+    n = mask.sum().clamp(min=1)
+    zero = (a == 0) & mask  # [G, N]
+    has = mask.any(dim=1)  # [G]
+    group_zero = (zero | ~mask).all(dim=1) & has
+    return {
+        "adv/zero_frac": zero.sum() / n,
+        "adv/zero_group_frac": group_zero.sum() / has.sum().clamp(min=1),
+        "adv/abs_mean": torch.where(mask, a.abs(), 0.0).sum() / n,
+    }
+
+
+class PassKGRPOTrainer(_GRPOTrainer):
+    """``trl.GRPOTrainer`` whose training advantages come from a passk estimator.
+
+    Args:
+        *args, **kwargs: exactly those of ``trl.GRPOTrainer`` (model, reward_funcs, args,
+            train_dataset, processing_class, ...).
+        advantage: any name from :func:`passk.list_estimators` (``"passk_analytic"``,
+            ``"pass1"``, ``"pkpo_loo"``, ...).
+        advantage_kwargs: the estimator's parameters, e.g. ``{"k": 8}``. Checked when the
+            trainer is built (unknown names, ``k`` > ``num_generations``).
+
+    Estimators that need per-prompt entropy (``passk_adaptive``) get it from one extra
+    no-grad forward pass of the policy over the local completions (token-mean per
+    completion, gathered, then mean per prompt); multimodal inputs are not forwarded there.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        advantage: str = "passk_analytic",
+        advantage_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        spec = get_estimator(advantage)
+        params = dict(advantage_kwargs or {})
+        given_needs = sorted(set(params) & set(spec.needs))
+        if given_needs:
+            raise ValueError(
+                f"advantage_kwargs must not set {given_needs}: the trainer computes them per batch"
+            )
+        placeholders = {n: torch.zeros(1) for n in spec.needs}
+        spec.make_params(**params, **placeholders)  # fail now, not after the first rollout
+        super().__init__(*args, **kwargs)
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            raise ValueError(
+                "PassKGRPOTrainer needs the raw per-completion reward; set "
+                "GRPOConfig(multi_objective_aggregation='sum_then_normalize'), got "
+                f"{self.multi_objective_aggregation!r}"
+            )
+        k = params.get("k")
+        if k is not None and k > self.num_generations:
+            raise ValueError(
+                f"advantage_kwargs k={k} exceeds num_generations={self.num_generations}; "
+                f"valid: 1 <= k <= {self.num_generations}"
+            )
+        self.advantage = advantage
+        self.advantage_kwargs = params
+        self._advantage_spec = spec
+        self._passk_rewards_per_func: Tensor | None = None
+
+    # TRL seam: rewards of all processes, gathered, [B_global, F].
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
+        rewards_per_func = super()._calculate_rewards(
+            inputs, prompts, completions, completion_ids_list
+        )
+        self._passk_rewards_per_func = rewards_per_func
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        self._passk_rewards_per_func = None
+        output = super()._generate_and_score_completions(inputs)
+        if not self.model.training:
+            return output
+        rewards_per_func = self._passk_rewards_per_func
+        if rewards_per_func is None:
+            raise RuntimeError(
+                "TRL did not call _calculate_rewards; this TRL version is not supported by "
+                f"PassKGRPOTrainer ({_INSTALL_HINT})"
+            )
+        rewards, mask = group_rewards(
+            rewards_per_func, self.reward_weights, self.num_generations
+        )  # [G, N] x2, all processes
+        params = dict(self.advantage_kwargs)
+        if "entropy" in self._advantage_spec.needs:
+            params["entropy"] = self._group_entropy(output)  # [G]
+        adv = compute_advantages(self.advantage, rewards, mask, **params)  # [G, N]
+
+        local = output["advantages"]  # [B_local]
+        start = self.accelerator.process_index * local.shape[0]
+        flat = adv.reshape(-1)  # [B_global]
+        output["advantages"] = flat[start : start + local.shape[0]].to(local)
+
+        # Replace TRL's logged GRPO advantages (last B_global entries) with the ones used.
+        logged = self._logs["advantages"]
+        for _ in range(min(len(logged), flat.numel())):
+            logged.pop()
+        logged.extend(flat.tolist())
+        for key, value in zero_advantage_stats(adv, mask).items():
+            self._metrics["train"][key].append(value.item())
+        return output
+
+    def _group_entropy(self, output: dict[str, Any]) -> Tensor:
+        """Per-prompt mean of per-completion token-mean entropy ``[G]`` (all processes)."""
+        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
+        completion_mask = output["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([output["prompt_mask"], completion_mask], dim=1)
+        with torch.no_grad():
+            _, entropy, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                input_ids,
+                attention_mask,
+                completion_ids.size(1),
+                batch_size=self.args.per_device_train_batch_size,
+                compute_entropy=True,
+            )  # [B_local, T]
+        m = completion_mask.bool()
+        per_completion = torch.where(m, entropy, 0.0).sum(1) / m.sum(1).clamp(min=1)  # [B_local]
+        gathered = self.accelerator.gather(per_completion.float())  # [B_global]
+        return gathered.view(-1, self.num_generations).mean(dim=1)

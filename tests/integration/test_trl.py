@@ -1,0 +1,172 @@
+"""PassKGRPOTrainer on CPU with a tiny random Llama and a tokenizer built here (no hub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("trl", reason="TRL not installed: pip install 'passk[trl]'")
+datasets = pytest.importorskip("datasets", reason="TRL needs datasets")
+
+import passk  # noqa: E402
+from passk.integrations.trl import PassKGRPOTrainer, group_rewards  # noqa: E402
+
+N_GEN = 4
+# Rewards by position in the generation batch: 3 prompts x 4 completions, one group degenerate.
+PATTERN = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def build_tokenizer(path: Path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    corpus = ["what is 1 + 2 ? the answer is 3", "compute 4 * 5 = 20 , then 6 - 1 = 5"] * 20
+    tok.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=64, special_tokens=["<pad>", "<eos>", "<unk>"])
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
+    fast.save_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+def build_model(tokenizer, path: Path):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path)
+
+
+class RecordingTrainer(PassKGRPOTrainer):
+    """Records the advantages produced for each generation batch and those the loss saw."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.produced: list[torch.Tensor] = []
+        self.consumed: list[torch.Tensor] = []
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        self.produced.append(out["advantages"].detach().clone())
+        return out
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        self.consumed.append(inputs["advantages"].detach().clone())
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+def positional_reward(completions, **kwargs) -> list[float]:
+    return [PATTERN[i % len(PATTERN)] for i in range(len(completions))]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("tiny")
+    tok = build_tokenizer(root / "tok")
+    return tok, root
+
+
+def make_trainer(tiny, advantage: str, advantage_kwargs: dict, **overrides) -> RecordingTrainer:
+    from trl import GRPOConfig
+
+    tok, root = tiny
+    model = build_model(tok, root / f"model-{advantage}")
+    prompts = [f"what is {i} + 2 ?" for i in range(3)] * 4
+    config = dict(
+        output_dir=str(root / f"out-{advantage}"),
+        per_device_train_batch_size=len(PATTERN),
+        num_generations=N_GEN,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=5e-2,
+        beta=0.0,
+        loss_type="dapo",
+        epsilon=0.2,
+        epsilon_high=0.28,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        shuffle_dataset=False,
+    )
+    config.update(overrides)
+    return RecordingTrainer(
+        model=model,
+        reward_funcs=positional_reward,
+        args=GRPOConfig(**config),
+        train_dataset=datasets.Dataset.from_dict({"prompt": prompts}),
+        processing_class=tok,
+        advantage=advantage,
+        advantage_kwargs=advantage_kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    ("advantage", "kwargs"), [("passk_analytic", {"k": 2}), ("passk_adaptive", {"k": 2})]
+)
+def test_two_steps_use_passk_advantages_and_update(tiny, advantage: str, kwargs: dict) -> None:
+    trainer = make_trainer(tiny, advantage, kwargs)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+
+    assert len(trainer.produced) == 2
+    rewards = torch.tensor(PATTERN).view(-1, N_GEN)
+    if advantage == "passk_analytic":
+        expected = passk.compute_advantages(advantage, rewards, k=2).view(-1)
+        for produced in trainer.produced:
+            torch.testing.assert_close(produced, expected)
+    else:  # entropy-gated: each group gets either its Pass@1 or its Pass@k advantage
+        a_k = passk.compute_advantages("passk_analytic", rewards, k=2)
+        a_1 = passk.compute_advantages("pass1", rewards)
+        for produced in trainer.produced:
+            for g, row in enumerate(produced.view(-1, N_GEN)):
+                assert torch.allclose(row, a_k[g]) or torch.allclose(row, a_1[g])
+    # what the loss saw is the same multiset (TRL may shuffle within the batch)
+    for produced, consumed in zip(trainer.produced, trainer.consumed):
+        torch.testing.assert_close(produced.sort().values, consumed.reshape(-1).sort().values)
+
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
+    assert changed, "no parameter changed after two steps"
+    logged = [h for h in trainer.state.log_history if "adv/zero_frac" in h]
+    assert logged and logged[0]["adv/zero_frac"] == pytest.approx(4 / 12)
+    assert logged[0]["adv/zero_group_frac"] == pytest.approx(1 / 3)
+
+
+def test_bad_arguments_fail_before_training(tiny) -> None:
+    with pytest.raises(ValueError, match="unknown advantage estimator 'nope'"):
+        make_trainer(tiny, "nope", {})
+    with pytest.raises(ValueError, match="unknown parameter"):
+        make_trainer(tiny, "passk_analytic", {"kk": 2})
+    with pytest.raises(ValueError, match="exceeds num_generations"):
+        make_trainer(tiny, "passk_analytic", {"k": 8})
+    with pytest.raises(ValueError, match="must not set"):
+        make_trainer(tiny, "passk_adaptive", {"k": 2, "entropy": [0.0]})
+
+
+def test_group_rewards_masks_unscored() -> None:
+    nan = float("nan")
+    r = torch.tensor([[1.0, nan], [nan, nan], [0.0, 1.0], [0.0, 0.0]])
+    rewards, mask = group_rewards(r, torch.tensor([1.0, 2.0]), 2)
+    torch.testing.assert_close(rewards, torch.tensor([[1.0, 0.0], [2.0, 0.0]]))
+    assert mask.tolist() == [[True, False], [True, True]]
+    with pytest.raises(ValueError, match="multiple of num_generations"):
+        group_rewards(r, torch.ones(2), 3)
