@@ -29,8 +29,8 @@ def run(code: str, tests=ADD_TESTS, entrypoint="add", timeout_s=T, **kw) -> Veri
     return verify(textwrap.dedent(code), entrypoint, tests, timeout_s=timeout_s, **kw)
 
 
-def sandbox_pids() -> list[int]:
-    """Live processes owned by any sandbox uid."""
+def live_pids(uids: set[int]) -> list[int]:
+    """Live processes owned by one of ``uids``."""
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():
@@ -40,21 +40,29 @@ def sandbox_pids() -> list[int]:
             except OSError:
                 continue
             uid = int(status.split("\nUid:")[1].split()[0])
-            if sb._UID_LO <= uid < sb._UID_HI and "\nState:\tZ" not in status:
+            if uid in uids and "\nState:\tZ" not in status:
                 out.append(int(name))
     return out
 
 
-def workdirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), sb.WORKDIR_PREFIX + "*")))
-
-
 @pytest.fixture(autouse=True)
-def nothing_left_behind():
-    before = workdirs()
+def nothing_left_behind(monkeypatch):
+    """Track this test's sandboxes only (other test runs may share the machine)."""
+    prefix = f"{sb.WORKDIR_PREFIX}{uuid.uuid4().hex[:8]}-"
+    monkeypatch.setattr(sb, "WORKDIR_PREFIX", prefix)
+    uids: set[int] = set()
+    allocate = sb._allocate_uid
+
+    def tracked() -> int | None:
+        uid = allocate()
+        if uid is not None:
+            uids.add(uid)
+        return uid
+
+    monkeypatch.setattr(sb, "_allocate_uid", tracked)
     yield
-    assert sandbox_pids() == [], "a sandbox process survived its run"
-    assert workdirs() <= before, "a sandbox work directory was not removed"
+    assert live_pids(uids) == [], "a sandbox process survived its run"
+    assert glob.glob(os.path.join(tempfile.gettempdir(), prefix + "*")) == [], "work dir left"
 
 
 @pytest.fixture(scope="module")

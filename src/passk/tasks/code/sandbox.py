@@ -307,7 +307,7 @@ def _run_sandbox(code: str, entrypoint: str, plans: list[TestPlan], limits: Sand
             _kill_uid(uid)
             if "chroot" not in _isolation(run):
                 _sweep_files(uid)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove_tree(workdir)
         _release_uid(uid)
     return run
 
@@ -476,6 +476,19 @@ def _kill_uid(uid: int, wait_s: float = 2.0) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.002)
+
+
+def _remove_tree(path: str) -> None:
+    """``rmtree`` that also copes with directories the candidate made unreadable (chmod 0)."""
+    shutil.rmtree(path, ignore_errors=True)
+    if os.path.lexists(path):
+        for root, dirs, _ in os.walk(path):
+            for d in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(root, d), 0o700, follow_symlinks=False)
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _sweep_files(uid: int) -> None:
