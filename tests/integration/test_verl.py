@@ -352,3 +352,35 @@ def test_passk_sync_trainer_exposes_entropy(monkeypatch: pytest.MonkeyPatch) -> 
     expected = reference_advantages("passk_adaptive", scores, uids, k=2, entropy=group_entropy)
     torch.testing.assert_close(out.batch["advantages"], expected[:, None] * mask)
     assert "passk/response_entropy_mean" in metrics
+
+
+def test_example_config_composes_and_passes_verl_validation() -> None:
+    hydra = pytest.importorskip("hydra")
+    from pathlib import Path
+
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    config_dir = Path(__file__).resolve().parents[2] / "examples" / "verl"
+    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        cfg = hydra.compose(config_name="passk_trainer", overrides=["trainer.nnodes=2"])
+    OmegaConf.resolve(cfg)
+    validate_config(
+        config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg)
+    )
+    algo = cfg.algorithm
+    params, adapter = pv.passk_params_from_config(algo.adv_estimator, algo)
+    assert (algo.adv_estimator, params, adapter) == (
+        "passk_analytic",
+        {"k": 8},
+        {"binarize_threshold": 0.5},
+    )
+    actor = cfg.actor_rollout_ref.actor
+    assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.loss_agg_mode) == (
+        0.2,
+        0.28,
+        "token-mean",
+    )
+    assert actor.optim.lr == 1e-6 and cfg.actor_rollout_ref.rollout.n == 32
+    assert core_algos.get_policy_loss_fn(actor.policy_loss.loss_mode) is not None
+    assert not actor.use_kl_loss and not algo.use_kl_in_reward
