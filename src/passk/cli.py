@@ -13,6 +13,8 @@ import sys
 # sub-command -> module exposing add_parser(subparsers) which sets `func` on its parser
 COMMANDS: dict[str, str] = {
     "demo": "passk.demo",
+    "eval": "passk.eval.cli",
+    "plot": "passk.plots",
 }
 
 

@@ -1,0 +1,212 @@
+"""``passk eval``: pass@k curves with bootstrap error bars for a model on a task.
+
+Writes ``OUT/eval.json`` (atomically; refreshed while running, so a killed run keeps
+what it finished), ``OUT/passk_curve.png`` and ``OUT/pass1_hist.png``. Ctrl-C writes
+the problems finished so far (``"interrupted": true``) and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from passk.eval.evaluate import EvalConfig, EvalInterrupted, EvalResult, ProblemResult, evaluate
+from passk.eval.report import summary_table, write_json_atomic
+from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
+
+# refresh eval.json at most this often while running
+_CHECKPOINT_EVERY_S = 20.0
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it parses (numbers, lists), else a string.
+
+    >>> parse_option("digits=4"), parse_option("dataset=leg_counting")
+    (('digits', 4), ('dataset', 'leg_counting'))
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval",
+        help="pass@k evaluation with bootstrap confidence intervals",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default="embedded", help="'embedded' or a local HF checkpoint dir")
+    p.add_argument(
+        "--task",
+        default="mul1",
+        help="task name (see passk.tasks.list_tasks), rg:NAME or module:factory",
+    )
+    p.add_argument(
+        "--task-option",
+        action="append",
+        default=[],
+        type=parse_option,
+        metavar="KEY=VALUE",
+        help="task constructor option (repeatable), e.g. digits=4",
+    )
+    p.add_argument(
+        "--reward",
+        default=None,
+        help="score with this reward (registry name or module:function) instead of the task's",
+    )
+    p.add_argument("--split", default="test", choices=["test", "train", "all"])
+    p.add_argument(
+        "--problems",
+        type=int,
+        default=50,
+        help="number of problems (fewer if the split is smaller)",
+    )
+    p.add_argument("--n", type=int, default=16, help="samples per problem")
+    p.add_argument(
+        "--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
+    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    p.add_argument(
+        "--score-timeout",
+        type=float,
+        default=30.0,
+        help="seconds per scoring call; 0 scores in-process without a timeout",
+    )
+    p.add_argument("--num-resamples", type=int, default=1000, help="bootstrap resamples for the CI")
+    p.add_argument("--system-prompt", default=None)
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.set_defaults(func=run)
+    return p
+
+
+def select_problems(task: Any, split: str, n: int, seed: int) -> list[Any]:
+    """``n`` problems of a split; ``all`` takes test first, then train."""
+    if split != "all":
+        return task.problems(split, n, seed)
+    test = task.problems("test", n, seed)
+    return test + task.problems("train", n - len(test), seed) if len(test) < n else test
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from passk.rollout.models import load_model
+    from passk.tasks.registry import get_task
+    from passk.tasks.rewards import RewardTask, get_reward
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is enough
+    console = Console(stderr=True)
+    task = get_task(args.task, **dict(args.task_option))
+    if args.reward:
+        task = RewardTask(task, get_reward(args.reward))
+    problems = select_problems(task, args.split, args.problems, args.seed)
+    if not problems:
+        console.print(f"[red]task {args.task!r} has no {args.split} problems[/red]")
+        return 2
+    if len(problems) < args.problems:
+        console.print(
+            f"[yellow]task {task.name!r} split {args.split!r} has only {len(problems)} problems; "
+            f"evaluating {len(problems)} (asked for {args.problems})[/yellow]"
+        )
+    config = EvalConfig(
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        ks=tuple(args.k) if args.k else None,
+        num_resamples=args.num_resamples,
+        score_timeout=args.score_timeout if args.score_timeout > 0 else None,
+        system_prompt=args.system_prompt,
+    )
+    t0 = time.perf_counter()
+    with console.status(f"loading model {args.model!r}"):
+        loaded = load_model(args.model, dtype=args.dtype, device=args.device)
+    load_s = time.perf_counter() - t0
+    run_info = {
+        "command": "passk eval",
+        "argv": sys.argv[1:],
+        "task": task.name,
+        "task_options": dict(args.task_option),
+        "reward": args.reward,
+        "split": args.split,
+        "problems_requested": args.problems,
+        "model_spec": args.model,
+        "model_load_s": round(load_s, 3),
+    }
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    eval_path = out / "eval.json"
+    finished: list[ProblemResult] = []
+    last_write = [time.perf_counter()]
+
+    def write(result: EvalResult) -> dict[str, Any]:
+        report = result.to_dict(run=run_info, model=loaded.identity.to_dict())
+        write_json_atomic(eval_path, report)
+        return report
+
+    def checkpoint(pr: ProblemResult) -> None:
+        finished.append(pr)
+        if time.perf_counter() - last_write[0] > _CHECKPOINT_EVERY_S:
+            write(EvalResult(list(finished), config, interrupted=True))
+            last_write[0] = time.perf_counter()
+
+    columns = (
+        TextColumn("[bold]sampling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sequences"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    status = 0
+    with Progress(*columns, console=console, transient=False) as bar:
+        job = bar.add_task("sampling", total=len(problems) * config.n)
+        try:
+            result = evaluate(
+                loaded.model,
+                loaded.tokenizer,
+                task,
+                problems,
+                config=config,
+                progress=lambda k: bar.advance(job, k),
+                on_problem=checkpoint,
+            )
+        except EvalInterrupted as e:
+            result = e.partial
+            status = 130
+    report = write(result)
+    if not args.no_plots and result.problems:
+        from passk.plots import plot_eval_dir
+
+        plot_eval_dir(out)
+    Console().print(summary_table(report, title=f"{task.name} | {loaded.identity.name}"))
+    console.print(f"wrote {eval_path}" + (" (partial: interrupted)" if status else ""))
+    return status
