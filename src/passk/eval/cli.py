@@ -113,12 +113,11 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from transformers.utils import logging as hf_logging
 
     from passk.rollout.models import load_model
     from passk.tasks.registry import get_task
     from passk.tasks.rewards import RewardTask, get_reward
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own progress bar is enough
     console = Console(stderr=True)
