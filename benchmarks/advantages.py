@@ -84,18 +84,24 @@ def main() -> None:
             "floor (read+write)": timeit(lambda r=rewards: r * 1.0, dev, args.repeats),
             "pass1": timeit(lambda r=rewards: compute_advantages("pass1", r), dev, args.repeats),
             "passk_analytic": timeit(
-                lambda r=rewards: compute_advantages("passk_analytic", r, k=k), dev, args.repeats
+                lambda r=rewards, k=k: compute_advantages("passk_analytic", r, k=k),
+                dev,
+                args.repeats,
             ),
             "maxk_analytic (continuous)": timeit(
-                lambda r=partial: compute_advantages("maxk_analytic", r, k=k), dev, args.repeats
+                lambda r=partial, k=k: compute_advantages("maxk_analytic", r, k=k),
+                dev,
+                args.repeats,
             ),
             "passk_bootstrap": timeit(
-                lambda r=rewards: compute_advantages("passk_bootstrap", r, k=k), dev, args.repeats
+                lambda r=rewards, k=k: compute_advantages("passk_bootstrap", r, k=k),
+                dev,
+                args.repeats,
             ),
         }
         rewards_np = rewards.cpu().numpy().astype(np.float64)
         times["loop reference (scipy)"] = timeit(
-            lambda r=rewards_np: loop_reference(r, k), "cpu", max(3, args.repeats // 2)
+            lambda r=rewards_np, k=k: loop_reference(r, k), "cpu", max(3, args.repeats // 2)
         )
         ours = compute_advantages("passk_analytic", rewards.double(), k=k).cpu().numpy()
         max_err = float(np.abs(ours - loop_reference(rewards_np, k)).max())
