@@ -1,0 +1,124 @@
+"""Sampling loop: recorded log-probs, determinism, greedy/top-p, stop handling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from passk.rollout.generate import (
+    SamplingParams,
+    _sample_tokens,
+    chat_prompt_ids,
+    generate,
+    sequence_seed,
+)
+from passk.rollout.logprobs import recompute_logprobs
+
+PROMPTS = ["hi", "What is 7 * 8? Put the answer in a box.", "12 + 30 ="]
+
+
+def _sample(model, tok, **kw):
+    params = SamplingParams(
+        temperature=kw.pop("temperature", 1.0),
+        top_p=kw.pop("top_p", 1.0),
+        max_new_tokens=kw.pop("max_new_tokens", 24),
+    )
+    return generate(model, tok, PROMPTS, n=kw.pop("n", 4), params=params, **kw)
+
+
+def test_recomputed_logprobs_match_sampling_at_temperature_one(tiny_model_eos, tiny_tokenizer):
+    r = _sample(tiny_model_eos, tiny_tokenizer, seed=3, batch_size=5, with_entropy=True)
+    assert r.lengths.min() < r.lengths.max(), "want ragged lengths to exercise padding"
+    assert (~r.truncated).any() and r.truncated.any()
+    lp, ent = recompute_logprobs(
+        tiny_model_eos, r.input_ids, r.attention_mask, r.response_mask, with_entropy=True
+    )
+    mask = r.response_mask
+    torch.testing.assert_close(lp[mask], r.logprobs[mask], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ent[mask], r.entropy[mask], atol=1e-4, rtol=1e-4)
+    assert (lp[~mask] == 0).all() and (r.logprobs[~mask] == 0).all()
+
+
+def test_temperature_scaled_recompute_matches_sampling(tiny_model, tiny_tokenizer):
+    r = _sample(tiny_model, tiny_tokenizer, seed=1, temperature=0.7, n=2)
+    lp, _ = recompute_logprobs(
+        tiny_model, r.input_ids, r.attention_mask, r.response_mask, temperature=0.7
+    )
+    torch.testing.assert_close(lp, r.logprobs, atol=1e-4, rtol=1e-4)
+
+
+def test_layout_and_stop_tokens(tiny_model_eos, tiny_tokenizer):
+    r = _sample(tiny_model_eos, tiny_tokenizer, seed=0, max_new_tokens=16)
+    B = len(PROMPTS) * 4
+    assert len(r) == B and r.response_ids.shape[0] == B
+    assert r.group.tolist() == [i // 4 for i in range(B)]
+    for b in range(B):
+        L = int(r.lengths[b])
+        assert r.response_mask[b].sum() == L
+        if r.truncated[b]:
+            assert L == 16 and int(r.response_ids[b, L - 1]) != 2
+        else:
+            assert int(r.response_ids[b, L - 1]) == 2  # EOS kept as the last response token
+    # the prompt is left-padded and ends with the generation prompt
+    ids = chat_prompt_ids(tiny_tokenizer, PROMPTS[0])
+    assert r.prompt_ids[0, -len(ids) :].tolist() == ids
+    assert r.prompt_mask[0].sum() == len(ids)
+
+
+def test_deterministic_under_seed_and_batch_size(tiny_model_eos, tiny_tokenizer):
+    a = _sample(tiny_model_eos, tiny_tokenizer, seed=11, batch_size=4)
+    b = _sample(tiny_model_eos, tiny_tokenizer, seed=11, batch_size=4)
+    c = _sample(tiny_model_eos, tiny_tokenizer, seed=11, batch_size=12)
+    d = _sample(tiny_model_eos, tiny_tokenizer, seed=12, batch_size=4)
+    assert torch.equal(a.response_ids, b.response_ids) and a.texts == b.texts
+    assert torch.equal(a.logprobs, b.logprobs)
+    assert a.texts == c.texts  # per-sequence seeds: batch composition does not matter
+    assert a.texts != d.texts
+
+
+def test_samples_of_a_problem_do_not_depend_on_other_prompts(tiny_model, tiny_tokenizer):
+    p = SamplingParams(max_new_tokens=12)
+    alone = generate(tiny_model, tiny_tokenizer, [PROMPTS[1]], n=3, params=p, keys=["q"])
+    mixed = generate(
+        tiny_model, tiny_tokenizer, [PROMPTS[0], PROMPTS[1]], n=3, params=p, keys=["x", "q"]
+    )
+    assert alone.texts == mixed.texts[3:]
+
+
+def test_greedy_and_tiny_top_p_agree(tiny_model, tiny_tokenizer):
+    greedy = _sample(tiny_model, tiny_tokenizer, temperature=0.0, n=2)
+    assert (greedy.logprobs == 0).all()
+    assert greedy.texts[0] == greedy.texts[1]  # no randomness left
+    nucleus1 = _sample(tiny_model, tiny_tokenizer, top_p=1e-6, n=2, seed=5)
+    assert torch.equal(nucleus1.response_ids, greedy.response_ids)
+    assert nucleus1.logprobs.abs().max() < 1e-6  # nucleus of one token
+
+
+def test_top_p_logprobs_are_renormalised(tiny_model, tiny_tokenizer):
+    r = _sample(tiny_model, tiny_tokenizer, top_p=0.5, seed=2)
+    lp, _ = recompute_logprobs(tiny_model, r.input_ids, r.attention_mask, r.response_mask)
+    m = r.response_mask
+    assert (r.logprobs[m] >= lp[m] - 1e-5).all()
+    assert (r.logprobs[m] > lp[m] + 1e-3).any()
+
+
+def test_sample_tokens_follows_distribution():
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7]])).repeat(20000, 1)
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0))
+    tokens, lp, _ = _sample_tokens(logits, u, SamplingParams(), False)
+    freq = torch.bincount(tokens, minlength=3).float() / 20000
+    torch.testing.assert_close(freq, torch.tensor([0.1, 0.2, 0.7]), atol=0.015, rtol=0)
+    torch.testing.assert_close(lp, logits[0, tokens], atol=1e-6, rtol=0)
+    tokens, lp, _ = _sample_tokens(logits, u, SamplingParams(top_p=0.8), False)
+    freq = torch.bincount(tokens, minlength=3).float() / 20000
+    # nucleus {0.7, 0.2}: renormalised to 7/9 and 2/9, token 0 never drawn
+    torch.testing.assert_close(freq, torch.tensor([0.0, 2 / 9, 7 / 9]), atol=0.015, rtol=0)
+    assert torch.allclose(lp[tokens == 2], torch.log(torch.tensor(7 / 9)), atol=1e-5)
+
+
+def test_sampling_params_validation():
+    with pytest.raises(ValueError, match="top_p"):
+        SamplingParams(top_p=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        SamplingParams(temperature=-1)
+    assert sequence_seed(0, "a", 0) != sequence_seed(0, "a", 1)

@@ -1,0 +1,81 @@
+"""Fault handling: raising / NaN / hanging scorers score 0, are counted, and the run goes on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from passk.tasks.base import Problem, Score
+from passk.tasks.guard import SafeScorer, sanitize
+from passk.tasks.rewards import RewardTask
+
+PROBLEM = Problem(id="p", prompt="q", answer="1")
+
+
+class FlakyTask:
+    """Scores by keyword: 'hang' loops forever, 'raise' raises, 'nan' returns NaN."""
+
+    name = "flaky"
+
+    def problems(self, split: str, n: int, seed: int = 0) -> list[Problem]:
+        return [PROBLEM] * n
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        if "hang" in completion:
+            while True:  # pure-Python busy loop: a thread could never be stopped
+                pass
+        if "raise" in completion:
+            raise RuntimeError("verifier exploded")
+        if "nan" in completion:
+            return Score(float("nan"), False)
+        return Score(1.0, True, extracted="1")
+
+
+@pytest.mark.parametrize("timeout", [None, 2.0])
+def test_errors_score_zero_and_are_counted(timeout):
+    with SafeScorer(FlakyTask(), timeout=timeout) as scorer:
+        results = [scorer.score(PROBLEM, c) for c in ["ok", "raise", "nan", "ok"]]
+    assert [r.reward for r in results] == [1.0, 0.0, 0.0, 1.0]
+    assert "RuntimeError: verifier exploded" in results[1].error
+    assert "non-finite" in results[2].error
+    assert scorer.errors == 2 and scorer.timeouts == 0
+
+
+def test_hanging_verifier_times_out_and_the_next_call_works():
+    with SafeScorer(FlakyTask(), timeout=0.5) as scorer:
+        t0 = time.perf_counter()
+        hung = scorer.score(PROBLEM, "hang")
+        elapsed = time.perf_counter() - t0
+        after = scorer.score(PROBLEM, "ok")
+        hung_again = scorer.score(PROBLEM, "hang")
+    assert hung.reward == 0.0 and not hung.correct and "timeout" in hung.error
+    assert elapsed < 5.0
+    assert after.correct and after.error is None
+    assert "timeout" in hung_again.error
+    assert scorer.errors == 2 and scorer.timeouts == 2
+
+
+def test_user_reward_function_errors_and_nan():
+    calls = []
+
+    def reward(completion: str, answer: str) -> float:
+        calls.append(completion)
+        if completion == "boom":
+            raise ValueError("bad input")
+        return float("nan") if completion == "nan" else float(completion == answer)
+
+    task = RewardTask(FlakyTask(), reward)  # a closure: works because the worker is forked
+    with SafeScorer(task, timeout=5.0) as scorer:
+        scores = [scorer.score(PROBLEM, c) for c in ["1", "boom", "nan", "2"]]
+    assert [s.reward for s in scores] == [1.0, 0.0, 0.0, 0.0]
+    assert [s.correct for s in scores] == [True, False, False, False]
+    assert scorer.errors == 2
+
+
+def test_sanitize_non_score_results():
+    assert sanitize(True).error is not None  # bools are not rewards
+    assert sanitize("1").error is not None
+    assert sanitize(0.5) == Score(0.5, False)
+    with pytest.raises(ValueError):
+        SafeScorer(FlakyTask(), timeout=0)
