@@ -15,6 +15,8 @@ from passk.integrations.trl import PassKGRPOTrainer, group_rewards  # noqa: E402
 
 N_GEN = 4
 # Rewards by position in the generation batch: 3 prompts x 4 completions, one group degenerate.
+# Two processes x 6 completions: the global batch is 3 groups, the middle one split across ranks.
+RANK_PATTERNS = {0: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], 1: [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]}
 PATTERN = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
 
@@ -170,3 +172,34 @@ def test_group_rewards_masks_unscored() -> None:
     assert mask.tolist() == [[True, False], [True, True]]
     with pytest.raises(ValueError, match="multiple of num_generations"):
         group_rewards(r, torch.ones(2), 3)
+
+
+@pytest.mark.slow
+def test_two_processes_slice_globally_computed_advantages(tmp_path: Path) -> None:
+    """Each rank's advantages are its slice of the advantages of the gathered batch."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    worker = Path(__file__).with_name("trl_two_process_worker.py")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        str(worker),
+        str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rewards = torch.tensor(RANK_PATTERNS[0] + RANK_PATTERNS[1]).view(-1, N_GEN)  # rank 0, 1
+    expected = passk.compute_advantages("passk_analytic", rewards, k=2).view(2, -1)
+    assert expected[0, 4:].abs().sum() > 0  # the split group has a learning signal
+    for rank in range(2):
+        got = torch.tensor(json.loads((tmp_path / f"rank{rank}.json").read_text()))
+        torch.testing.assert_close(got, expected[rank])
