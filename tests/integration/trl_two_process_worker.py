@@ -14,14 +14,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from test_trl import N_GEN, RANK_PATTERNS, RecordingTrainer, build_model, build_tokenizer
-
 
 def main(out_dir: str) -> None:
     import datasets
     from trl import GRPOConfig
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_trl import N_GEN, RANK_PATTERNS, RecordingTrainer, build_model, build_tokenizer
 
     root = Path(out_dir)
     tok = build_tokenizer(root / "tok")
