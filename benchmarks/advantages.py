@@ -70,8 +70,16 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: the loop reference is single-threaded, and "
+        "on a loaded 2-core machine more threads mostly measure scheduler waits)",
+    )
     args = ap.parse_args()
     dev = args.device
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}")
 
     for n in args.sizes:

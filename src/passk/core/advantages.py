@@ -149,11 +149,17 @@ def get_estimator(name: str) -> EstimatorSpec:
 def _validate(
     spec: EstimatorSpec, rewards: Tensor, mask: Tensor | None, p: Any
 ) -> tuple[Tensor, Tensor]:
-    """Check shapes and values once; return float64 rewards (masked -> 0) and a bool mask."""
+    """Check shapes and values once; return float64 rewards (masked -> 0) and a bool mask.
+
+    Written for speed on the common path (few full-tensor passes): the value checks are
+    one reduction each, and the elementwise search for the offending values only runs
+    when a check fails.
+    """
     if not isinstance(rewards, Tensor):
         raise ValueError(f"rewards must be a torch.Tensor [G, N], got {type(rewards).__name__}")
     if rewards.dim() != 2:
         raise ValueError(f"rewards must be 2-D [G, N], got shape {tuple(rewards.shape)}")
+    r = rewards.to(torch.float64)
     if mask is None:
         mask = torch.ones(rewards.shape, dtype=torch.bool, device=rewards.device)
     else:
@@ -163,20 +169,28 @@ def _validate(
         if mask.dtype != torch.bool:
             raise ValueError(f"mask must be a bool tensor, got dtype {mask.dtype}")
         mask = mask.to(rewards.device)
-    r = torch.where(mask, rewards.to(torch.float64), 0.0)
-    if not torch.isfinite(r).all():
-        bad = rewards[mask & ~torch.isfinite(rewards.to(torch.float64))]
-        raise ValueError(f"rewards must be finite on valid entries, found {bad[:5].tolist()}")
-    if spec.binary_only and not ((r == 0) | (r == 1)).all():
-        bad = r[(r != 0) & (r != 1)]
-        raise ValueError(
-            f"estimator {spec.name!r} needs binary rewards in {{0, 1}}, found "
-            f"{bad[:5].tolist()}; use 'maxk_analytic' or 'pkpo_loo' for continuous rewards"
-        )
+        r = r.masked_fill(~mask, 0.0)
+    if spec.binary_only:
+        # r (r - 1) is 0 exactly for 0 and 1, non-zero (or NaN) for anything else
+        if (r * (r - 1)).any():
+            if not torch.isfinite(r).all():
+                bad = r[~torch.isfinite(r)]
+                raise ValueError(
+                    f"rewards must be finite on valid entries, found {bad[:5].tolist()}"
+                )
+            bad = r[(r != 0) & (r != 1)]
+            raise ValueError(
+                f"estimator {spec.name!r} needs binary rewards in {{0, 1}}, found "
+                f"{bad[:5].tolist()}; use 'maxk_analytic' or 'pkpo_loo' for continuous rewards"
+            )
+    elif not torch.isfinite(r.sum()):  # NaN and inf propagate through a sum
+        bad = r[~torch.isfinite(r)]
+        if bad.numel():
+            raise ValueError(f"rewards must be finite on valid entries, found {bad[:5].tolist()}")
     k = getattr(p, "k", None)
     if k is not None and rewards.numel() > 0:
         counts = mask.sum(1)
-        smallest = int(counts[counts > 0].min()) if (counts > 0).any() else 0
+        smallest = int(counts.masked_fill(counts == 0, counts.max()).min())
         if smallest and k > smallest:
             raise ValueError(
                 f"k={k} is larger than the smallest group ({smallest} valid responses); "
@@ -198,12 +212,11 @@ def compute_advantages(
     """
     spec = get_estimator(name)
     p = spec.make_params(**params)
+    ragged = mask is not None
     r, m = _validate(spec, rewards, mask, p)
-    if r.numel() == 0:
-        out = r
-    else:
-        out = spec.fn(r, m, p)
-        out = torch.where(m, out, 0.0)
+    out = r if r.numel() == 0 else spec.fn(r, m, p)
+    if ragged:
+        out = out.masked_fill(~m, 0.0)
     dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
     return out.to(dtype)
 
@@ -320,8 +333,12 @@ def passk_analytic_values(
     n_pos = n_pos.to(torch.float64)
     n_neg = n - n_pos
     live = (n_pos > 0) & (n_neg >= k)
-    kk = torch.full_like(n, float(k))
-    log_q = _log_binom(n_neg, kk) - _log_binom(n, kk)
+    # log C(N_neg, k) - log C(N, k) = lf[N_neg] - lf[N_neg - k] - lf[N] + lf[N - k] with
+    # lf[m] = log m!, gathered from one small table instead of lgamma on every group
+    n_max = int(n.max()) if n.numel() else 0
+    lf = torch.lgamma(torch.arange(n_max + 1, dtype=torch.float64, device=n.device) + 1)
+    i_n, i_neg = n.long(), n_neg.long()
+    log_q = lf[i_neg] - lf[(i_neg - k).clamp(min=0)] - lf[i_n] + lf[(i_n - k).clamp(min=0)]
     log_q = torch.where(live, log_q, -1.0)  # any finite value; dead groups are zeroed below
     log_one_minus_q = torch.log(-torch.expm1(log_q))
     log_sigma = 0.5 * (log_q + log_one_minus_q)
@@ -496,16 +513,21 @@ def _sorted_ranks(rewards: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor
     return torch.where(rank > 0, values, 0.0), order, rank, n
 
 
-def maxk_subset_stats(rewards: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Exact statistics of ``max`` over all k-subsets of each group's valid rewards.
+def _maxk_shifted(rewards: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Statistics of ``max`` over all k-subsets of each group's valid rewards.
 
-    Returns ``(s[G, N], mean[G], std[G])``: ``s_i`` is the average of the subset max over
-    the C(n-1, k-1) subsets that contain response i; mean and std are over all C(n, k)
+        ``s_i`` is the average subset max over the C(n-1, k-1) subsets that contain response i;
+        mean and std are over all C(n, k)
     subsets. O(N log N) per group: with rewards sorted ascending (rank r, 1-based),
-    ``P(max = g_(r)) = C(r-1, k-1) / C(n, k)`` and
-    ``s_(r) = [C(r-1, k-1) g_(r) + sum_{j>r} C(j-2, k-2) g_(j)] / C(n-1, k-1)``
-    (ties broken by position give identical values to tied responses).
-    Inputs are float64 with masked entries ignored.
+        ``P(max = g_(r)) = C(r-1, k-1) / C(n, k)`` and
+        ``s_(r) = [C(r-1, k-1) g_(r) + sum_{j>r} C(j-2, k-2) g_(j)] / C(n-1, k-1)``
+        (ties broken by position give identical values to tied responses).
+        Inputs are float64 with masked entries ignored.
+
+        Returns ``(s - top, mean - top, std, top)`` with ``top[G, 1]`` the group's largest
+        reward: the weighted sums run over ``g - top``, so the large weight that sits on
+        the top values adds exact zeros instead of rounding error, and ``s - mean`` keeps its
+        relative precision even when it is many orders of magnitude below the rewards.
     """
     values, order, rank, n = _sorted_ranks(rewards, mask)
     live = rank > 0
@@ -520,7 +542,9 @@ def maxk_subset_stats(rewards: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Te
     w_all = torch.where(live, log_all.exp(), 0.0)
     w_own = torch.where(live, log_own.exp(), 0.0)
     w_other = torch.where(live, log_other.exp(), 0.0)
-    mean = (w_all * values).sum(1)  # [G]
+    top = values[:, -1:]  # [G, 1] largest valid value (invalid entries sort first)
+    values = torch.where(live, values - top, 0.0)
+    mean = (w_all * values).sum(1)  # [G], relative to top
     var = (w_all * (values - mean[:, None]).square()).sum(1)
     # suffix sums over j > r of C(j-2, k-2) g_(j)
     term = w_other * values
@@ -531,7 +555,18 @@ def maxk_subset_stats(rewards: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Te
     kth = values.gather(1, (rewards.shape[1] - n.long() + k - 1).clamp(0, rewards.shape[1] - 1))
     constant = (kth.squeeze(1) >= values[:, -1]) | (n.squeeze(1) < k)
     std = torch.where(constant, 0.0, var.clamp(min=0).sqrt())
-    return s, mean, std
+    return s, mean, std, top
+
+
+def maxk_subset_stats(rewards: Tensor, mask: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Exact statistics of ``max`` over all k-subsets of each group's valid rewards.
+
+    Returns ``(s[G, N], mean[G], std[G])``: ``s_i`` is the average of the subset max over
+    the C(n-1, k-1) subsets that contain response i; mean and std are over all C(n, k)
+    subsets. See :func:`_maxk_shifted` for the formulas.
+    """
+    s, mean, std, top = _maxk_shifted(rewards, mask, k)
+    return s + top, mean + top.squeeze(1), std
 
 
 @dataclass(frozen=True)
@@ -549,7 +584,7 @@ class MaxKParams:
 @register_estimator("maxk_analytic", params=MaxKParams)
 def maxk_analytic_advantage(rewards: Tensor, mask: Tensor, p: MaxKParams) -> Tensor:
     """Exact mean over the k-subsets containing i of the z-scored subset max (continuous)."""
-    s, mean, std = maxk_subset_stats(rewards, mask, p.k)
+    s, mean, std, _ = _maxk_shifted(rewards, mask, p.k)
     degenerate = std == 0
     adv = (s - mean[:, None]) / torch.where(degenerate, 1.0, std + p.eps)[:, None]
     return torch.where(degenerate[:, None], 0.0, adv)
