@@ -1,0 +1,106 @@
+"""evaluate(): counts, metrics, partial results on Ctrl-C, reward errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from passk.core.metrics import pass_at_k
+from passk.eval.evaluate import EvalConfig, EvalInterrupted, evaluate
+from passk.eval.report import write_json_atomic
+from passk.tasks.base import Problem, Score
+
+
+class ParityTask:
+    """Correct iff the completion has an even number of characters; 'x' in it raises."""
+
+    name = "parity"
+
+    def problems(self, split: str, n: int, seed: int = 0) -> list[Problem]:
+        return [Problem(id=f"q{i}", prompt=f"question {i}", answer="even") for i in range(n)]
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        if "x" in completion:
+            raise ValueError("x is not allowed")
+        even = len(completion) % 2 == 0
+        return Score(float(even), even, extracted=str(len(completion) % 5))
+
+
+def test_evaluate_counts_and_metrics(tiny_model_eos, tiny_tokenizer):
+    task = ParityTask()
+    cfg = EvalConfig(n=4, max_new_tokens=12, batch_size=8, score_timeout=None, num_resamples=200)
+    result = evaluate(tiny_model_eos, tiny_tokenizer, task, task.problems("test", 5), config=cfg)
+    assert len(result.problems) == 5 and not result.interrupted
+    for p in result.problems:
+        assert p.n == 4 and len(p.completions) == 4
+        errors = sum(e is not None for e in p.errors)
+        expected_c = sum(len(c) % 2 == 0 and "x" not in c for c in p.completions)
+        assert p.c == expected_c and errors == sum("x" in c for c in p.completions)
+    s = result.summary()
+    assert set(s["pass_at_k"]) == {"1", "2", "4"}
+    mean_p1 = sum(p.c / p.n for p in result.problems) / 5
+    assert s["pass_at_k"]["1"] == pytest.approx(mean_p1)
+    p4 = sum(pass_at_k(p.n, p.c, 4) for p in result.problems) / 5
+    assert s["pass_at_k"]["4"] == pytest.approx(p4)
+    for k, (lo, hi) in s["ci95"].items():
+        assert lo - 1e-9 <= s["pass_at_k"][k] <= hi + 1e-9
+    assert s["pass_at_k"]["1"] <= s["pass_at_k"]["2"] <= s["pass_at_k"]["4"]
+    assert s["reward_errors"] == sum(e is not None for p in result.problems for e in p.errors)
+    assert s["mean_entropy"] > 0 and 1 <= s["mean_length"] <= 12
+    json.dumps(result.to_dict(), allow_nan=False)  # JSON-ready
+
+
+def test_same_seed_same_result_and_overrides(tiny_model, tiny_tokenizer):
+    task = ParityTask()
+    probs = task.problems("test", 2)
+    a = evaluate(tiny_model, tiny_tokenizer, task, probs, n=3, max_new_tokens=6, score_timeout=None)
+    b = evaluate(
+        tiny_model,
+        tiny_tokenizer,
+        task,
+        probs,
+        n=3,
+        max_new_tokens=6,
+        batch_size=2,
+        score_timeout=None,
+    )
+    assert [p.completions for p in a.problems] == [p.completions for p in b.problems]
+    assert a.config.n == 3
+
+
+def test_ctrl_c_keeps_finished_problems(tiny_model, tiny_tokenizer):
+    task = ParityTask()
+    seen = []
+
+    def on_problem(pr):
+        seen.append(pr.id)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(EvalInterrupted) as info:
+        evaluate(
+            tiny_model,
+            tiny_tokenizer,
+            task,
+            task.problems("test", 6),
+            n=2,
+            max_new_tokens=4,
+            batch_size=2,
+            score_timeout=None,
+            on_problem=on_problem,
+        )
+    partial = info.value.partial
+    assert partial.interrupted and [p.id for p in partial.problems] == ["q0", "q1", "q2"]
+    s = partial.summary()
+    assert s["num_problems"] == 3 and s["interrupted"] and "1" in s["pass_at_k"]
+
+
+def test_config_validation_and_atomic_write(tmp_path):
+    with pytest.raises(ValueError, match=r"k must be in 1\.\.n"):
+        EvalConfig(n=4, ks=(8,))
+    assert EvalConfig(n=6).resolved_ks()[:3] == [1, 2, 4]
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "x.json", {"bad": math.nan})
+    assert list(tmp_path.iterdir()) == []  # the failed write left no temp file
