@@ -79,10 +79,16 @@ def test_scoring_and_format_weight():
         ("The answer is 7 * 8 = 56", "56"),
         ("7 x 8 = 56", "56"),
         ("So we get 3 + 4 = 7, then 7 + 5 = 12.", "12"),
-        ("The total is 1,000,000", "1000000"),
+        ("The total = 1,000,000", "1000000"),
+        ("5 * 7 equals 35. As you know, 35 is the answer.", "35"),
+        ("2 + 2 + 21 = 36 + 24", None),  # no backtracking to "3" before "6 + 24"
+        ("170", "170"),
+        ("+437", "437"),
+        (r"\boxed{denoted: (5 * 8)}", None),  # an expression in the box, not an answer
         ("= -12.50", "-12.5"),
         (r"\boxed{7 \times 8 = 56}", "56"),
-        ("Result: 56.0", "56"),
+        ("Result: 56.0", None),  # no rule: a bare trailing number is not a commitment
+        ("I have 12 apples and 3 pears", None),
         ("nothing", None),
     ],
 )
