@@ -28,7 +28,7 @@ def test_jsonl_task_splits_and_verifiers(jsonl_file):
     assert not {p.prompt for p in train} & {p.prompt for p in test}
     assert any(p.answer == "Paris" for p in test)  # the explicit split field wins
     p = train[0]
-    assert task.score(p, f"so it is {p.answer}.").correct
+    assert task.score(p, f"so it is \\boxed{{{p.answer}}}.").correct
     assert not task.score(p, "I don't know").correct
     exact = get_task("jsonl", path=str(jsonl_file), verifier="exact")
     paris = next(p for p in exact.problems("test", 100) if p.answer == "Paris")
@@ -48,7 +48,7 @@ def test_jsonl_errors(tmp_path, jsonl_file):
 
 
 def test_verifiers():
-    assert numeric_verifier("Total: 1,024 apples", "1024") == (True, "1024")
+    assert numeric_verifier("Total = 1,024 apples", "1024") == (True, "1024")
     assert exact_verifier("<answer> Blue </answer>", "blue")[0]
     assert math_verifier(r"thus $\frac{10}{12}$", r"\frac{5}{6}")[0]
     assert math_verifier(r"\boxed{x^2+2x+1}", "(x+1)^2")[0]

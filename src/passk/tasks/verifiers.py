@@ -28,7 +28,9 @@ def _norm_text(s: str) -> str:
 
 
 def exact_verifier(completion: str, answer: str) -> tuple[bool, str | None]:
-    """>>> exact_verifier("<answer>Paris</answer>", "paris")
+    """Free-form answer equals the reference (case and whitespace ignored).
+
+    >>> exact_verifier("<answer>Paris</answer>", "paris")
     (True, 'Paris')
     """
     extracted = extract_free_answer(completion)
@@ -36,7 +38,9 @@ def exact_verifier(completion: str, answer: str) -> tuple[bool, str | None]:
 
 
 def numeric_verifier(completion: str, answer: str) -> tuple[bool, str | None]:
-    """>>> numeric_verifier("so x = 1,200.", "1200")
+    """Numeric answer equals the reference numerically.
+
+    >>> numeric_verifier("so x = 1,200.", "1200")
     (True, '1200')
     """
     extracted, _ = extract_number(completion)
@@ -44,7 +48,9 @@ def numeric_verifier(completion: str, answer: str) -> tuple[bool, str | None]:
 
 
 def math_verifier(completion: str, answer: str) -> tuple[bool, str | None]:
-    r""">>> math_verifier(r"The result is \boxed{\frac{1}{2}}", "0.5")[0]
+    r"""Symbolic equality of the parsed answer and the reference (math-verify).
+
+    >>> math_verifier(r"The result is \boxed{\frac{1}{2}}", "0.5")[0]
     True
     """
     from math_verify import parse, verify
