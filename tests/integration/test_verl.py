@@ -211,7 +211,14 @@ def _actor_config(**kw):
 
 
 @pytest.mark.parametrize(
-    "mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+    "mode",
+    [
+        "token-mean",
+        "token-sum",
+        "seq-mean-token-mean",
+        "seq-mean-token-sum",
+        "seq-mean-token-sum-norm",
+    ],
 )
 @pytest.mark.parametrize(
     "global_info", [{}, {"dp_size": 2, "batch_num_tokens": 40, "global_batch_size": 12}]
