@@ -78,3 +78,33 @@ def test_eval_reports_a_bad_model_clearly(tmp_path):
     )
     assert proc.returncode != 0
     assert "valid choices are 'embedded'" in proc.stderr
+
+
+def test_ctrl_c_writes_partial_results(monkeypatch, tiny_checkpoint, tmp_path):
+    """In-process: evaluate() is interrupted after two problems; eval.json keeps them."""
+    from passk.cli import build_parser
+    from passk.eval import cli as eval_cli
+    from passk.eval.evaluate import EvalInterrupted, evaluate
+
+    def interrupted_evaluate(*args, **kwargs):
+        done = []
+
+        def on_problem(pr):
+            done.append(pr)
+            if len(done) == 2:
+                raise KeyboardInterrupt
+
+        return evaluate(*args, **(kwargs | {"on_problem": on_problem}))
+
+    monkeypatch.setattr(eval_cli, "evaluate", interrupted_evaluate)
+    args = build_parser().parse_args(
+        ["eval", "--model", str(tiny_checkpoint), "--problems", "5", "--n", "2",
+         "--max-new-tokens", "4", "--batch-size", "2", "--score-timeout", "0",
+         "--dtype", "fp32", "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert args.func(args) == 130
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["interrupted"] and report["num_problems"] == 2
+    assert len(report["per_problem"]) == 2 and "1" in report["pass_at_k"]
+    assert (tmp_path / "passk_curve.png").is_file()
+    assert issubclass(EvalInterrupted, KeyboardInterrupt)

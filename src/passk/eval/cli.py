@@ -120,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
     from passk.tasks.rewards import RewardTask, get_reward
 
     hf_logging.disable_progress_bar()  # our own progress bar is enough
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     console = Console(stderr=True)
     task = get_task(args.task, **dict(args.task_option))
     if args.reward:
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         "problems_requested": args.problems,
         "model_spec": args.model,
         "model_load_s": round(load_s, 3),
+        "torch_threads": __import__("torch").get_num_threads(),
     }
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

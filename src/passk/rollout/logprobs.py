@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from passk.core.losses import logprobs_and_entropy
+
 
 def _position_ids(attention_mask: Tensor) -> Tensor:
     """Positions that skip left padding, exactly as in the sampling loop. [B, S] -> [B, S]."""
@@ -30,23 +32,35 @@ def _position_ids(attention_mask: Tensor) -> Tensor:
 def _head_logprobs(
     model: Any, hidden: Tensor, labels: Tensor, temperature: float, with_entropy: bool, chunk: int
 ) -> tuple[Tensor, Tensor | None]:
-    """LM head on ``hidden`` [N, H] in chunks; log-prob of ``labels`` [N] and entropy [N]."""
+    """LM head on ``hidden`` [N, H] in chunks; log-prob of ``labels`` [N] and entropy [N].
+
+    The per-chunk softmax statistics come from :func:`passk.core.losses.logprobs_and_entropy`
+    (the trainer's own kernel, which recomputes the softmax in backward instead of
+    storing it), so sampling-time, eval-time and training-time numbers share one
+    definition.
+    """
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     logps, ents = [], []
     for start in range(0, hidden.shape[0], chunk):
-        logits = head(hidden[start : start + chunk]).float()  # [c, V]
+        logits = head(hidden[start : start + chunk])  # [c, V]
         if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-        if temperature != 1.0:
-            logits = logits / temperature
-        logp = torch.log_softmax(logits, dim=-1)
-        logps.append(logp.gather(1, labels[start : start + chunk, None]).squeeze(1))
-        if with_entropy:
-            ents.append(-(logp.exp() * logp).sum(-1))
+            logits = torch.tanh(logits.float() / softcap) * softcap
+        lp, ent = logprobs_and_entropy(
+            logits,
+            labels[start : start + chunk],
+            chunk_size=min(chunk, 512),
+            temperature=temperature,
+            with_entropy=with_entropy,
+        )
+        logps.append(lp.float())
+        if ent is not None:
+            ents.append(ent.float())
     empty = hidden.new_zeros(0, dtype=torch.float32)
     logp_all = torch.cat(logps) if logps else empty
-    return logp_all, (torch.cat(ents) if ents else empty) if with_entropy else None
+    if not with_entropy:
+        return logp_all, None
+    return logp_all, torch.cat(ents) if ents else empty
 
 
 def response_logprobs(
