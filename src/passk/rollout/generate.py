@@ -209,9 +209,16 @@ def sample_batch(
         mask[i, width - len(p) :] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [U, width]
-    out = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
-    )
+    try:  # logits for the last position only: the 49k-wide prompt logits are wasted work
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    except TypeError:  # architectures without logits_to_keep
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
     cache = out.past_key_values
     select = torch.tensor(row_to_unique, device=device)
     cache.batch_select_indices(select)  # [U, ...] -> [B, ...], repeating shared prompts

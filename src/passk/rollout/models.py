@@ -212,7 +212,7 @@ def build_embedded_cache(*, force: bool = False) -> Path:
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         quantised = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+            gguf.parent, gguf_file=gguf.name, **_dtype_kwarg(torch.float32)
         )
         config_dict = quantised.config.to_dict()
         config_dict.pop("quantization_config", None)
@@ -246,6 +246,14 @@ def build_embedded_cache(*, force: bool = False) -> Path:
     return target
 
 
+def _dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:
+    """``from_pretrained`` takes ``dtype`` since transformers 4.56, ``torch_dtype`` before."""
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (4, 56) else {"torch_dtype": dtype}
+
+
 def _checkpoint_fingerprint(path: Path) -> str:
     files = sorted(
         p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".pt"} and p.is_file()
@@ -258,7 +266,7 @@ def _load_checkpoint(path: Path, dtype: torch.dtype, device: torch.device) -> tu
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **_dtype_kwarg(dtype))
     model.to(device)
     model.eval()
     if tokenizer.pad_token_id is None:
