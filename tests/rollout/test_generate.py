@@ -122,3 +122,28 @@ def test_sampling_params_validation():
     with pytest.raises(ValueError, match="temperature"):
         SamplingParams(temperature=-1)
     assert sequence_seed(0, "a", 0) != sequence_seed(0, "a", 1)
+
+
+def test_continuous_batching_refills_and_matches_static(
+    monkeypatch, tiny_model_eos, tiny_tokenizer
+):
+    from passk.rollout import generate as gen_module
+
+    merges = []
+    real_merge = gen_module._merge_caches
+
+    def spy(*args):
+        merges.append(args[1].shape)
+        return real_merge(*args)
+
+    monkeypatch.setattr(gen_module, "_merge_caches", spy)
+    params = SamplingParams(max_new_tokens=24)
+    stream = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=3)
+    assert merges, "finished rows should have been refilled"
+    static = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=12)
+    assert stream.texts == static.texts
+    torch.testing.assert_close(stream.logprobs, static.logprobs, atol=1e-4, rtol=1e-4)
+    lp, _ = recompute_logprobs(
+        tiny_model_eos, stream.input_ids, stream.attention_mask, stream.response_mask
+    )
+    torch.testing.assert_close(lp, stream.logprobs, atol=1e-4, rtol=1e-4)

@@ -6,8 +6,9 @@
 counted in ``reward_errors``), and returns an :class:`EvalResult` whose
 :meth:`~EvalResult.summary` holds the unbiased pass@k curve, bootstrap CIs over
 problems, the Dang et al. bound, answer diversity of wrong responses, entropy and
-length. Problems are processed a few at a time; on Ctrl-C :class:`EvalInterrupted`
-(a ``KeyboardInterrupt``) carries the problems finished so far.
+length. Sampling is continuously batched over all problems (``batch_size`` sequences in
+flight); a problem is scored as soon as its n samples are in, so on Ctrl-C
+:class:`EvalInterrupted` (a ``KeyboardInterrupt``) carries every problem finished so far.
 
 The trainer calls this for periodic held-out evaluation with its live model; the
 ``passk eval`` command wraps it with model loading, a progress bar and files.
@@ -28,7 +29,13 @@ from passk.core.metrics import (
     pass_at_k_ci,
     pass_at_k_curve,
 )
-from passk.rollout.generate import SamplingParams, generate
+from passk.rollout.generate import (
+    SamplingParams,
+    chat_prompt_ids,
+    sample_stream,
+    sequence_seed,
+    stop_token_ids,
+)
 from passk.tasks.base import Problem, Task
 from passk.tasks.guard import SafeScorer
 
@@ -190,7 +197,7 @@ def evaluate(
         task: scores completions (the same ``score`` the trainer's reward uses).
         problems: what to evaluate, e.g. ``task.problems("test", 50)``.
         config: settings; keyword ``overrides`` replace single fields (``n=8``).
-        progress: called with the number of sequences sampled by each batch.
+        progress: called with 1 as each sequence finishes.
         on_problem: called with each finished :class:`ProblemResult`.
 
     Raises:
@@ -200,59 +207,86 @@ def evaluate(
     if overrides:
         config = EvalConfig(**(asdict(config) | overrides))
     params = config.sampling()
-    per_call = max(1, config.batch_size // config.n)  # problems per generate() call
+    n = config.n
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    prompt_ids = [chat_prompt_ids(tokenizer, p.prompt, config.system_prompt) for p in problems]
+    rows = [(i, j) for i in range(len(problems)) for j in range(n)]
+    seeds = [sequence_seed(config.seed, problems[i].id, j) for i, j in rows]
+    remaining = [n] * len(problems)
+    finished: dict[int, ProblemResult] = {}
     result = EvalResult(problems=[], config=config)
+    scorer = SafeScorer(task, timeout=config.score_timeout)
+    start = time.perf_counter()
+
+    def on_done(row: int, out: dict[str, Any]) -> None:
+        # all n samples of a problem are in: decode, score and report it right away
+        if progress is not None:
+            progress(1)
+        i = rows[row][0]
+        remaining[i] -= 1
+        if remaining[i] == 0:
+            pr = _score_problem(
+                problems[i], range(i * n, (i + 1) * n), out, tokenizer, scorer, config
+            )
+            finished[i] = pr
+            if on_problem is not None:
+                on_problem(pr)
+
     was_training = bool(getattr(model, "training", False))
     model.eval()
-    start = time.perf_counter()
-    scorer = SafeScorer(task, timeout=config.score_timeout)
     try:
-        for i in range(0, len(problems), per_call):
-            chunk = list(problems[i : i + per_call])
-            rollouts = generate(
-                model,
-                tokenizer,
-                [p.prompt for p in chunk],
-                n=config.n,
-                params=params,
-                seed=config.seed,
-                batch_size=config.batch_size,
-                keys=[p.id for p in chunk],
-                system_prompt=config.system_prompt,
-                with_entropy=config.with_entropy,
-                progress=progress,
-            )
-            for j, problem in enumerate(chunk):
-                rows = range(j * config.n, (j + 1) * config.n)
-                pr = _score_problem(problem, rollouts, rows, scorer, config)
-                result.problems.append(pr)
-                if on_problem is not None:
-                    on_problem(pr)
-            result.reward_errors = scorer.errors
-            result.score_timeouts = scorer.timeouts
-            result.elapsed_s = time.perf_counter() - start
+        sample_stream(
+            model,
+            [prompt_ids[i] for i, _ in rows],
+            seeds,
+            params,
+            stop_ids=stop_token_ids(model, tokenizer),
+            pad_id=pad_id,
+            batch_size=config.batch_size,
+            with_entropy=config.with_entropy,
+            on_done=on_done,
+        )
     except KeyboardInterrupt:
         result.interrupted = True
-        result.elapsed_s = time.perf_counter() - start
-        raise EvalInterrupted(result) from None
+        raise EvalInterrupted(_finish(result, finished, scorer, start)) from None
     finally:
         scorer.close()
         if was_training:
             model.train()
+    return _finish(result, finished, scorer, start)
+
+
+def _finish(
+    result: EvalResult, finished: dict[int, ProblemResult], scorer: SafeScorer, start: float
+) -> EvalResult:
+    result.problems = [finished[i] for i in sorted(finished)]
+    result.reward_errors = scorer.errors
+    result.score_timeouts = scorer.timeouts
+    result.elapsed_s = time.perf_counter() - start
     return result
 
 
 def _score_problem(
-    problem: Problem, rollouts: Any, rows: range, scorer: SafeScorer, config: EvalConfig
+    problem: Problem,
+    rows: range,
+    out: dict[str, Any],
+    tokenizer: Any,
+    scorer: SafeScorer,
+    config: EvalConfig,
 ) -> ProblemResult:
-    scores = [scorer.score(problem, rollouts.texts[b]) for b in rows]
-    lengths = [int(rollouts.lengths[b]) for b in rows]
+    lengths = [int(out["lengths"][b]) for b in rows]
+    texts = [
+        tokenizer.decode(out["tokens"][b, :L].tolist(), skip_special_tokens=True)
+        for b, L in zip(rows, lengths)
+    ]
+    scores = [scorer.score(problem, text) for text in texts]
     mean_entropy = None
-    if rollouts.entropy is not None:
+    if "entropy" in out:
         # token-mean per response, then mean over the problem's responses
         per_response = [
-            float(rollouts.entropy[b, : lengths[i]].sum()) / max(lengths[i], 1)
-            for i, b in enumerate(rows)
+            float(out["entropy"][b, :L].sum()) / max(L, 1) for b, L in zip(rows, lengths)
         ]
         mean_entropy = sum(per_response) / len(per_response)
     correct = [bool(s.correct) for s in scores]
@@ -266,10 +300,10 @@ def _score_problem(
         correct=correct,
         extracted=[s.extracted for s in scores],
         lengths=lengths,
-        truncated=[bool(rollouts.truncated[b]) for b in rows],
+        truncated=[bool(out["truncated"][b]) for b in rows],
         mean_entropy=mean_entropy,
         errors=[s.error for s in scores],
-        completions=[rollouts.texts[b] for b in rows] if config.keep_completions else [],
+        completions=texts if config.keep_completions else [],
     )
 
 

@@ -1,6 +1,10 @@
-"""Model loading (embedded SmolLM2 or any local HF checkpoint), sampling, log-prob recompute."""
+"""Model loading (embedded SmolLM2 or any local HF checkpoint), sampling, log-prob recompute.
 
-from passk.rollout.generate import Rollouts, SamplingParams, generate, sample_batch
+The sampler is ``passk.rollout.generate.generate`` (not re-exported here, so that the
+name ``passk.rollout.generate`` keeps meaning the module).
+"""
+
+from passk.rollout.generate import Rollouts, SamplingParams
 from passk.rollout.logprobs import recompute_logprobs, response_logprobs
 from passk.rollout.models import LoadedModel, ModelIdentity, load_model
 
@@ -9,9 +13,7 @@ __all__ = [
     "ModelIdentity",
     "Rollouts",
     "SamplingParams",
-    "generate",
     "load_model",
     "recompute_logprobs",
     "response_logprobs",
-    "sample_batch",
 ]

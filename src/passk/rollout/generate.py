@@ -178,27 +178,14 @@ def _sample_tokens(
     return tokens, logp.gather(1, idx).squeeze(1), entropy
 
 
-@torch.no_grad()
-def sample_batch(
-    model: Any,
-    prompts: Sequence[Sequence[int]],
-    seeds: Sequence[int],
-    params: SamplingParams,
-    *,
-    stop_ids: Sequence[int],
-    pad_id: int,
-    with_entropy: bool = False,
-) -> dict[str, Tensor]:
-    """Sample one response for each (prompt token ids, seed) pair, all in one batch.
+def _prefill(
+    model: Any, prompts: Sequence[Sequence[int]], pad_id: int, device: torch.device
+) -> tuple[Any, Tensor, Tensor, Tensor]:
+    """Left-padded prompt forward, each distinct prompt once, cache rows repeated per prompt.
 
-    Identical prompts are pre-filled once and their KV cache rows are repeated, so N
-    samples of one prompt cost one prompt forward. Returns CPU tensors ``tokens``,
-    ``logprobs`` (and ``entropy``) ``[B, max_new_tokens]``, ``lengths`` ``[B]``,
-    ``truncated`` ``[B]``.
+    Returns (cache [B, ...], last-position logits [B, V], attention mask [B, W] long,
+    next position ids [B]).
     """
-    B, T = len(prompts), params.max_new_tokens
-    assert len(seeds) == B and B > 0
-    device = next(model.parameters()).device
     unique: dict[tuple[int, ...], int] = {}
     row_to_unique = [unique.setdefault(tuple(p), len(unique)) for p in prompts]
     width = max(len(p) for p in unique)
@@ -208,52 +195,147 @@ def sample_batch(
         ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
         mask[i, width - len(p) :] = 1
     ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [U, width]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [U, W]
+    kwargs = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
     try:  # logits for the last position only: the 49k-wide prompt logits are wasted work
-        out = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        out = model(**kwargs, use_cache=True, logits_to_keep=1)
     except TypeError:  # architectures without logits_to_keep
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    cache = out.past_key_values
+        out = model(**kwargs, use_cache=True)
     select = torch.tensor(row_to_unique, device=device)
-    cache.batch_select_indices(select)  # [U, ...] -> [B, ...], repeating shared prompts
-    logits = out.logits[:, -1][select]  # [B, V]
-    attn = mask[select]  # [B, width + t]
-    next_pos = positions[select, -1] + 1  # [B]
+    cache = out.past_key_values
+    cache.batch_select_indices(select)  # [U, ...] -> [B, ...]
+    return cache, out.logits[:, -1][select], mask[select], positions[select, -1] + 1
 
-    uniforms = torch.stack(
-        [torch.rand(T, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
-    )  # [B, T]
+
+def _kv_layers(cache: Any) -> list[Any] | None:
+    """The per-layer K/V holders of a plain dynamic cache, or None if it is anything else
+    (sliding-window, quantised, legacy tuples): those are not merged, only filled once."""
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return None
+    for layer in layers:
+        if type(layer).__name__ != "DynamicLayer" or not hasattr(layer, "keys"):
+            return None
+    return list(layers)
+
+
+def _merge_caches(a: Any, attn_a: Tensor, b: Any, attn_b: Tensor) -> tuple[Any, Tensor]:
+    """Stack cache ``b``'s rows under ``a``'s, left-padding the shorter one with masked zeros.
+
+    Padded positions have attention mask 0, so their (zero) keys and values are never
+    attended to; positions ids are per row, so padding does not shift RoPE.
+    """
+    la, lb = _kv_layers(a), _kv_layers(b)
+    assert la is not None and lb is not None
+    La, Lb = attn_a.shape[1], attn_b.shape[1]
+    L = max(La, Lb)
+
+    def pad(x: Tensor, by: int) -> Tensor:  # x: [B, H, S, D] -> [B, H, S + by, D]
+        return x if by == 0 else torch.cat([x.new_zeros(*x.shape[:2], by, x.shape[3]), x], dim=2)
+
+    for x, y in zip(la, lb):
+        x.keys = torch.cat([pad(x.keys, L - La), pad(y.keys, L - Lb)], dim=0)
+        x.values = torch.cat([pad(x.values, L - La), pad(y.values, L - Lb)], dim=0)
+    attn = torch.cat(
+        [
+            torch.cat([attn_a.new_zeros(attn_a.shape[0], L - La), attn_a], dim=1),
+            torch.cat([attn_b.new_zeros(attn_b.shape[0], L - Lb), attn_b], dim=1),
+        ],
+        dim=0,
+    )
+    return a, attn
+
+
+@torch.no_grad()
+def sample_stream(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    params: SamplingParams,
+    *,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    batch_size: int = 16,
+    with_entropy: bool = False,
+    on_done: Callable[[int, dict[str, Tensor]], None] | None = None,
+) -> dict[str, Tensor]:
+    """Sample one response per (prompt ids, seed), at most ``batch_size`` rows at a time.
+
+    Continuous batching: rows leave the KV cache as soon as they stop, and waiting
+    sequences are pre-filled and join the running batch once a quarter of the slots are
+    free, so short answers do not wait for the longest one. (With a cache type that
+    cannot be merged, new sequences join only when the batch has emptied.) Identical
+    prompts joining together are pre-filled once. ``on_done(i, out)`` is called when
+    sequence ``i`` has finished; row ``i`` of the tensors in ``out`` (the dict that is
+    finally returned) is then final.
+
+    Returns CPU tensors ``tokens``, ``logprobs`` (and ``entropy``) ``[N, T]`` with
+    T = max_new_tokens, ``lengths`` ``[N]`` and ``truncated`` ``[N]``.
+    """
+    N, T = len(prompts), params.max_new_tokens
+    assert len(seeds) == N and batch_size >= 1
+    device = next(model.parameters()).device
     stop = torch.tensor(list(stop_ids), device=device)
-    tokens = torch.full((B, T), pad_id, dtype=torch.long)
-    logprobs = torch.zeros((B, T), dtype=torch.float32)
-    entropy = torch.zeros((B, T), dtype=torch.float32) if with_entropy else None
-    lengths = torch.zeros(B, dtype=torch.long)
-    finished = torch.zeros(B, dtype=torch.bool)
-    active = torch.arange(B)  # rows still generating, in cache order
-    for t in range(T):
-        tok, lp, ent = _sample_tokens(logits, uniforms[active, t].to(device), params, with_entropy)
-        tokens[active, t] = tok.cpu()
-        logprobs[active, t] = lp.cpu()
+    tokens = torch.full((N, T), pad_id, dtype=torch.long)
+    logprobs = torch.zeros((N, T), dtype=torch.float32)
+    entropy = torch.zeros((N, T), dtype=torch.float32) if with_entropy else None
+    lengths = torch.zeros(N, dtype=torch.long)
+    truncated = torch.zeros(N, dtype=torch.bool)
+    uniforms = torch.empty((N, T), dtype=torch.float32)
+    result = {"tokens": tokens, "logprobs": logprobs, "lengths": lengths, "truncated": truncated}
+    if entropy is not None:
+        result["entropy"] = entropy
+
+    pending = 0  # sequences [pending, N) have not started
+    rows = torch.zeros(0, dtype=torch.long)  # [A] sequence index of each cache row
+    cache: Any = None
+    logits = attn = next_pos = None  # [A, V], [A, L], [A]
+    refill_at = max(1, batch_size // 4)  # free slots that trigger a refill
+
+    def admit(count: int) -> tuple[Any, Tensor, Tensor, Tensor, Tensor]:
+        nonlocal pending
+        new = torch.arange(pending, pending + count)
+        for i in new.tolist():
+            uniforms[i] = torch.rand(T, generator=torch.Generator().manual_seed(int(seeds[i])))
+        pending += count
+        c, lg, am, npos = _prefill(model, [prompts[i] for i in new.tolist()], pad_id, device)
+        return c, lg, am, npos, new
+
+    while pending < N or len(rows):
+        free = batch_size - len(rows)
+        if pending < N and (not len(rows) or (free >= refill_at and _kv_layers(cache))):
+            c, lg, am, npos, new = admit(min(free, N - pending))
+            if len(rows):
+                cache, attn = _merge_caches(cache, attn, c, am)
+                logits = torch.cat([logits, lg])
+                next_pos = torch.cat([next_pos, npos])
+                rows = torch.cat([rows, new])
+            else:
+                cache, logits, attn, next_pos, rows = c, lg, am, npos, new
+        t = lengths[rows]  # [A] tokens generated so far per row
+        u = uniforms[rows, t].to(device)
+        tok, lp, ent = _sample_tokens(logits, u, params, with_entropy)
+        tokens[rows, t] = tok.cpu()
+        logprobs[rows, t] = lp.cpu()
         if entropy is not None and ent is not None:
-            entropy[active, t] = ent.cpu()
-        lengths[active] = t + 1
-        done = torch.isin(tok, stop)  # [A]
-        finished[active[done.cpu()]] = True
-        if t == T - 1:
-            break
+            entropy[rows, t] = ent.cpu()
+        lengths[rows] = t + 1
+        stopped = torch.isin(tok, stop).cpu()
+        done = stopped | (t + 1 >= T)
+        truncated[rows[done & ~stopped]] = True
         if done.any():
+            if on_done is not None:
+                for i in rows[done].tolist():
+                    on_done(i, result)
             keep = ~done
             if not keep.any():
-                break
-            active = active[keep.cpu()]
-            cache.batch_select_indices(keep.nonzero().squeeze(1))
-            attn, next_pos, tok = attn[keep], next_pos[keep], tok[keep]
+                rows = rows[keep]
+                cache = None
+                continue
+            keep_dev = keep.to(device)
+            rows = rows[keep]
+            cache.batch_select_indices(keep_dev.nonzero().squeeze(1))
+            attn, next_pos, tok = attn[keep_dev], next_pos[keep_dev], tok[keep_dev]
         attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
         out = model(
             input_ids=tok.unsqueeze(1),
@@ -265,10 +347,30 @@ def sample_batch(
         cache = out.past_key_values
         logits = out.logits[:, -1]
         next_pos = next_pos + 1
-    result = {"tokens": tokens, "logprobs": logprobs, "lengths": lengths, "truncated": ~finished}
-    if entropy is not None:
-        result["entropy"] = entropy
     return result
+
+
+def sample_batch(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    params: SamplingParams,
+    *,
+    stop_ids: Sequence[int],
+    pad_id: int,
+    with_entropy: bool = False,
+) -> dict[str, Tensor]:
+    """All sequences in one static batch (:func:`sample_stream` with ``batch_size = N``)."""
+    return sample_stream(
+        model,
+        prompts,
+        seeds,
+        params,
+        stop_ids=stop_ids,
+        pad_id=pad_id,
+        batch_size=len(prompts),
+        with_entropy=with_entropy,
+    )
 
 
 def generate(
@@ -289,8 +391,9 @@ def generate(
 
     ``keys`` identify prompts for seeding (default: their position); a sample's seed is
     ``sequence_seed(seed, key, j)``, so the same problem gets the same samples whatever
-    else is in the run. ``progress`` is called with the number of rows finished by each
-    batch.
+    else is in the run. Sampling is continuously batched (:func:`sample_stream`), at most
+    ``batch_size`` sequences at a time. ``progress`` is called with 1 as each sequence
+    finishes.
     """
     params = params or SamplingParams()
     if n < 1 or batch_size < 1:
@@ -305,23 +408,18 @@ def generate(
     prompt_ids = [chat_prompt_ids(tokenizer, p, system_prompt) for p in prompts]
     rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
     seeds = [sequence_seed(seed, keys[i], j) for i, j in rows]
-    parts: list[dict[str, Tensor]] = []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        parts.append(
-            sample_batch(
-                model,
-                [prompt_ids[i] for i, _ in chunk],
-                seeds[start : start + batch_size],
-                params,
-                stop_ids=stop_ids,
-                pad_id=pad_id,
-                with_entropy=with_entropy,
-            )
-        )
-        if progress is not None:
-            progress(len(chunk))
-    return _assemble(parts, prompt_ids, rows, seeds, n, pad_id, tokenizer)
+    out = sample_stream(
+        model,
+        [prompt_ids[i] for i, _ in rows],
+        seeds,
+        params,
+        stop_ids=stop_ids,
+        pad_id=pad_id,
+        batch_size=batch_size,
+        with_entropy=with_entropy,
+        on_done=(lambda i, out: progress(1)) if progress is not None else None,
+    )
+    return _assemble([out] if rows else [], prompt_ids, rows, seeds, n, pad_id, tokenizer)
 
 
 def _assemble(
