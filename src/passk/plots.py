@@ -65,9 +65,10 @@ def plot_passk_curve(report: dict[str, Any], out: str | Path, *, title: str | No
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ks, values, marker="o", label="pass@k (unbiased)")
     ax.fill_between(ks, lo, hi, alpha=0.25, label="95% bootstrap CI")
-    if report.get("dang_bound"):
-        bound = [report["dang_bound"][str(k)] for k in ks]
-        ax.plot(ks, bound, linestyle="--", color="gray", label="Dang et al. bound")
+    bound_ks = [k for k in ks if str(k) in report.get("dang_bound", {})]
+    if bound_ks:
+        bound = [report["dang_bound"][str(k)] for k in bound_ks]
+        ax.plot(bound_ks, bound, linestyle="--", color="gray", label="Dang et al. bound (k >= 2)")
     _style_k_axis(ax, ks)
     n_problems = report.get("num_problems", len(report.get("per_problem", [])))
     ax.set_title(title or f"{_label(report, 'pass@k')} ({n_problems} problems)", fontsize=9)

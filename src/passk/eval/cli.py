@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     def checkpoint(pr: ProblemResult) -> None:
         finished.append(pr)
         if time.perf_counter() - last_write[0] > _CHECKPOINT_EVERY_S:
-            write(EvalResult(list(finished), config, interrupted=True))
+            elapsed = time.perf_counter() - t_sampling
+            write(EvalResult(list(finished), config, elapsed_s=elapsed, interrupted=True))
             last_write[0] = time.perf_counter()
 
     columns = (
@@ -197,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         TimeRemainingColumn(),
     )
     status = 0
+    t_sampling = time.perf_counter()
     with Progress(*columns, console=console, transient=False) as bar:
         job = bar.add_task("sampling", total=len(problems) * config.n)
         try:

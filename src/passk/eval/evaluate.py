@@ -144,7 +144,9 @@ class EvalResult:
         out |= {
             "pass_at_k": {str(k): float(curve[k]) for k in ks},
             "ci95": {str(k): [float(ci[k][0]), float(ci[k][1])] for k in ks},
-            "dang_bound": {str(k): float(dang_bound(pass1, k)) for k in ks},
+            # the bound follows from the power-mean inequality, which needs k >= 2 (at k = 1
+            # the formula lies below pass@1 by Jensen), so k = 1 is left out
+            "dang_bound": {str(k): float(dang_bound(pass1, k)) for k in ks if k >= 2},
             "answer_diversity": _finite_or_none(
                 answer_diversity([p.extracted for p in done], [p.correct for p in done])
             ),

@@ -55,7 +55,10 @@ def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
     table.add_column("Dang bound", justify="right")
     for k, value in report.get("pass_at_k", {}).items():
         lo, hi = report["ci95"][k]
-        table.add_row(k, f"{value:.3f}", f"[{lo:.3f}, {hi:.3f}]", f"{report['dang_bound'][k]:.3f}")
+        bound = report.get("dang_bound", {}).get(k)
+        table.add_row(
+            k, f"{value:.3f}", f"[{lo:.3f}, {hi:.3f}]", "-" if bound is None else f"{bound:.3f}"
+        )
 
     def fmt(x: Any, spec: str = ".3f") -> str:
         return "n/a" if x is None else format(x, spec)
