@@ -71,7 +71,7 @@ def response_logprobs(
     *,
     temperature: float = 1.0,
     with_entropy: bool = False,
-    chunk_tokens: int = 1024,
+    chunk_tokens: int = 512,
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probs of the response tokens of one batch, with autograd if enabled.
 
@@ -122,7 +122,7 @@ def recompute_logprobs(
     micro_batch_size: int = 8,
     temperature: float = 1.0,
     with_entropy: bool = False,
-    chunk_tokens: int = 1024,
+    chunk_tokens: int = 512,
 ) -> tuple[Tensor, Tensor | None]:
     """:func:`response_logprobs` without gradients, ``micro_batch_size`` rows at a time.
 
