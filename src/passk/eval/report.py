@@ -45,8 +45,10 @@ def _json_default(obj: Any) -> Any:
 
 
 def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
-    """A rich table of the headline numbers of an ``eval.json`` dict."""
+    """A rich renderable: the pass@k table of an ``eval.json`` dict and a line of facts."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title)
     table.add_column("k", justify="right")
@@ -63,11 +65,11 @@ def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
     def fmt(x: Any, spec: str = ".3f") -> str:
         return "n/a" if x is None else format(x, spec)
 
-    table.caption = (
+    facts = (
         f"{report.get('num_problems', 0)} problems | answer diversity "
         f"{fmt(report.get('answer_diversity'))} | entropy {fmt(report.get('mean_entropy'))} | "
         f"length {fmt(report.get('mean_length'), '.1f')} | truncated "
         f"{fmt(report.get('truncated_fraction'))} | reward errors {report.get('reward_errors', 0)}"
         + (" | INTERRUPTED (partial)" if report.get("interrupted") else "")
     )
-    return table
+    return Group(table, Text(facts))
