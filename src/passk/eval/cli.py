@@ -110,6 +110,15 @@ def select_problems(task: Any, split: str, n: int, seed: int) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Entry point of ``passk eval``: bad settings print one clear line and exit with 2."""
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"passk eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
