@@ -79,12 +79,23 @@ def plot_passk_curve(report: dict[str, Any], out: str | Path, *, title: str | No
     return Path(out)
 
 
-def plot_pass1_hist(report: dict[str, Any], out: str | Path, *, bins: int = 10) -> Path:
-    """Histogram of per-problem pass@1 (c / n)."""
+def plot_pass1_hist(report: dict[str, Any], out: str | Path, *, bins: int | None = None) -> Path:
+    """Histogram of per-problem pass@1 (c / n).
+
+    With one n for every problem (and no ``bins``), there is one bar per possible value
+    c / n, c = 0..n, so no bar straddles two values.
+    """
     plt = _pyplot()
-    pass1 = [p["c"] / p["n"] for p in report.get("per_problem", [])]
+    problems = report.get("per_problem", [])
+    pass1 = [p["c"] / p["n"] for p in problems]
+    ns = {p["n"] for p in problems}
+    if bins is None and len(ns) == 1 and (n := ns.pop()) <= 64:
+        edges: Any = [(c - 0.5) / n for c in range(n + 2)]
+    else:
+        edges = bins or 10
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(pass1, bins=bins, range=(0, 1), edgecolor="black")
+    ax.hist(pass1, bins=edges, edgecolor="black")
+    ax.set_xlim(-0.05, 1.05)
     ax.set_xlabel("per-problem pass@1 (c / n)")
     ax.set_ylabel("problems")
     ax.set_title(f"{_label(report, 'pass@1')}: pass@1 distribution", fontsize=9)
