@@ -152,6 +152,11 @@ def dang_bound(pass1: Sequence[float] | torch.Tensor, k: int) -> float:
     (population variance). A measured pass@k close to the bound means the model's
     successes are spread over problems as evenly as its pass@1 allows.
 
+    It is a bound for k >= 2 only (the exponent k/2 >= 1 makes Jensen's inequality go the
+    right way; at k = 1 it lies below pass@1). It bounds the with-replacement quantity
+    ``E[1 - (1 - rho)^k]``; the unbiased without-replacement estimate from c of n samples
+    can exceed it slightly on finite data.
+
     >>> round(dang_bound([0.5, 0.5], 2), 4)
     0.75
     """
