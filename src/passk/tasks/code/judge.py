@@ -75,36 +75,9 @@ _NODES = (
     ast.Slice, ast.keyword, ast.Load, ast.operator, ast.cmpop, ast.boolop, ast.unaryop,
     ast.JoinedStr, ast.FormattedValue,
 )  # fmt: skip
-# Calls whose cost is bounded by the size of their (tainted) arguments.
-_LINEAR_CALLS = frozenset(
-    [
-        "abs",
-        "all",
-        "any",
-        "bool",
-        "complex",
-        "dict",
-        "divmod",
-        "enumerate",
-        "float",
-        "frozenset",
-        "int",
-        "isinstance",
-        "len",
-        "list",
-        "max",
-        "min",
-        "repr",
-        "reversed",
-        "round",
-        "set",
-        "sorted",
-        "str",
-        "sum",
-        "tuple",
-        "zip",
-    ]
-)
+# Calls whose cost is bounded by the size of their (tainted) arguments: every safe builtin
+# except those whose cost grows with an argument's value (bytes(10**9), range(10**12)).
+_LINEAR_CALLS = frozenset(_SAFE_BUILTINS) - {"bytes", "range"}
 _LINEAR_MATH = frozenset(
     ["isclose", "isfinite", "isinf", "isnan", "fabs", "floor", "ceil", "trunc", "copysign"]
 )
