@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from passk.tasks.base import Task
+from passk.tasks.base import Task, registering
 
 TaskFactory = Callable[..., Task]
 _TASKS: dict[str, TaskFactory] = {}
@@ -24,26 +24,12 @@ _BUILTIN_MODULES: list[str] = [
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
     """Register a task factory (a class or function taking keyword options) under ``name``."""
-
-    def deco(factory: TaskFactory) -> TaskFactory:
-        if name in _TASKS and _TASKS[name] is not factory:
-            raise ValueError(f"task {name!r} is already registered")
-        _TASKS[name] = factory
-        return factory
-
-    return deco
+    return registering(_TASKS, "task", name)
 
 
 def register_task_prefix(prefix: str) -> Callable[[TaskFactory], TaskFactory]:
     """Register a factory for names ``"prefix:rest"``; it is called as ``factory(rest, **options)``."""
-
-    def deco(factory: TaskFactory) -> TaskFactory:
-        if prefix in _PREFIXES and _PREFIXES[prefix] is not factory:
-            raise ValueError(f"task prefix {prefix!r} is already registered")
-        _PREFIXES[prefix] = factory
-        return factory
-
-    return deco
+    return registering(_PREFIXES, "task prefix", prefix)
 
 
 def _load_builtins() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from passk.tasks.base import Problem, Score, Task
+from passk.tasks.base import Problem, Score, Task, registering
 from passk.tasks.verifiers import VERIFIERS
 
 RewardFn = Callable[[str, Any], float]
@@ -29,14 +29,7 @@ _REWARDS: dict[str, RewardFn] = {}
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
     """Register a reward function under ``name`` (duplicates are an error)."""
-
-    def deco(fn: RewardFn) -> RewardFn:
-        if name in _REWARDS and _REWARDS[name] is not fn:
-            raise ValueError(f"reward {name!r} is already registered")
-        _REWARDS[name] = fn
-        return fn
-
-    return deco
+    return registering(_REWARDS, "reward", name)
 
 
 def _verifier_reward(name: str) -> RewardFn:
