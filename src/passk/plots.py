@@ -1,14 +1,19 @@
-"""Figures drawn from logged files only (``eval.json``), never from live objects.
+"""Figures drawn from logged files only (``eval.json``, ``metrics.jsonl``), never from
+live objects (the eta curves are pure numerics from ``passk.core``).
 
 ``passk plot`` is a sub-command group: ``passk plot compare A/eval.json B/eval.json
 --out cmp.png`` overlays pass@k curves; ``passk plot eval DIR`` redraws one run's
-figures. Other groups (training runs, eta curves) are added as further sub-commands.
+figures; ``passk plot run DIR [DIR ...]`` draws training curves from each run's
+``metrics.jsonl``; ``passk plot eta --n 32 --k 4 8 16 --out eta.png`` draws the eta
+curves of the advantage estimators (SPEC 1.6) and prints where each one peaks.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,6 +147,298 @@ def plot_compare(
     return Path(out)
 
 
+# --------------------------------------------------------------------------- training runs
+
+# (title, keys) of the training-step panels, in drawing order; a panel with no data is
+# left out. Several keys share a panel and are told apart by line style.
+_TRAIN_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("mean reward", ("reward/mean",)),
+    ("train pass@1 / pass@k", ("train/pass@1", "train/pass@k")),
+    ("policy entropy", ("actor/entropy",)),
+    ("groups with all-zero advantages", ("adv/zero_frac",)),
+    ("KL to reference (dotted: reset)", ("actor/kl",)),
+    ("mean response length", ("response/length_mean",)),
+    ("wrong-answer diversity", ("train/wrong_diversity",)),
+)
+_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1)))
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_EVAL_PASSK = re.compile(r"^eval/pass@(\d+)$")
+
+
+def _metrics_path(run_dir: str | Path) -> Path:
+    path = Path(run_dir)
+    return path if path.suffix == ".jsonl" else path / "metrics.jsonl"
+
+
+def load_metrics(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read ``run_dir/metrics.jsonl`` (or a ``.jsonl`` path) into (train rows, eval rows).
+
+    Rows with ``"kind": "eval"`` are evaluation records, all others training steps.
+    A last line that does not parse is skipped (the run may be writing it); a bad line
+    anywhere else is a ValueError naming its number.
+    """
+    path = _metrics_path(run_dir)
+    if not path.is_file():
+        raise ValueError(f"no metrics file at {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+    train: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    for pos, (lineno, line) in enumerate(numbered):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if pos == len(numbered) - 1:
+                break  # truncated by a writer still running
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or "step" not in row:
+            raise ValueError(f"{path}:{lineno}: expected a JSON object with a 'step'")
+        (evals if row.get("kind") == "eval" else train).append(row)
+    if not train and not evals:
+        raise ValueError(f"metrics file {path} has no records")
+    return train, evals
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None  # None, NaN/inf, or not a number: nothing to draw
+
+
+def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of ``key``, sorted by step; the later record of a step wins, so a
+    run resumed from a checkpoint (steps written twice) draws its final history."""
+    by_step: dict[float, float] = {}
+    for row in rows:
+        value = _number(row.get(key))
+        step = _number(row.get("step"))
+        if value is not None and step is not None:
+            by_step[step] = value
+    steps = sorted(by_step)
+    return steps, [by_step[s] for s in steps]
+
+
+def _trailing_mean(values: Sequence[float], width: int) -> list[float]:
+    """Mean of the last ``width`` values at each point (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= width:
+            total -= values[i - width]
+        out.append(total / min(i + 1, width))
+    return out
+
+
+def _train_k_label(rows: Sequence[dict[str, Any]]) -> str:
+    """``pass@4`` when every row (of every run) used one k, else the range of k."""
+    ks = sorted({int(k) for row in rows if (k := _number(row.get("train/k"))) is not None})
+    if len(ks) == 1:
+        return f"pass@{ks[0]}"
+    return f"pass@k (k={ks[0]}..{ks[-1]})" if ks else "pass@k"
+
+
+def _run_label(run_dir: str | Path) -> str:
+    path = Path(run_dir).resolve()
+    return path.parent.name if path.suffix == ".jsonl" else path.name
+
+
+def plot_run(
+    dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    smooth: int = 1,
+) -> Path:
+    """Training curves of one or several runs from their ``metrics.jsonl``, overlaid.
+
+    Colour is the run; line style tells apart quantities sharing a panel (pass@1 /
+    pass@k, eval pass@K). ``smooth`` is the width of a trailing moving average applied
+    to the training curves (not to evaluations or resets). ``out`` defaults to
+    ``DIR/training.png`` for a single run.
+    """
+    if not dirs:
+        raise ValueError("plot_run needs at least one run directory")
+    if labels is not None and len(labels) != len(dirs):
+        raise ValueError(f"{len(labels)} labels for {len(dirs)} runs")
+    if smooth < 1:
+        raise ValueError(f"smooth must be >= 1, got {smooth}")
+    if out is None:
+        if len(dirs) > 1:
+            raise ValueError(f"{len(dirs)} runs: give --out (the default is DIR/training.png)")
+        out = _metrics_path(dirs[0]).parent / "training.png"
+    runs = [load_metrics(d) for d in dirs]
+    names = list(labels) if labels else [_run_label(d) for d in dirs]
+
+    def has(part: int, key: str) -> bool:  # part 0: training rows, 1: eval rows
+        return any(_series(run[part], key)[0] for run in runs)
+
+    panels: list[tuple[str, tuple[str, ...]]] = [
+        (title, keys)
+        for title, keys in _TRAIN_PANELS
+        if any(has(0, k) for k in keys) or (keys == ("actor/kl",) and has(0, "ref/reset"))
+    ]
+    eval_ks = sorted(
+        {
+            int(m.group(1))
+            for run in runs
+            for row in run[1]
+            for key in row
+            if (m := _EVAL_PASSK.match(key))
+        }
+    )
+    if any(has(1, f"eval/pass@{k}") for k in eval_ks):
+        panels.append(("eval pass@k", tuple(f"eval/pass@{k}" for k in eval_ks)))
+    if has(1, "eval/entropy"):
+        panels.append(("eval entropy", ("eval/entropy",)))
+    if not panels:
+        raise ValueError(f"no plottable metrics in {', '.join(str(d) for d in dirs)}")
+
+    plt = _pyplot()
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.3 * ncols, 3.1 * nrows + 0.6), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, keys) in zip(flat, panels, strict=False):
+        is_eval = title.startswith("eval")
+        style_handles: dict[str, Any] = {}
+        for r, (train, evals) in enumerate(runs):
+            color = f"C{r % 10}"
+            for j, key in enumerate(keys):
+                steps, values = _series(evals if is_eval else train, key)
+                if not steps:
+                    continue
+                style = _STYLES[j % len(_STYLES)]
+                if is_eval:
+                    marker = _MARKERS[j % len(_MARKERS)]
+                    ax.plot(steps, values, color=color, linestyle=style, marker=marker, ms=3)
+                else:
+                    marker = None
+                    ax.plot(steps, _trailing_mean(values, smooth), color=color, linestyle=style)
+                if len(keys) > 1:
+                    name = key.rsplit("/", 1)[-1]
+                    if key == "train/pass@k":
+                        name = _train_k_label([row for run in runs for row in run[0]])
+                    style_handles.setdefault(
+                        name,
+                        plt.Line2D([], [], color="gray", linestyle=style, marker=marker, ms=3),
+                    )
+            if keys == ("actor/kl",):
+                resets = [s for s, v in zip(*_series(train, "ref/reset"), strict=True) if v]
+                for step in resets:
+                    ax.axvline(step, color=color, linestyle=":", linewidth=1, alpha=0.8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel(keys[0] if len(keys) == 1 else ("pass@k" if is_eval else "train pass"))
+        ax.grid(True, alpha=0.3)
+        if style_handles:
+            ax.legend(style_handles.values(), style_handles.keys(), fontsize=7)
+    run_handles = [plt.Line2D([], [], color=f"C{r % 10}") for r in range(len(runs))]
+    fig.legend(run_handles, names, loc="upper center", ncol=min(len(names), 4), fontsize=8)
+    if smooth > 1:
+        fig.text(
+            0.99,
+            0.99,
+            f"training curves: trailing mean over {smooth} steps",
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="gray",
+        )
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- eta curves
+
+DEFAULT_ETA_ESTIMATORS = ("pass1", "passk_analytic", "passk_exceed", "passk_combination")
+# line style per estimator; colour is k (pass1 does not depend on k and is drawn black)
+_ETA_STYLES: dict[str, Any] = {
+    "pass1": "-",
+    "passk_analytic": "-",
+    "passk_exceed": "--",
+    "passk_combination": ":",
+}
+
+
+def eta_estimators() -> list[str]:
+    """Estimators that have an eta curve (those needing per-group inputs have none)."""
+    # imported here, not at the top: torch is slow to load and the CLI imports this module
+    from passk.core.advantages import get_estimator, list_estimators
+
+    return [name for name in list_estimators() if not get_estimator(name).needs]
+
+
+def plot_eta(
+    n: int, ks: Sequence[int], out: str | Path, *, estimators: Sequence[str] | None = None
+) -> tuple[Path, dict[str, float]]:
+    """eta(accuracy) = sum_i |A_i| of a group of ``n`` for each estimator and k (SPEC 1.6).
+
+    Left: eta itself; right: each curve divided by its peak, so peak positions compare
+    across scales. Returns the output path and each curve's peak accuracy, keyed
+    ``"pass1"`` or ``"<estimator> k=<k>"`` (NaN for a curve that is zero everywhere).
+    """
+    from passk.core.advantages import eta_curve, get_estimator
+
+    valid = eta_estimators()
+    names = list(estimators) if estimators else list(DEFAULT_ETA_ESTIMATORS)
+    unknown = [e for e in names if e not in valid]
+    if unknown:
+        raise ValueError(f"no eta curve for estimator(s) {unknown}; valid: {', '.join(valid)}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    bad = [k for k in ks if not 1 <= k <= n]
+    if bad:
+        raise ValueError(f"k must be in 1..{n} (the group size), got {bad}")
+    ks = sorted(set(ks))
+    if not ks and any(get_estimator(e).uses_k for e in names):
+        raise ValueError("give at least one k for the Pass@k estimators")
+
+    plt = _pyplot()
+    fig, (ax_abs, ax_rel) = plt.subplots(1, 2, figsize=(12, 4.3))
+    extra_styles = iter(_STYLES[3:] * 3)
+    peaks: dict[str, float] = {}
+    for name in dict.fromkeys(names):  # drop repeats, keep order
+        uses_k = get_estimator(name).uses_k
+        style = _ETA_STYLES.get(name) or next(extra_styles, "-.")
+        for i, k in enumerate(ks if uses_k else [None]):
+            acc_t, eta_t = eta_curve(name, n, **({"k": k} if uses_k else {}))  # [n+1]
+            acc, eta = acc_t.tolist(), eta_t.tolist()
+            label = f"{name} k={k}" if uses_k else name
+            color = f"C{i % 10}" if uses_k else "black"
+            top = max(eta)
+            peak = eta.index(top)  # first of tied maxima
+            peaks[label] = acc[peak] if top > 0 else math.nan
+            shown = f"{label} (peak {peaks[label]:.3g})"
+            ax_abs.plot(acc, eta, color=color, linestyle=style, label=shown)
+            if top > 0:
+                ax_abs.plot([acc[peak]], [top], marker="o", color=color, ms=5)
+                ax_rel.plot(acc, [e / top for e in eta], color=color, linestyle=style, label=shown)
+                ax_rel.plot([acc[peak]], [1.0], marker="o", color=color, ms=5)
+    ax_abs.set_ylabel("eta = N_pos|A_pos| + N_neg|A_neg|")
+    ax_abs.set_title(f"eta vs group accuracy (N = {n})", fontsize=9)
+    ax_rel.set_ylabel("eta / peak eta")
+    ax_rel.set_title("normalised to each curve's peak (dots: peaks)", fontsize=9)
+    for ax in (ax_abs, ax_rel):
+        ax.set_xlabel("accuracy N_pos / N")
+        ax.set_xlim(0, 1)
+        ax.grid(True, alpha=0.3)
+    # the legend gets its own column: inside, it would hide the Pass@1 curve's top
+    handles, labels = ax_abs.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.8, 0.5), fontsize=7)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return out, peaks
+
+
 def _run_compare(args: argparse.Namespace) -> int:
     out = plot_compare(args.files, args.out, labels=args.labels)
     print(f"wrote {out}")
@@ -151,6 +448,23 @@ def _run_compare(args: argparse.Namespace) -> int:
 def _run_eval(args: argparse.Namespace) -> int:
     for path in plot_eval_dir(args.dir):
         print(f"wrote {path}")
+    return 0
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    out = plot_run(args.dirs, args.out, labels=args.labels, smooth=args.smooth)
+    print(f"wrote {out}")
+    return 0
+
+
+def _run_eta(args: argparse.Namespace) -> int:
+    out, peaks = plot_eta(args.n, args.k, args.out, estimators=args.estimators)
+    width = max(len(label) for label in peaks)
+    print(f"{'curve':<{width}}  peak accuracy  N_pos (N = {args.n})")
+    for label, acc in peaks.items():
+        n_pos = "-" if math.isnan(acc) else str(round(acc * args.n))
+        print(f"{label:<{width}}  {acc:>13.4f}  {n_pos:>5}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -166,5 +480,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     ev = group.add_parser("eval", help="redraw passk_curve.png and pass1_hist.png of an eval dir")
     ev.add_argument("dir", type=Path)
     ev.set_defaults(func=_run_eval)
+    run = group.add_parser("run", help="training curves from runs' metrics.jsonl")
+    run.add_argument("dirs", nargs="+", type=Path, help="run directories (or metrics.jsonl)")
+    run.add_argument(
+        "--out", type=Path, default=None, help="output PNG (default DIR/training.png, one run)"
+    )
+    run.add_argument("--labels", nargs="+", default=None, help="one legend label per run")
+    run.add_argument(
+        "--smooth", type=int, default=1, help="trailing moving-average width (1 = raw)"
+    )
+    run.set_defaults(func=_run_run)
+    eta = group.add_parser("eta", help="eta(accuracy) curves of advantage estimators")
+    eta.add_argument("--n", type=int, default=32, help="group size N")
+    eta.add_argument("--k", type=int, nargs="+", default=[4, 8, 16], help="k of Pass@k")
+    eta.add_argument("--out", required=True, type=Path, help="output PNG")
+    eta.add_argument(
+        "--estimators",
+        nargs="+",
+        default=None,
+        help=f"estimators to draw (default: {' '.join(DEFAULT_ETA_ESTIMATORS)})",
+    )
+    eta.set_defaults(func=_run_eta)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p

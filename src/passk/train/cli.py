@@ -1,0 +1,155 @@
+"""``passk train``: the embedded RLVR trainer on the command line.
+
+    passk train                                  # embedded model, mul1, analytic Pass@k
+    passk train --config configs/passk_then_pass1.yaml --out runs/pk2p1
+    passk train --config configs/prorl.yaml --set optim.lr=1e-6 --set rollout.n=16
+    passk train --out runs/pk2p1 --resume --steps 80
+    passk train --help-config                    # every knob with its default and meaning
+
+Exit codes: 0 done, 2 bad configuration or run directory, 3 training diverged
+(too many non-finite steps), 130 interrupted (the last finished step is saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train",
+        help="train a policy with Pass@k Training and its relatives",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", default=None, help="YAML recipe (see configs/); default: built-in")
+    p.add_argument(
+        "--out", type=Path, default=None, help="run directory (default runs/<timestamp>)"
+    )
+    p.add_argument("--steps", type=int, default=None, help="training steps (overrides the config)")
+    p.add_argument("--seed", type=int, default=None, help="seed (overrides the config)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set optim.lr=1e-6 (repeatable; values are YAML)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--help-config", action="store_true", help="document every config key and exit")
+    p.set_defaults(func=run)
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.overrides)
+    if args.steps is not None:
+        extra.append(f"steps={args.steps}")
+    if args.seed is not None:
+        extra.append(f"seed={args.seed}")
+    if args.no_progress:
+        extra.append("log.progress=false")
+    return extra
+
+
+def run(args: argparse.Namespace) -> int:
+    from passk.train.checkpoint import CheckpointError
+    from passk.train.config import describe_config, dump_config, load_config, validate
+
+    if args.help_config:
+        for key, default, doc in describe_config():
+            print(f"{key} = {default}\n    {doc}")
+        return 0
+    try:
+        if args.resume:
+            if args.out is None:
+                raise ValueError("--resume needs --out DIR (the run to continue)")
+            from passk.train.trainer import load_run_config
+
+            config = load_run_config(args.out, args.config, _overrides(args))
+        else:
+            config = load_config(args.config, _overrides(args))
+        validate(config)
+        if args.print_config:
+            print(dump_config(config), end="")
+            return 0
+        return _train(config, args)
+    except (ValueError, CheckpointError, FileNotFoundError, ImportError) as e:
+        print(f"passk train: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _train(config: Any, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from transformers.utils import logging as hf_logging
+
+    from passk.train.trainer import TrainingDiverged, train
+
+    hf_logging.disable_progress_bar()
+    console = Console(stderr=True)
+    out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+
+    def plain(record: dict[str, Any]) -> None:
+        if not config.log.progress:
+            keys = ("reward/mean", "train/pass@1", "train/pass@k", "actor/entropy", "adv/zero_frac")
+            vals = " ".join(f"{k}={record.get(k)!s:.6}" for k in keys)
+            console.print(
+                f"step {record['step']}/{config.steps} {vals} ({record['time/step']:.1f}s)"
+            )
+
+    console.print(f"[bold]passk train[/] -> {out}  ({config.task.name}, {_recipe(config)})")
+    try:
+        result = train(config, out, resume=args.resume, console=console, on_step=plain)
+    except TrainingDiverged as e:
+        console.print(f"[red]passk train: {e}[/red]")
+        return 3
+    _report(result, console)
+    return 130 if result.interrupted else 0
+
+
+def _recipe(config: Any) -> str:
+    stages = config.resolved_stages()
+    return " -> ".join(f"{s.estimator}{s.params or ''}" for s in stages)
+
+
+def _report(result: Any, console: Any) -> None:
+    from rich.table import Table
+
+    out = result.out_dir
+    plots = []
+    try:
+        from passk.plots import plot_run
+
+        plots.append(plot_run([out], out / "training.png"))
+    except ValueError as e:  # nothing to draw yet (e.g. interrupted before the first step)
+        console.print(f"[yellow]no training plot: {e}[/yellow]")
+    first, last = result.first_eval, result.final_eval
+    if first or last:
+        table = Table(title="held-out pass@k")
+        keys = sorted(
+            {k for rec in (first, last) if rec for k in rec if k.startswith("eval/pass@")},
+            key=lambda k: int(k.split("@")[1]),
+        )
+        table.add_column("")
+        for k in keys:
+            table.add_column(k.removeprefix("eval/"), justify="right")
+        for label, rec in (("start", first), (f"step {last['step']}" if last else "end", last)):
+            if rec:
+                table.add_row(label, *[f"{rec.get(k, float('nan')):.3f}" for k in keys])
+        console.print(table)
+    state = "interrupted; resume with --resume" if result.interrupted else "done"
+    console.print(f"{state}: {result.steps_done} steps")
+    console.print(f"  metrics    {out / 'metrics.jsonl'}")
+    for p in plots:
+        console.print(f"  plot       {p}")
+    if (out / "evals").is_dir():
+        console.print(f"  evals      {out / 'evals'}")
+    if result.checkpoint is not None:
+        console.print(f"  checkpoint {result.checkpoint}  (passk eval --model {result.checkpoint})")

