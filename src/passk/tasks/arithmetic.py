@@ -15,6 +15,11 @@ reference. The reward is ``(1 - format_weight) * correct + format_weight * forma
 where ``format_ok`` means the answer was given in ``\boxed{}`` as the prompt asks;
 ``format_weight`` defaults to 0 (reward = correctness). ``correct`` never depends on
 the format, so pass@k is the same whatever the weight.
+
+**Partial credit** (``partial_credit=True``, for dense-reward recipes such as max@k and
+RL-Grokking's dense stage): the correctness term becomes :func:`digit_credit`, the
+fraction of digit positions (aligned from the right, over the longer of the two
+numbers) where the extracted answer matches the reference; exact answers get 1.
 """
 
 from __future__ import annotations
@@ -34,6 +39,24 @@ DEFAULT_TEMPLATE = "What is {expression}? Put your final answer in \\boxed{{}}."
 _ENUMERATE_LIMIT = 50_000
 
 
+def digit_credit(extracted: str | None, answer: str) -> float:
+    """Fraction of right-aligned digit positions that agree (0 when nothing was extracted).
+
+    >>> digit_credit("56", "56"), digit_credit("54", "56"), digit_credit("156", "56")
+    (1.0, 0.5, 0.6666666666666666)
+    >>> digit_credit(None, "56"), digit_credit("-56", "56")
+    (0.0, 0.0)
+    """
+    if extracted is None:
+        return 0.0
+    got, ref = extracted.strip().replace(",", ""), answer.strip()
+    if not (got.isdigit() and ref.isdigit()):
+        return 0.0
+    width = max(len(got), len(ref))
+    got, ref = got.zfill(width), ref.zfill(width)
+    return sum(a == b for a, b in zip(got, ref)) / width
+
+
 @dataclass(frozen=True)
 class _Arithmetic:
     """Shared prompt, split and scoring logic; subclasses define the problem space."""
@@ -41,6 +64,7 @@ class _Arithmetic:
     format_weight: float = 0.0
     test_fraction: float = 0.2
     template: str = DEFAULT_TEMPLATE
+    partial_credit: bool = False
 
     name: ClassVar[str] = "arithmetic"
 
@@ -116,7 +140,10 @@ class _Arithmetic:
         extracted, rule = extract_number(completion)
         correct = numbers_equal(extracted, str(problem.answer))
         format_ok = rule == "boxed"
-        reward = (1.0 - self.format_weight) * float(correct) + self.format_weight * float(format_ok)
+        credit = float(correct)
+        if self.partial_credit and not correct:
+            credit = digit_credit(extracted, str(problem.answer))
+        reward = (1.0 - self.format_weight) * credit + self.format_weight * float(format_ok)
         return Score(
             reward=reward,
             correct=correct,

@@ -238,9 +238,11 @@ class EvalSection:
     n: int = 16
     """Samples per problem; pass@k is reported for k = 1, 2, 4, ... n."""
     temperature: float = 1.0
+    """Sampling temperature of the evaluation."""
     top_p: float = 1.0
+    """Nucleus sampling of the evaluation (the papers report 0.95 at evaluation)."""
     max_new_tokens: int | None = None
-    """None: the rollout budget."""
+    """Response budget of the evaluation; None: the rollout budget."""
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,7 @@ class LogConfig:
     wandb: bool = False
     """Also log to Weights & Biases (needs wandb)."""
     wandb_project: str = "passk"
+    """W&B project name."""
 
 
 @dataclass(frozen=True)

@@ -580,6 +580,7 @@ class Trainer:
         self.schedule = StageSchedule(c.resolved_stages())
         self.state = RunState()
         self.dph: DPHBatch | None = None
+        self.last_groups: list[Group] = []  # the groups trained on in the last step
         if self.resume_from is not None:
             assert resume_state is not None
             self._restore(self.resume_from, resume_state)
@@ -797,6 +798,7 @@ class Trainer:
                 if g.advantages is None:
                     g.advantages = torch.zeros(len(g.samples))
         train_groups = [g for g in kept if has_signal(g)] if a.dynamic_sampling else kept
+        self.last_groups = train_groups
 
         t_upd0 = time.perf_counter()
         upd: dict[str, float] = {}

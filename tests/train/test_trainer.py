@@ -1,0 +1,232 @@
+"""The training loop on a tiny random model, in-process: resume exactness, group sizes
+under dynamic sampling and DARS, reference resets, NaN steps, interrupts, bad run dirs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from passk.core.allocation import dars_extra_rollouts
+from passk.train import checkpoint as ckpt
+from passk.train.config import StageConfig, load_config
+from passk.train.trainer import (
+    PromptSampler,
+    StageSchedule,
+    Trainer,
+    TrainingDiverged,
+    train,
+)
+
+VOLATILE = ("time/", "perf/")
+
+
+def _config(checkpoint: Path, *extra: str, reward: str = "parity"):
+    return load_config(None, [*tiny_overrides(checkpoint, reward), *extra])
+
+
+def _records(run: Path) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    recs = [json.loads(x) for x in lines]
+    return [{k: v for k, v in r.items() if not k.startswith(VOLATILE)} for r in recs]
+
+
+def _weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(ckpt_dir / "model.safetensors"))
+
+
+def test_resume_is_exact(tiny_checkpoint, tmp_path):
+    common = ("checkpoint.every=2", "eval.every=2", "optim.mini_batches=2", "optim.ppo_epochs=2")
+    straight = train(_config(tiny_checkpoint, "steps=4", *common), tmp_path / "a")
+    assert straight.steps_done == 4 and not straight.interrupted
+    first = train(_config(tiny_checkpoint, "steps=2", *common), tmp_path / "b")
+    assert first.steps_done == 2
+    resumed = train(_config(tiny_checkpoint, "steps=4", *common), tmp_path / "b", resume=True)
+    assert resumed.steps_done == 4
+    a, b = _records(tmp_path / "a"), _records(tmp_path / "b")
+    assert [r["step"] for r in a] == [0, 1, 2, 2, 3, 4, 4]  # evals at 0, 2, 4
+    assert a == b
+    wa = _weights(ckpt.latest_checkpoint(tmp_path / "a"))
+    wb = _weights(ckpt.latest_checkpoint(tmp_path / "b"))
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    init = _weights(tiny_checkpoint)
+    assert any(not torch.equal(init[k], wa[k]) for k in init)  # training did something
+
+
+def test_resume_drops_records_after_the_checkpoint(tiny_checkpoint, tmp_path):
+    run = tmp_path / "r"
+    train(_config(tiny_checkpoint, "steps=3", "checkpoint.every=2", "eval.problems=0"), run)
+    # the run finished at 3; pretend it crashed after step 3 but before its checkpoint
+    ckpt.write_text_atomic(run / "checkpoints" / "latest", "step_000002\n")
+    # the stale partial line a crash can leave behind
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "train", "st')
+    train(
+        _config(tiny_checkpoint, "steps=3", "checkpoint.every=2", "eval.problems=0"),
+        run,
+        resume=True,
+    )
+    steps = [r["step"] for r in _records(run)]
+    assert steps == [1, 2, 3]
+
+
+def test_dynamic_sampling_keeps_only_informative_full_groups(tiny_checkpoint, tmp_path):
+    cfg = _config(
+        tiny_checkpoint,
+        "algorithm.dynamic_sampling=true",
+        "algorithm.max_rounds=4",
+        "algorithm.estimator=pass1",
+        "algorithm.params={}",
+        "rollout.prompts_per_step=3",
+        "rollout.n=4",
+        "eval.problems=0",
+        reward="some_prompts",
+    )
+    trainer = Trainer(cfg, tmp_path / "d")
+    try:
+        for _ in range(3):
+            rec = trainer.step()
+            kept = trainer.last_groups
+            assert 1 <= rec["rollout/rounds"] <= 4
+            assert len(kept) <= 3
+            assert all(len(g.samples) == 4 for g in kept)
+            assert all(bool((g.advantages != 0).any()) for g in kept)
+            if rec["rollout/rounds"] < 4:
+                assert len(kept) == 3  # stopped early only because the batch was full
+            assert rec["rollout/groups"] >= len(kept)
+            assert rec["rollout/trained_groups"] == len(kept)
+    finally:
+        trainer.scorer.close()
+
+
+@pytest.mark.parametrize("schedule", ["et", "hw"])
+def test_dars_group_sizes_follow_the_spec(tiny_checkpoint, tmp_path, schedule):
+    n = 4
+    cfg = _config(
+        tiny_checkpoint,
+        f"algorithm.dars={schedule}",
+        "algorithm.estimator=pass1",
+        "algorithm.params={std: none}",
+        f"rollout.n={n}",
+        "rollout.prompts_per_step=4",
+        "algorithm.dars_n_max=16",
+        "eval.problems=0",
+    )
+    trainer = Trainer(cfg, tmp_path / schedule)
+    try:
+        for _ in range(2):
+            rec = trainer.step()
+            groups = trainer.last_groups
+            first_acc = torch.tensor([sum(g.correct[:n]) / n for g in groups])
+            expected = dars_extra_rollouts(first_acc, n, schedule, n_max=16)
+            assert [len(g.samples) for g in groups] == (n + expected).tolist()
+            assert rec["rollout/extra_samples"] == int(expected.sum())
+            assert any(len(g.samples) > n for g in groups) or bool((first_acc >= 0.5).all())
+    finally:
+        trainer.scorer.close()
+
+
+def test_reference_reset_drops_kl_to_zero(tiny_checkpoint, tmp_path):
+    cfg = _config(
+        tiny_checkpoint,
+        "steps=4",
+        "loss.kl_coef=0.1",
+        "reference.reset_every=2",
+        "optim.lr=3.0e-3",
+        "eval.problems=0",
+    )
+    recs: list[dict] = []
+    train(cfg, tmp_path / "ref", on_step=recs.append)
+    kl = [r["actor/kl"] for r in recs]
+    assert kl[0] == pytest.approx(0.0, abs=1e-6)  # reference == initial policy
+    assert kl[1] > 1e-4  # the policy moved away during step 1
+    assert recs[1].get("ref/reset") == 1 and recs[0].get("ref/reset") is None
+    assert kl[2] == pytest.approx(0.0, abs=1e-6)  # reset after step 2
+    assert kl[3] > 1e-4
+
+
+def test_nan_steps_are_skipped_counted_and_stop_the_run(tiny_checkpoint, tmp_path, monkeypatch):
+    import passk.train.update as update
+
+    real = update.aggregate_loss
+    monkeypatch.setattr(update, "aggregate_loss", lambda *a, **k: real(*a, **k) * math.nan)
+    cfg = _config(tiny_checkpoint, "steps=10", "optim.max_nan_steps=3", "eval.problems=0")
+    recs: list[dict] = []
+    with pytest.raises(TrainingDiverged, match="3 consecutive steps"):
+        train(cfg, tmp_path / "nan", on_step=recs.append)
+    assert [r["update/skipped_steps"] for r in recs] == [1, 1, 1]
+    assert [r["nan/skipped_total"] for r in recs] == [1, 2, 3]
+    # no update happened, and no checkpoint holds anything but the initial finite weights
+    init = _weights(tiny_checkpoint)
+    for d in ckpt.checkpoint_dirs(tmp_path / "nan"):
+        w = _weights(d)
+        assert all(torch.equal(init[k], w[k]) for k in init)
+
+
+def test_interrupt_saves_the_last_finished_step(tiny_checkpoint, tmp_path):
+    def stop(record: dict) -> None:
+        if record["step"] == 2:
+            raise KeyboardInterrupt
+
+    cfg = _config(tiny_checkpoint, "steps=5", "checkpoint.every=100", "eval.problems=0")
+    result = train(cfg, tmp_path / "int", on_step=stop)
+    assert result.interrupted and result.steps_done == 2
+    assert result.checkpoint is not None and result.checkpoint.name == "step_000002"
+    again = train(cfg, tmp_path / "int", resume=True)
+    assert again.steps_done == 5 and not again.interrupted
+
+
+def test_run_directory_errors(tiny_checkpoint, tmp_path):
+    cfg = _config(tiny_checkpoint, "steps=2", "eval.problems=0")
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train(cfg, run, resume=True)
+    train(cfg, run)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, run)
+    other = _config(tiny_checkpoint, "steps=4", "eval.problems=0", "optim.lr=0.5")
+    with pytest.raises(ckpt.CheckpointError, match=r"different config .*optim"):
+        train(other, run, resume=True)
+    model = ckpt.latest_checkpoint(run) / "model.safetensors"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(ckpt.CheckpointError, match=r"corrupt: model\.safetensors"):
+        train(_config(tiny_checkpoint, "steps=4", "eval.problems=0"), run, resume=True)
+
+
+def test_stage_schedule_switches_by_steps_and_by_reward():
+    sched = StageSchedule(
+        [
+            StageConfig(name="a", steps=3, estimator="passk_analytic", params={"k": 8}, k_final=2),
+            StageConfig(name="b", until_reward=0.5, window=2, estimator="pass1", params={}),
+            StageConfig(name="c", estimator="pass1", params={}),
+        ]
+    )
+    assert [sched.params(s)["k"] for s in (1, 2, 3)] == [8, 5, 2]
+    assert not sched.observe(1, 0.1) and not sched.observe(2, 0.1)
+    assert sched.observe(3, 0.1) and sched.stage.name == "b"
+    assert not sched.observe(4, 0.9)  # one step is not a window of 2
+    assert not sched.observe(5, 0.0)  # (0.9 + 0.0) / 2 < 0.5
+    assert sched.observe(6, 1.0) and sched.stage.name == "c"
+    assert not sched.observe(100, 1.0)  # the last stage never ends
+    state = sched.state_dict()
+    other = StageSchedule(sched.stages)
+    other.load_state_dict(state)
+    assert other.stage.name == "c" and other.start == 7
+
+
+def test_prompt_sampler_covers_every_problem_each_epoch():
+    sampler = PromptSampler(list(range(7)), seed=3)  # type: ignore[arg-type]
+    first, second = sampler.draw(7), sampler.draw(7)
+    assert sorted(first) == sorted(second) == list(range(7))
+    assert first != second  # a new order each epoch
+    again = PromptSampler(list(range(7)), seed=3)
+    assert again.draw(10) == first + second[:3]
