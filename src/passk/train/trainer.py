@@ -827,6 +827,12 @@ class Trainer:
         gen_tokens = sum(len(s.response_ids) for g in generated for s in g.samples)
         record["time/step"] = t_step
         record["time/other"] = max(t_step - t_gen - t_score - t_update, 0.0)
+        model_time = t_gen + sum(
+            record.get(k, 0.0) for k in ("time/forward_backward", "time/logprob_passes")
+        )
+        record["time/non_model_frac"] = (
+            max(t_step - model_time, 0.0) / t_step if t_step > 0 else None
+        )
         record["perf/gen_tokens_per_s"] = gen_tokens / t_gen if t_gen > 0 else None
         record["perf/tokens_per_s"] = gen_tokens / t_step if t_step > 0 else None
         record["perf/trained_tokens"] = trained_tokens
@@ -857,6 +863,7 @@ class Trainer:
         )
         on_policy = s.ppo_epochs == 1 and s.mini_batches == 1
         mode = c.optim.old_logprobs
+        t0 = time.perf_counter()
         if mode == "rollout":
             batch.old_logp = padded["rollout_logp"]
         elif mode == "recompute" or (mode == "auto" and not on_policy):
@@ -865,6 +872,7 @@ class Trainer:
             )
         if self.reference is not None:
             batch.ref_logp, _, _ = behaviour_pass(self.reference, batch, s, topk=False)
+        t_logprobs = time.perf_counter() - t0
         gen = torch.Generator().manual_seed(mix_seed(c.seed, "minibatch", step) % (2**62))
         metrics = policy_update(
             self.model,
@@ -875,7 +883,10 @@ class Trainer:
             generator=gen,
             dph=self._dph_subset(step),
         )
+        t0 = time.perf_counter()
         self._sync_sampler()
+        metrics["time/sync"] = time.perf_counter() - t0
+        metrics["time/logprob_passes"] = t_logprobs
         return metrics, int(batch.response_mask.sum())
 
     def _step_metrics(

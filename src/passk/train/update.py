@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -294,6 +295,7 @@ def policy_update(
     metrics = MetricSum()
     skipped = steps = 0
     grad_norms: list[float] = []
+    t_model = t_optim = 0.0  # forward + backward; clipping + optimizer step
     model.train()
     for mb_rows in _mini_batches(len(batch), s, generator):
         mini = batch.rows(mb_rows)
@@ -304,6 +306,7 @@ def policy_update(
         optimizer.zero_grad(set_to_none=True)
         finite = True
         for index in micro_batches(mini, s.micro_batch_size):
+            t0 = time.perf_counter()
             mb = mini.rows(index)
             rmask = mb.response_mask.to(device)
             with autocast_context(device, s.autocast):
@@ -339,24 +342,32 @@ def policy_update(
                 break
             loss.backward()
             metrics.add(m, float(rmask.sum()))
+            t_model += time.perf_counter() - t0
             if on_micro_batch is not None:
                 on_micro_batch()
         if finite and dph is not None and s.dph_generator is not None and len(dph.ref_logp):
+            t0 = time.perf_counter()
             finite = _dph_backward(model, dph, s, device, metrics)
+            t_model += time.perf_counter() - t0
+        t0 = time.perf_counter()
         grad_norm = _grad_norm(params, s.grad_clip) if finite else math.nan
         if not math.isfinite(grad_norm):
             optimizer.zero_grad(set_to_none=True)
             skipped += 1
+            t_optim += time.perf_counter() - t0
             continue
         grad_norms.append(grad_norm)
         optimizer.step()
         scheduler.step()
         steps += 1
+        t_optim += time.perf_counter() - t0
     optimizer.zero_grad(set_to_none=True)
     result = metrics.means()
     result["actor/grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else math.nan
     result["update/optimizer_steps"] = float(steps)
     result["update/skipped_steps"] = float(skipped)
+    result["time/forward_backward"] = t_model
+    result["time/optimizer"] = t_optim
     return result
 
 
