@@ -235,7 +235,7 @@ class EvalSection:
     """Split of the held-out problems."""
     problems: int = 16
     """Number of held-out problems."""
-    n: int = 16
+    n: int = 8
     """Samples per problem; pass@k is reported for k = 1, 2, 4, ... n."""
     temperature: float = 1.0
     """Sampling temperature of the evaluation."""
