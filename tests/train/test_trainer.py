@@ -230,3 +230,43 @@ def test_prompt_sampler_covers_every_problem_each_epoch():
     assert first != second  # a new order each epoch
     again = PromptSampler(list(range(7)), seed=3)
     assert again.draw(10) == first + second[:3]
+
+
+@pytest.mark.parametrize("where", ["sampling", "evaluation"])
+def test_interrupt_then_resume_matches_an_uninterrupted_run(
+    where, tiny_checkpoint, tmp_path, monkeypatch
+):
+    import passk.train.trainer as tr
+
+    common = ("steps=4", "checkpoint.every=100", "eval.every=2")
+    straight = tmp_path / "straight"
+    train(_config(tiny_checkpoint, *common), straight)
+
+    real_sample, real_eval = tr.sample_groups, tr.Trainer.evaluate
+    calls = {"n": 0}
+
+    def sample_then_stop(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # sampling step 3 (no eval-time sampling goes through here)
+            raise KeyboardInterrupt
+        return real_sample(*args, **kwargs)
+
+    def eval_then_stop(self, step):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_eval(self, step)
+
+    if where == "sampling":
+        monkeypatch.setattr(tr, "sample_groups", sample_then_stop)
+    else:
+        monkeypatch.setattr(tr.Trainer, "evaluate", eval_then_stop)
+    run = tmp_path / "run"
+    result = train(_config(tiny_checkpoint, *common), run)
+    assert result.interrupted and result.steps_done == 2
+    assert result.checkpoint is not None and result.checkpoint.name == "step_000002"
+    monkeypatch.undo()
+    train(_config(tiny_checkpoint, *common), run, resume=True)
+    assert _records(run) == _records(straight)
+    wa = _weights(ckpt.latest_checkpoint(straight))
+    wb = _weights(ckpt.latest_checkpoint(run))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

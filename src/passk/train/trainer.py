@@ -184,10 +184,10 @@ def sample_groups(
     r = config.rollout
     first_index = first_index or [0] * len(problems)
     prompts, keys = [], []
-    for p, count, first in zip(problems, counts, first_index):
+    for i, (p, count, first) in enumerate(zip(problems, counts, first_index)):
         for j in range(count):
             prompts.append(p.prompt)
-            keys.append(f"{p.id}#{first + j}")
+            keys.append(f"{i}:{p.id}#{first + j}")  # i: a prompt drawn twice gets new samples
     if not prompts:
         return [[] for _ in problems]
     out = generate(
@@ -284,12 +284,14 @@ def assign_rewards(
                 )
             row.append(r)
         per_group.append(row)
-    if a.noise_p > 0 and per_group:
-        rewards, mask = ragged(per_group)
-        rewards = noisy_rewards(
-            rewards, a.noise_p, seed=mix_seed(config.seed, "noise", step), mask=mask
-        )
-        per_group = [rewards[i, : len(row)].tolist() for i, row in enumerate(per_group)]
+    if a.noise_p > 0:
+        # one seeded draw per (step, prompt, sample): the same flips whatever else is in
+        # the batch (dynamic sampling re-scores groups, DARS extends them)
+        for g, row in zip(groups, per_group):
+            seed = mix_seed(config.seed, "noise", step, g.problem.id)
+            row[:] = noisy_rewards(
+                torch.tensor(row, dtype=torch.float64)[None], a.noise_p, seed=seed
+            )[0].tolist()
     for g, row in zip(groups, per_group):
         for s, r in zip(g.samples, row):
             s.reward = r
@@ -340,6 +342,7 @@ class RunState:
     evals_since_best: int = 0
     elapsed_s: float = 0.0
     pool: list[str] | None = None  # training problem ids left after the DPH-RL split
+    pending_eval: bool = False  # the evaluation after ``step`` has not finished
 
 
 def _autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
@@ -581,6 +584,7 @@ class Trainer:
         self.state = RunState()
         self.dph: DPHBatch | None = None
         self.last_groups: list[Group] = []  # the groups trained on in the last step
+        self._updating_step = 0  # the step whose update last began
         if self.resume_from is not None:
             assert resume_state is not None
             self._restore(self.resume_from, resume_state)
@@ -735,7 +739,21 @@ class Trainer:
                     s.score = self.scorer.score(g.problem, s.text)
 
     def step(self, interrupts: _Interrupts | None = None) -> dict[str, Any]:
-        """One training step; returns its metrics record."""
+        """One training step; returns its metrics record.
+
+        An exception before the update (Ctrl-C while sampling) leaves the trainer as it
+        was before the step, so the last finished step can still be checkpointed.
+        """
+        drawn = self.prompts.drawn
+        try:
+            return self._step(interrupts)
+        except BaseException:
+            if self.state.step < self._updating_step:  # the update had begun: state is mixed
+                raise
+            self.prompts.drawn = drawn
+            raise
+
+    def _step(self, interrupts: _Interrupts | None) -> dict[str, Any]:
         c, st = self.config, self.state
         step = st.step + 1
         stage = self.schedule.stage
@@ -760,7 +778,7 @@ class Trainer:
             t_score += time.perf_counter() - t1
             generated.extend(groups)
             if a.dynamic_sampling:
-                assign_rewards(groups, stage, c, step * 1000 + rnd)
+                assign_rewards(groups, stage, c, step)
                 assign_advantages(
                     groups, stage.estimator, params, mix_seed(c.seed, "adv", step, rnd)
                 )
@@ -805,6 +823,7 @@ class Trainer:
         trained_tokens = 0
         if interrupts is not None:
             interrupts.in_update = True
+        self._updating_step = step
         try:
             if train_groups:
                 upd, trained_tokens = self._update(train_groups, step)
@@ -838,8 +857,6 @@ class Trainer:
         record["perf/trained_tokens"] = trained_tokens
         st.step = step
         st.elapsed_s += t_step
-        if interrupts is not None:
-            interrupts.check()
         return record
 
     def _update(self, groups: list[Group], step: int) -> tuple[dict[str, float], int]:
@@ -973,34 +990,39 @@ class Trainer:
         rec["time/eval"] = s.get("elapsed_s")
         return rec
 
-    def maybe_reset_reference(
-        self, record: dict[str, Any], eval_rec: dict[str, Any] | None
-    ) -> bool:
-        """ProRL reference reset: every M steps, on stagnation, or on a KL spike."""
+    def maybe_reset_reference(self, record: dict[str, Any]) -> bool:
+        """ProRL reference reset after a step: every M steps or on a KL spike."""
         if self.reference is None:
             return False
-        ref, st, step = self.config.reference, self.state, self.state.step
-        why = None
-        if ref.reset_every and step % ref.reset_every == 0:
-            why = "every"
+        ref, step = self.config.reference, self.state.step
         kl = record.get("actor/kl")
+        if ref.reset_every and step % ref.reset_every == 0:
+            return self._reset_reference(record, "every")
         if ref.reset_kl_above is not None and kl is not None and kl > ref.reset_kl_above:
-            why = "kl"
-        if ref.reset_patience and eval_rec is not None:
-            value = eval_rec.get(ref.reset_metric)
-            if value is not None:
-                if st.best_eval is None or value > st.best_eval:
-                    st.best_eval, st.evals_since_best = value, 0
-                else:
-                    st.evals_since_best += 1
-                    if st.evals_since_best >= ref.reset_patience:
-                        why, st.evals_since_best = "stagnation", 0
-        if why is None:
+            return self._reset_reference(record, "kl")
+        return False
+
+    def observe_eval(self, eval_rec: dict[str, Any]) -> bool:
+        """Stagnation of ``reference.reset_metric`` over evaluations triggers a reset."""
+        ref, st = self.config.reference, self.state
+        value = eval_rec.get(ref.reset_metric)
+        if self.reference is None or not ref.reset_patience or value is None:
             return False
+        if st.best_eval is None or value > st.best_eval:
+            st.best_eval, st.evals_since_best = value, 0
+            return False
+        st.evals_since_best += 1
+        if st.evals_since_best < ref.reset_patience:
+            return False
+        st.evals_since_best = 0
+        return self._reset_reference(eval_rec, "stagnation")
+
+    def _reset_reference(self, record: dict[str, Any], why: str) -> bool:
+        assert self.reference is not None
         self.reference.load_state_dict(self.model.state_dict())
-        if ref.reset_optimizer:
+        if self.config.reference.reset_optimizer:
             self.optimizer.state.clear()
-        st.ref_step = step
+        self.state.ref_step = self.state.step
         record["ref/reset"] = 1
         record["ref/reason"] = why
         return True
@@ -1033,6 +1055,15 @@ def train(
     interrupted = False
     saved: Path | None = trainer.resume_from
     progress = _Progress(console, c, st.step) if c.log.progress and console is not None else None
+    clean = st.step  # the last step whose records and evaluation are complete
+
+    def finish_eval() -> dict[str, Any]:
+        rec = trainer.evaluate(st.step)
+        trainer.observe_eval(rec)
+        log.write(rec)
+        st.pending_eval = False
+        return rec
+
     try:
         with _Interrupts() as interrupts:
             if st.step == 0:
@@ -1041,22 +1072,22 @@ def train(
                 if c.eval.at_start and trainer.eval_problems:
                     first_eval = trainer.evaluate(0)
                     log.write(first_eval)
+            if st.pending_eval:  # resumed from a checkpoint written during this evaluation
+                final_eval = finish_eval()
             while st.step < c.steps:
                 record = trainer.step(interrupts)
-                eval_rec = None
-                if trainer.eval_problems and (
-                    (c.eval.every and st.step % c.eval.every == 0)
-                    or (st.step == c.steps and c.eval.at_end)
-                ):
-                    eval_rec = trainer.evaluate(st.step)
-                trainer.maybe_reset_reference(record, eval_rec)
+                trainer.maybe_reset_reference(record)
                 if trainer.schedule.observe(st.step, record["reward/mean"]):
                     record["stage/switched"] = 1
                 _track_nan(trainer, record)
+                st.pending_eval = bool(trainer.eval_problems) and (
+                    (c.eval.every > 0 and st.step % c.eval.every == 0)
+                    or (st.step == c.steps and c.eval.at_end)
+                )
                 log.write(record)
-                if eval_rec is not None:
-                    log.write(eval_rec)
-                    final_eval = eval_rec
+                clean = st.step  # from here a checkpoint is exact (with pending_eval set)
+                eval_rec = finish_eval() if st.pending_eval else None
+                final_eval = eval_rec or final_eval
                 if on_step is not None:
                     on_step(record)
                 if progress is not None:
@@ -1069,9 +1100,11 @@ def train(
                         f"(optim.max_nan_steps={c.optim.max_nan_steps}); stopped at step {st.step}. "
                         f"The last checkpoint ({saved}) holds finite weights."
                     )
+                interrupts.check()  # a Ctrl-C deferred during the update
     except KeyboardInterrupt:
         interrupted = True
-        if st.step > 0 and (saved is None or not saved.name.endswith(f"{st.step:06d}")):
+        already = saved is not None and saved.name == f"step_{st.step:06d}" and not st.pending_eval
+        if st.step > 0 and st.step == clean and not already:
             saved = trainer.save()
     finally:
         log.close()
