@@ -158,7 +158,8 @@ def embedded_available() -> bool:
     return True
 
 
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(chunk):
@@ -229,7 +230,7 @@ def build_embedded_cache(*, force: bool = False) -> Path:
         plain.tie_weights()
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        meta = _source_stamp(gguf) | {"sha256": _sha256(gguf), "built": time.time()}
+        meta = _source_stamp(gguf) | {"sha256": sha256_file(gguf), "built": time.time()}
         (tmp / _SOURCE_FILE).write_text(json.dumps(meta, indent=2))
         if target.exists():  # stale cache: move it aside first so the swap is a rename
             stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=target.parent))

@@ -18,7 +18,6 @@ refuses a checkpoint whose files are missing or altered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from passk.rollout.models import sha256_file
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -35,14 +36,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used (corrupt, incomplete, or from another config)."""
-
-
-def _sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -120,7 +113,7 @@ def save_checkpoint(
         "format": FORMAT_VERSION,
         "step": step,
         **state,
-        "files": {name: _sha256(tmp / name) for name in files},
+        "files": {name: sha256_file(tmp / name) for name in files},
     }
     (tmp / STATE).write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
     for p in tmp.iterdir():
@@ -168,7 +161,7 @@ def read_state(ckpt: Path, *, verify: bool = True) -> dict[str, Any]:
             path = ckpt / name
             if not path.is_file():
                 raise CheckpointError(f"checkpoint {ckpt} is incomplete: {name} is missing")
-            if _sha256(path) != digest:
+            if sha256_file(path) != digest:
                 raise CheckpointError(
                     f"checkpoint {ckpt} is corrupt: {name} does not match its recorded checksum"
                 )
