@@ -49,13 +49,12 @@ torch thread, bf16 sampling):
   Pass@k training avoids it; k = 1..8 has room both ways. Other tasks:
   ``--task add --task-option digits=2``.
 * **Budget**: 40 steps x 4 prompts x 8 samples x <= 96 tokens (1,280 rollouts per run),
-  k = 4 (the recipes'), lr **1e-5** (``--lr``). The recipes' 2e-6 and the papers'
+  k = 4 and lr **1e-5** (the recipes' values, ``--lr``). The papers'
   1e-6..4e-6 are for long runs of large models: Adam moves a weight by at most ~lr per
-  step, so 40 steps at 2e-6 move it by <= 8e-5, under half the bf16 spacing of any weight
+  step, so 40 steps at 2e-6 would move it by <= 8e-5, under half the bf16 spacing of any weight
   above ~0.03 in magnitude (the sampling copy is bf16; the fp32 master keeps the sum, but
   the sampled policy would barely change). 1e-5 allows <= 4e-4, above the bf16 spacing
-  of weights up to ~0.06. Chosen by this reasoning, not tuned; ``--lr 2e-6`` gives the
-  recipes' value.
+  of weights up to ~0.06. Chosen by this reasoning, not tuned.
 * **Evaluation**: all 16 mul1 test problems x 64 samples (the trainer's ``eval`` section:
   ``eval.n=64``, ``eval.problems=16``), at temperature 1.0 and the rollout budget.
 * **Wall time** of the default (4 arms x 2 seeds): one step ~27 s (sampling ~200 tok/s,

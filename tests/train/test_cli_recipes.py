@@ -89,4 +89,4 @@ def test_resume_and_help_config_via_cli(tiny_checkpoint, tmp_path, subprocess_en
     )
     assert changed.returncode == 2 and "different config" in changed.stderr
     doc = _passk(["train", "--help-config"], subprocess_env)
-    assert doc.returncode == 0 and "optim.lr = 2e-06" in doc.stdout
+    assert doc.returncode == 0 and "optim.lr = 1e-05" in doc.stdout

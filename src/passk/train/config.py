@@ -198,8 +198,10 @@ class DPHConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    lr: float = 2e-6
-    """AdamW learning rate."""
+    lr: float = 1e-5
+    """AdamW learning rate. The papers use 1e-6..4e-6 over hundreds of steps; a short run
+    whose sampling copy is bf16 needs ~1e-5 before the sampled policy moves at all (bf16
+    spacing of a weight of 0.05 is ~2e-4)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     betas: tuple[float, float] = (0.9, 0.999)
