@@ -270,3 +270,35 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(
     wa = _weights(ckpt.latest_checkpoint(straight))
     wb = _weights(ckpt.latest_checkpoint(run))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_reference_resets_on_stagnation_and_kl_spike(tiny_checkpoint, tmp_path):
+    cfg = _config(
+        tiny_checkpoint,
+        "loss.kl_coef=0.01",
+        "reference.reset_patience=2",
+        "reference.reset_kl_above=0.5",
+        "eval.every=1",
+        "eval.problems=0",
+    )
+    trainer = Trainer(cfg, tmp_path / "stag")
+    try:
+        with torch.no_grad():  # move the policy so a reset is visible in the reference
+            for p in trainer.model.parameters():
+                p.add_(0.01)
+        ref = trainer.reference
+        assert ref is not None
+        resets = []
+        for value in (0.5, 0.4, 0.5, 0.6, 0.6, 0.6):
+            rec = {"kind": "eval", "step": trainer.state.step, "eval/pass@1": value}
+            resets.append(trainer.observe_eval(rec))
+        # best 0.5; 0.4 and 0.5 do not improve (2 evals) -> reset; 0.6 improves; 0.6, 0.6 -> reset
+        assert resets == [False, False, True, False, False, True]
+        assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), trainer.model.parameters()))
+        record = {"actor/kl": 0.7}
+        trainer.state.step = 3
+        assert trainer.maybe_reset_reference(record) and record["ref/reason"] == "kl"
+        assert not trainer.maybe_reset_reference({"actor/kl": 0.1})
+        assert trainer.state.ref_step == 3
+    finally:
+        trainer.scorer.close()
