@@ -45,6 +45,7 @@ from passk.train.update import (
     UpdateBatch,
     UpdateSettings,
     behaviour_pass,
+    needs_topk,
     policy_update,
 )
 
@@ -872,12 +873,6 @@ class Trainer:
             correct=torch.tensor([bool(s.score and s.score.correct) for s in samples]),
         )
         s = self.settings
-        from passk.core.losses import get_policy_loss
-
-        needs_topk = any(
-            n.startswith("topk") or n == "sampled_is_top1"
-            for n in get_policy_loss(s.policy_loss).needs
-        )
         on_policy = s.ppo_epochs == 1 and s.mini_batches == 1
         mode = c.optim.old_logprobs
         t0 = time.perf_counter()
@@ -885,7 +880,7 @@ class Trainer:
             batch.old_logp = padded["rollout_logp"]
         elif mode == "recompute" or (mode == "auto" and not on_policy):
             batch.old_logp, batch.old_topk_ids, batch.old_topk_logp = behaviour_pass(
-                self.model, batch, s, topk=needs_topk
+                self.model, batch, s, topk=needs_topk(s.policy_loss)
             )
         if self.reference is not None:
             batch.ref_logp, _, _ = behaviour_pass(self.reference, batch, s, topk=False)

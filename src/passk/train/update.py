@@ -207,6 +207,14 @@ NEED_PROVIDERS: dict[str, Callable[[dict[str, Tensor], UpdateBatch], Tensor]] = 
 }
 
 
+def needs_topk(policy_loss: str) -> bool:
+    """Whether the registered policy loss needs the top-k forward (:func:`_topk_forward`)."""
+    return bool(get_policy_loss(policy_loss).needs & _TOPK_NEEDS)
+
+
+_TOPK_NEEDS = frozenset({"topk_logp", "topk_old_logp", "sampled_is_top1"})
+
+
 @torch.no_grad()
 def behaviour_pass(
     model: Any, batch: UpdateBatch, s: UpdateSettings, *, topk: bool
@@ -289,7 +297,7 @@ def policy_update(
     step) and counted in ``update/skipped_steps``.
     """
     spec = get_policy_loss(s.policy_loss)
-    needs_topk = any(n.startswith("topk") or n == "sampled_is_top1" for n in spec.needs)
+    topk = needs_topk(s.policy_loss)
     device = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad]
     metrics = MetricSum()
@@ -310,7 +318,7 @@ def policy_update(
             mb = mini.rows(index)
             rmask = mb.response_mask.to(device)
             with autocast_context(device, s.autocast):
-                out = policy_forward(model, mb, s.temperature, topk=needs_topk)
+                out = policy_forward(model, mb, s.temperature, topk=topk)
             logp = out["logp"]
             old = logp.detach() if mb.old_logp is None else mb.old_logp.to(device)
             extra = {need: NEED_PROVIDERS[need](out, mb) for need in spec.needs}
