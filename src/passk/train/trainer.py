@@ -722,7 +722,8 @@ class Trainer:
     def _rollout(
         self, problems: list[Problem], counts: list[int], seed: int, first: list[int] | None = None
     ) -> list[list[Sample]]:
-        groups = sample_groups(
+        """Fresh samples from the sampling copy of the policy."""
+        return sample_groups(
             self.sampler,
             self.tokenizer,
             problems,
@@ -731,7 +732,6 @@ class Trainer:
             seed=seed,
             first_index=first,
         )
-        return groups
 
     def _score(self, groups: Sequence[Group]) -> None:
         for g in groups:
