@@ -114,6 +114,7 @@ QUICK_OUT = Path("runs/reproduce_quick")  # /runs/ is git-ignored
 RUN_MARKER = "reproduce_run.json"
 BEFORE_MARKER = "before.json"
 TABLE_KS = (1, 4, 16, 64)
+MARKDOWN_KS = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         action="store_true",
         help="skip finished runs, resume interrupted ones from their last checkpoint",
+    )
+    p.add_argument(
+        "--markdown", type=Path, default=None, help="also write the tables as Markdown here"
+    )
+    p.add_argument(
+        "--note", default=None, help="free text stored in the JSON (e.g. how the runs were split)"
     )
     p.add_argument(
         "--model", default="embedded", help="'embedded' or a local HF checkpoint (for tests)"
@@ -869,6 +876,109 @@ def print_table(result: dict[str, Any]) -> None:
         print(row)
 
 
+def _md_cell(s: dict[str, Any] | None, signed: bool = False) -> str:
+    """``mean (min..max)`` over seeds, or the value alone for one seed."""
+    if s is None:
+        return "-"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    text = f.format(s["mean"])
+    if s["n"] > 1:
+        text += f" ({f.format(s['min'])}..{f.format(s['max'])})"
+    return text
+
+
+def _md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def markdown_tables(result: dict[str, Any]) -> str:
+    """The results as Markdown tables (for docs/results.md), every number from ``result``."""
+    ks = [str(k) for k in result["ks"] if k in MARKDOWN_KS]
+    arms = {n: a for n, a in result["arms"].items() if "after" in a}
+    before = result["before"]["mean"]
+    nseeds = len(result["before"]["per_seed"])
+    spread_note = "mean over seeds (min..max)" if nseeds > 1 else "one seed"
+    out: list[str] = [f"Held-out pass@k, {spread_note}:", ""]
+    rows = [["before"] + [_md_cell(before["pass_at_k"].get(k)) for k in ks]]
+    rows += [[a["label"]] + [_md_cell(a["after"].get(k)) for k in ks] for a in arms.values()]
+    out += _md_table(["arm"] + [f"pass@{k}" for k in ks], rows)
+    out += ["", f"Change from before (same seed), {spread_note}:", ""]
+    rows = [[a["label"]] + [_md_cell(a["delta"].get(k), True) for k in ks] for a in arms.values()]
+    out += _md_table(["arm"] + [f"d pass@{k}" for k in ks], rows)
+    out += ["", f"Entropy and wrong-answer diversity, {spread_note}:", ""]
+    rows = [
+        [
+            "before",
+            _md_cell(before.get("entropy")),
+            "",
+            "",
+            _md_cell(before.get("wrong_diversity")),
+        ]
+    ]
+    rows += [
+        [
+            a["label"],
+            _md_cell(a["eval_entropy_after"]),
+            _md_cell(a["train_entropy_first"]),
+            _md_cell(a["train_entropy_last"]),
+            _md_cell(a["eval_wrong_diversity_after"]),
+        ]
+        for a in arms.values()
+    ]
+    out += _md_table(
+        [
+            "arm",
+            "eval entropy",
+            "train entropy (first steps)",
+            "train entropy (last steps)",
+            "eval wrong-answer diversity",
+        ],
+        rows,
+    )
+    out += ["", "Every run (pass@k after training with bootstrap 95% CI over problems):", ""]
+    rows = []
+    for r in result["runs"]:
+        after = r.get("after")
+        if after is None:
+            rows.append([r["label"], str(r["seed"]), r["status"] or "-", "", "", "", "", ""])
+            continue
+        cells = []
+        for k in ("1", "4", "64"):
+            if k in after["pass_at_k"]:
+                lo, hi = after["ci95"][k]
+                cells.append(f"{after['pass_at_k'][k]:.3f} [{lo:.2f}, {hi:.2f}]")
+            else:
+                cells.append("-")
+        train = r.get("train", {})
+        reward = train.get("reward", {})
+        rows.append(
+            [
+                r["label"],
+                str(r["seed"]),
+                *cells,
+                f"{_num(reward.get('first_mean'))} -> {_num(reward.get('last_mean'))}",
+                _num(after.get("mean_length")),
+                f"{(r.get('wall_s') or float('nan')) / 60:.1f}",
+            ]
+        )
+    out += _md_table(
+        [
+            "arm",
+            "seed",
+            "pass@1",
+            "pass@4",
+            "pass@64",
+            "train reward (first -> last)",
+            "eval length",
+            "wall (min)",
+        ],
+        rows,
+    )
+    return "\n".join(out) + "\n"
+
+
 # ---------------------------------------------------------------------------------- main
 
 
@@ -974,6 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "note": args.note,
         "wall_s": time.perf_counter() - t_start,  # this invocation
         "wall_s_all_runs": sum(m.get("wall_s") or 0.0 for m in markers.values())
         + sum(m.get("wall_s") or 0.0 for m in before_markers.values()),
@@ -1022,6 +1133,10 @@ def main(argv: list[str] | None = None) -> int:
     result["figures"] = make_figures(runs, records, before, arms, out)
     write_json(json_path, result)
     print_table(result)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown_tables(result))
+        print(f"wrote {args.markdown}")
     print(f"\nwrote {json_path}")
     for name, path in result["figures"].items():
         print(f"  {name:<13} {path}")

@@ -94,11 +94,26 @@ def test_quick_run_end_to_end(runner, tiny_checkpoint, tmp_path, capsys):
     assert "held-out pass@k after training" in printed and "(a) Pass@1" in printed
 
     # --resume: everything finished, so nothing is trained again; same results
-    assert runner.main([*_args(tiny_checkpoint, out), "--resume"]) == 0
+    md = tmp_path / "tables.md"
+    assert runner.main([*_args(tiny_checkpoint, out), "--resume", "--markdown", str(md)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("finished earlier") == 4 and "done earlier, reused" in printed
     again = json.loads((out / "reproduce.json").read_text())
     assert again["runs"][0]["after"]["pass_at_k"] == result["runs"][0]["after"]["pass_at_k"]
+    # the Markdown tables carry the JSON's numbers, one row per arm and per run
+    text = md.read_text()
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| arm | pass@1 |"))
+    assert header.split(" | ")[1:] == ["pass@1", "pass@2", "pass@4", "pass@8 |"]
+    before1 = f"{again['before']['mean']['pass_at_k']['1']['mean']:.3f}"
+    assert f"| before | {before1} |" in text
+    for arm in arms:
+        agg = again["arms"][arm]
+        row = f"| {agg['label']} | {agg['after']['1']['mean']:.3f} |"
+        assert row in text, row
+        delta = f"{agg['delta']['8']['mean']:+.3f} |"
+        assert any(ln.startswith(f"| {agg['label']} | ") and ln.endswith(delta) for ln in lines)
+    assert sum(ln.startswith("| (") and " | 0 | " in ln for ln in lines) == 4  # every run
     # without --resume an existing run directory is refused
     assert runner.main(_args(tiny_checkpoint, out)) == 2
 
