@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -54,6 +56,27 @@ def test_hanging_verifier_times_out_and_the_next_call_works():
     assert after.correct and after.error is None
     assert "timeout" in hung_again.error
     assert scorer.errors == 2 and scorer.timeouts == 2
+
+
+def test_worker_survives_ctrl_c_under_a_parent_sigint_handler():
+    """A terminal Ctrl-C reaches the worker too; it must leave handling to the parent."""
+
+    def parent_handler(signum, frame):
+        raise KeyboardInterrupt  # what the trainer installs; a fork inherits it
+
+    old = signal.signal(signal.SIGINT, parent_handler)
+    try:
+        with SafeScorer(FlakyTask(), timeout=5.0) as scorer:
+            assert scorer.score(PROBLEM, "ok").correct
+            worker = scorer._proc
+            os.kill(worker.pid, signal.SIGINT)
+            time.sleep(0.3)
+            assert worker.is_alive()
+            again = scorer.score(PROBLEM, "ok")
+            assert scorer._proc is worker  # same worker, not a restart
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert again.correct and scorer.errors == 0
 
 
 def test_user_reward_function_errors_and_nan():

@@ -27,6 +27,7 @@ import contextlib
 import math
 import multiprocessing as mp
 import pickle
+import signal
 import warnings
 from typing import Any
 
@@ -61,6 +62,9 @@ def _score_in_process(task: Task, problem: Problem, completion: str) -> Score:
 
 
 def _worker_main(conn: Any, task: Any) -> None:
+    # A Ctrl-C in a terminal reaches the whole process group; the parent decides what an
+    # interrupt means (a forked worker would otherwise run the parent's SIGINT handler).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if isinstance(task, bytes):
         task = pickle.loads(task)
     while True:
