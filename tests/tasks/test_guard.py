@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
+from passk.tasks.arithmetic import Mul1Task
 from passk.tasks.base import Problem, Score
 from passk.tasks.guard import SafeScorer, sanitize
 from passk.tasks.rewards import RewardTask
@@ -79,6 +81,25 @@ def test_worker_survives_ctrl_c_under_a_parent_sigint_handler():
     assert again.correct and scorer.errors == 0
 
 
+def _rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(text.split("VmRSS:")[1].split()[0]) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
+def test_worker_does_not_map_the_trainers_memory():
+    """A picklable task is scored in a forkserver worker, not a fork of the (big) parent."""
+    ballast = bytearray(800 * 1024 * 1024)  # stands in for a trainer's weights and state
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page
+    with SafeScorer(Mul1Task(), timeout=30.0) as scorer:
+        p = Mul1Task().problems("test", 1)[0]
+        assert scorer.score(p, f"= {p.answer}").correct
+        assert scorer._ctx.get_start_method() == "forkserver"
+        worker, parent = _rss_mb(scorer._proc.pid), _rss_mb(os.getpid())
+    del ballast
+    assert parent > 800 and worker < parent - 600, (worker, parent)
+
+
 def test_user_reward_function_errors_and_nan():
     calls = []
 
@@ -90,6 +111,7 @@ def test_user_reward_function_errors_and_nan():
 
     task = RewardTask(FlakyTask(), reward)  # a closure: works because the worker is forked
     with SafeScorer(task, timeout=5.0) as scorer:
+        assert scorer._ctx.get_start_method() == "fork"  # unpicklable: the fork fallback
         scores = [scorer.score(PROBLEM, c) for c in ["1", "boom", "nan", "2"]]
     assert [s.reward for s in scores] == [1.0, 0.0, 0.0, 0.0]
     assert [s.correct for s in scores] == [True, False, False, False]

@@ -61,12 +61,17 @@ def _score_in_process(task: Task, problem: Problem, completion: str) -> Score:
         return Score(0.0, False, None, f"{type(e).__name__}: {e}"[:500])
 
 
+_READY = "ready"
+_STARTUP_TIMEOUT_S = 120.0
+
+
 def _worker_main(conn: Any, task: Any) -> None:
     # A Ctrl-C in a terminal reaches the whole process group; the parent decides what an
     # interrupt means (a forked worker would otherwise run the parent's SIGINT handler).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if isinstance(task, bytes):
         task = pickle.loads(task)
+    conn.send(_READY)  # imports done: the parent's timeout covers scoring only
     while True:
         try:
             msg = conn.recv()
@@ -99,21 +104,37 @@ class SafeScorer:
         self._proc: Any = None
         self._conn: Any = None
         self.isolated = timeout is not None
+        # Workers come from a forkserver (a small clean process) when the task pickles: a
+        # fork of the trainer would share its multi-GB address space copy-on-write, and
+        # every page the trainer later writes stays duplicated in the worker (two such
+        # workers next to a trainer ran a 24 GB machine out of memory). An unpicklable
+        # task (a lambda reward) falls back to fork, then to in-process scoring.
         methods = mp.get_all_start_methods()
-        self._ctx = mp.get_context("fork" if "fork" in methods else "spawn")
         self._payload: Any = task
-        if self.isolated and self._ctx.get_start_method() != "fork":
+        self._ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        if self.isolated:
             try:
-                self._payload = pickle.dumps(task)
+                payload = pickle.dumps(task)
             except Exception as e:
-                warnings.warn(
-                    f"task {getattr(task, 'name', task)!r} is not picklable ({e}); scoring "
-                    "in-process without a timeout",
-                    stacklevel=2,
-                )
-                self.isolated = False
+                if self._ctx.get_start_method() != "fork":
+                    warnings.warn(
+                        f"task {getattr(task, 'name', task)!r} is not picklable ({e}); "
+                        "scoring in-process without a timeout",
+                        stacklevel=2,
+                    )
+                    self.isolated = False
+            else:
+                self._payload = payload
+                if "forkserver" in methods:
+                    self._ctx = mp.get_context("forkserver")
+                elif self._ctx.get_start_method() == "fork":
+                    self._payload = task
 
     def _start(self) -> None:
+        if self._ctx.get_start_method() == "forkserver":
+            # the server imports this module (and torch with it) once; each worker is then
+            # a cheap fork of that small process
+            self._ctx.set_forkserver_preload(["passk.tasks.guard"])
         parent, child = self._ctx.Pipe()
         with warnings.catch_warnings():
             # Python >= 3.12 warns about fork in a threaded process; the worker runs
@@ -123,6 +144,23 @@ class SafeScorer:
             proc.start()
         child.close()
         self._proc, self._conn = proc, parent
+        try:
+            ready = parent.poll(_STARTUP_TIMEOUT_S) and parent.recv() == _READY
+        except (EOFError, OSError):
+            ready = False
+        if ready:
+            return
+        self._kill()
+        if self._ctx.get_start_method() == "fork":
+            raise RuntimeError("the scoring worker did not start")
+        # e.g. a __main__ that a fresh interpreter cannot re-import (python - < script)
+        warnings.warn(
+            f"scoring worker failed to start with {self._ctx.get_start_method()!r}; "
+            "falling back to fork",
+            stacklevel=3,
+        )
+        self._ctx, self._payload = mp.get_context("fork"), self.task
+        self._start()
 
     def _kill(self) -> None:
         if self._proc is not None:
