@@ -124,3 +124,13 @@ def test_sanitize_non_score_results():
     assert sanitize(0.5) == Score(0.5, False)
     with pytest.raises(ValueError):
         SafeScorer(FlakyTask(), timeout=0)
+
+
+def test_a_worker_that_cannot_start_scores_zero_instead_of_crashing(monkeypatch):
+    def fail(self):
+        raise RuntimeError("the scoring worker did not start")
+
+    monkeypatch.setattr(SafeScorer, "_start", fail)
+    with SafeScorer(FlakyTask(), timeout=5.0) as scorer:
+        result = scorer.score(PROBLEM, "ok")
+    assert result.reward == 0.0 and "did not start" in result.error and scorer.errors == 1

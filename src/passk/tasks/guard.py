@@ -181,16 +181,16 @@ class SafeScorer:
         return result
 
     def _score_isolated(self, problem: Problem, completion: str) -> Score:
-        if self._proc is None or not self._proc.is_alive():
-            self._kill()
-            self._start()
         try:
+            if self._proc is None or not self._proc.is_alive():
+                self._kill()
+                self._start()
             self._conn.send((problem, completion))
             if self._conn.poll(self.timeout):
                 return self._conn.recv()
             error = f"timeout after {self.timeout:g}s"
             self.timeouts += 1
-        except (EOFError, OSError, pickle.PicklingError) as e:
+        except (EOFError, OSError, RuntimeError, pickle.PicklingError) as e:
             error = f"scoring worker failed: {type(e).__name__}: {e}"
         self._kill()
         return Score(0.0, False, None, error)
