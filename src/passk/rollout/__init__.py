@@ -4,7 +4,8 @@ The sampler is ``passk.rollout.generate.generate`` (not re-exported here, so tha
 name ``passk.rollout.generate`` keeps meaning the module).
 """
 
-from passk.rollout.generate import Rollouts, SamplingParams
+from passk.rollout.batch import Rollouts
+from passk.rollout.generate import SamplingParams
 from passk.rollout.logprobs import recompute_logprobs, response_logprobs
 from passk.rollout.models import LoadedModel, ModelIdentity, load_model
 
