@@ -35,6 +35,8 @@ class Rollouts:
     n: int  # samples per prompt
     entropy: Tensor | None = None  # [B, T] float32 when requested, 0 at padding
     seeds: list[int] = field(default_factory=list)  # [B] per-sequence seeds
+    # sampler facts for the metrics (e.g. ``rollout/static_fallback``)
+    stats: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         B, T = self.response_ids.shape
