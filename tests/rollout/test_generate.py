@@ -10,7 +10,6 @@ from passk.rollout.generate import (
     _sample_tokens,
     chat_prompt_ids,
     generate,
-    sequence_seed,
 )
 from passk.rollout.logprobs import recompute_logprobs
 
@@ -27,7 +26,7 @@ def _sample(model, tok, **kw):
 
 
 def test_recomputed_logprobs_match_sampling_at_temperature_one(tiny_model_eos, tiny_tokenizer):
-    r = _sample(tiny_model_eos, tiny_tokenizer, seed=3, batch_size=5, with_entropy=True)
+    r = _sample(tiny_model_eos, tiny_tokenizer, seed=5, batch_size=5, with_entropy=True)
     assert r.lengths.min() < r.lengths.max(), "want ragged lengths to exercise padding"
     assert (~r.truncated).any() and r.truncated.any()
     lp, ent = recompute_logprobs(
@@ -121,7 +120,6 @@ def test_sampling_params_validation():
         SamplingParams(top_p=0.0)
     with pytest.raises(ValueError, match="temperature"):
         SamplingParams(temperature=-1)
-    assert sequence_seed(0, "a", 0) != sequence_seed(0, "a", 1)
 
 
 def test_continuous_batching_refills_and_matches_static(

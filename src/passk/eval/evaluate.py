@@ -33,9 +33,9 @@ from passk.rollout.generate import (
     SamplingParams,
     chat_prompt_ids,
     sample_stream,
-    sequence_seed,
     stop_token_ids,
 )
+from passk.seeds import derive_seed
 from passk.tasks.base import Problem, Task
 from passk.tasks.guard import SafeScorer
 
@@ -215,7 +215,7 @@ def evaluate(
     )
     prompt_ids = [chat_prompt_ids(tokenizer, p.prompt, config.system_prompt) for p in problems]
     rows = [(i, j) for i in range(len(problems)) for j in range(n)]
-    seeds = [sequence_seed(config.seed, problems[i].id, j) for i, j in rows]
+    seeds = [derive_seed(config.seed, problems[i].id, j) for i, j in rows]
     remaining = [n] * len(problems)
     finished: dict[int, ProblemResult] = {}
     result = EvalResult(problems=[], config=config)

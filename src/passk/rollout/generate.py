@@ -18,7 +18,7 @@ means greedy decoding; the distribution is then a point mass and the log-prob is
 training logs report.
 
 **Determinism.** Every sequence draws its uniforms from its own ``torch.Generator``
-seeded by :func:`sequence_seed` (run seed, prompt key, sample index), and tokens are
+seeded by :func:`passk.seeds.derive_seed` (run seed, prompt key, sample index), and tokens are
 picked by inverse-CDF sampling with those uniforms. A sequence's randomness therefore
 does not depend on the batch it lands in; results are bit-identical for the same seed
 and batch size, and agree across batch sizes up to floating-point differences of the
@@ -27,7 +27,6 @@ padded forward passes.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor
 
 from passk.rollout.batch import Rollouts
+from passk.seeds import derive_seed
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,6 @@ class SamplingParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-
-
-def sequence_seed(seed: int, key: str, index: int) -> int:
-    """A 63-bit seed for sample ``index`` of the prompt identified by ``key``.
-
-    >>> sequence_seed(0, "mul1/7x8", 3) == sequence_seed(0, "mul1/7x8", 3)
-    True
-    >>> sequence_seed(0, "mul1/7x8", 3) != sequence_seed(1, "mul1/7x8", 3)
-    True
-    """
-    digest = hashlib.blake2b(f"{seed}\x00{key}\x00{index}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def chat_prompt_ids(tokenizer: Any, prompt: str, system_prompt: str | None = None) -> list[int]:
@@ -349,7 +337,7 @@ def generate(
     """Sample ``n`` responses to each prompt (chat template applied), ``batch_size`` rows at a time.
 
     ``keys`` identify prompts for seeding (default: their position); a sample's seed is
-    ``sequence_seed(seed, key, j)``, so the same problem gets the same samples whatever
+    ``derive_seed(seed, key, j)``, so the same problem gets the same samples whatever
     else is in the run. Sampling is continuously batched (:func:`sample_stream`), at most
     ``batch_size`` sequences at a time. ``progress`` is called with 1 as each sequence
     finishes.
@@ -366,7 +354,7 @@ def generate(
     stop_ids = stop_token_ids(model, tokenizer)
     prompt_ids = [chat_prompt_ids(tokenizer, p, system_prompt) for p in prompts]
     rows = [(i, j) for i in range(len(prompts)) for j in range(n)]
-    seeds = [sequence_seed(seed, keys[i], j) for i, j in rows]
+    seeds = [derive_seed(seed, keys[i], j) for i, j in rows]
     out = sample_stream(
         model,
         [prompt_ids[i] for i, _ in rows],
