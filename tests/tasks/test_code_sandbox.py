@@ -45,13 +45,34 @@ def live_pids(uids: set[int]) -> list[int]:
     return out
 
 
+def sandbox_zombies(uids: set[int], sessions: set[int]) -> list[str]:
+    """Zombies (``<defunct>``) owned by one of ``uids`` or in one of ``sessions``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{name}/status") as f:
+                uid = int(f.read().split("\nUid:")[1].split()[0])
+        except (OSError, IndexError):
+            continue
+        # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
+        state, ppid, _, session = stat[stat.rindex(")") + 2 :].split()[:4]
+        if state == "Z" and (uid in uids or int(session) in sessions):
+            out.append(f"pid {name} (parent {ppid}, uid {uid}, session {session})")
+    return out
+
+
 @pytest.fixture(autouse=True)
 def nothing_left_behind(monkeypatch):
     """Track this test's sandboxes only (other test runs may share the machine)."""
     prefix = f"{sb.WORKDIR_PREFIX}{uuid.uuid4().hex[:8]}-"
     monkeypatch.setattr(sb, "WORKDIR_PREFIX", prefix)
     uids: set[int] = set()
-    allocate = sb._allocate_uid
+    sessions: set[int] = set()  # each harness leads its own session: its pid is the sid
+    allocate, stop = sb._allocate_uid, sb._stop
 
     def tracked() -> int | None:
         uid = allocate()
@@ -59,9 +80,15 @@ def nothing_left_behind(monkeypatch):
             uids.add(uid)
         return uid
 
+    def tracked_stop(proc, uid):
+        sessions.add(proc.pid)
+        stop(proc, uid)
+
     monkeypatch.setattr(sb, "_allocate_uid", tracked)
+    monkeypatch.setattr(sb, "_stop", tracked_stop)
     yield
     assert live_pids(uids) == [], "a sandbox process survived its run"
+    assert sandbox_zombies(uids, sessions) == [], "a sandbox process was left unreaped"
     assert glob.glob(os.path.join(tempfile.gettempdir(), prefix + "*")) == [], "work dir left"
 
 
@@ -160,6 +187,26 @@ def test_fork_bomb(escape):
     t = time.monotonic()
     assert_fail(run(code))
     assert time.monotonic() - t < T + 3.0
+
+
+@pytest.mark.parametrize("private_uid", [True, False])
+def test_fork_bomb_leaves_no_zombies(monkeypatch, private_uid):
+    """Killed descendants are reaped before ``verify`` returns, not later by init."""
+    if private_uid and not ROOT:
+        pytest.skip("a private uid needs root")
+    monkeypatch.setattr(sb, "_IS_ROOT", private_uid)
+    code = """
+    import os, time
+    def add(a, b):
+        for _ in range(12):
+            try:
+                if os.fork() == 0:
+                    time.sleep(30)
+            except OSError:
+                pass
+        return a + b
+    """
+    assert run(code).full_pass  # the autouse fixture checks that no zombie is left
 
 
 def test_background_daemon_is_killed():

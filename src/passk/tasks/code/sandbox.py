@@ -14,6 +14,7 @@ design, what is enforced and what is not: ``docs/code_sandbox.md``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hmac
 import json
 import marshal
@@ -46,6 +47,9 @@ _clean_uids: set[int] = set()  # uids of this run known to have no live process
 _KILL = shutil.which("kill")
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/nonexistent", "LC_ALL": "C.UTF-8"}
 WORKDIR_PREFIX = "passk-sbx-"
+_PR_SET_CHILD_SUBREAPER = 36  # include/uapi/linux/prctl.h
+_subreaper_lock = threading.Lock()
+_subreaper_users = 0  # sandboxes running now; the process is a subreaper while any are
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,7 @@ def _run_sandbox(code: str, entrypoint: str, plans: list[TestPlan], limits: Sand
     workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
     report_r, report_w = os.pipe()
     proc = None
+    _adopt_orphans(True)
     try:
         if uid is not None:
             os.chown(workdir, uid, uid)
@@ -307,6 +312,9 @@ def _run_sandbox(code: str, entrypoint: str, plans: list[TestPlan], limits: Sand
             _kill_uid(uid)
             if "chroot" not in _isolation(run):
                 _sweep_files(uid)
+        if proc is not None:
+            _reap_sandbox(proc.pid, uid)
+        _adopt_orphans(False)
         _remove_tree(workdir)
         _release_uid(uid)
     return run
@@ -422,6 +430,82 @@ def _stop(proc: subprocess.Popen, uid: int | None) -> None:
         proc.wait(timeout=5)
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+def _adopt_orphans(start: bool) -> None:
+    """Make this process a child subreaper while any sandbox runs (Linux; else a no-op).
+
+    The candidate's descendants are orphaned when the harness dies; without this they
+    are re-parented to init and stay ``<defunct>`` until init gets round to them. As a
+    subreaper this process adopts them and :func:`_reap_sandbox` reaps them before
+    :func:`verify` returns. The flag is per process, so a count of running sandboxes
+    decides when it is set and cleared.
+    """
+    global _subreaper_users
+    with _subreaper_lock:
+        before = _subreaper_users
+        _subreaper_users += 1 if start else -1
+        if (before == 0) != (_subreaper_users == 0) and sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError, AttributeError):
+                ctypes.CDLL(None, use_errno=True).prctl(
+                    _PR_SET_CHILD_SUBREAPER, int(start), 0, 0, 0
+                )
+
+
+def _reap_sandbox(sid: int, uid: int | None, wait_s: float = 2.0) -> None:
+    """Kill what is left of the sandbox session ``sid`` and reap every process of it
+    (or of its private ``uid``) that this process adopted.
+
+    Only those pids are waited for, never ``-1``: other children of this process
+    (other sandboxes, any library's subprocesses) keep their exit statuses.
+    """
+    me = os.getpid()
+    end = time.monotonic() + wait_s
+    while True:
+        live = []
+        for pid, state, ppid, session in _proc_stats():
+            if state != "Z":
+                if session == sid:  # with a private uid, _kill_uid has killed the rest
+                    live.append(pid)
+            elif ppid == me and pid != sid and (session == sid or _owner(pid) == uid):
+                with contextlib.suppress(ChildProcessError):  # the harness is proc.wait's
+                    os.waitpid(pid, os.WNOHANG)
+        if not live or time.monotonic() > end:
+            return
+        for pid in live:  # left the process group but not the session (no private uid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.002)
+
+
+def _proc_stats() -> list[tuple[int, str, int, int]]:
+    """``(pid, state, ppid, session)`` of every process, from ``/proc/<pid>/stat``."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read(1024)
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parentheses
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) >= 4:
+            out.append((int(name), fields[0].decode(), int(fields[1]), int(fields[3])))
+    return out
+
+
+def _owner(pid: int) -> int | None:
+    """Real uid of ``pid`` (a zombie keeps its credentials), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read(2048)
+    except OSError:
+        return None
+    at = status.find(b"\nUid:")
+    fields = status[at + 5 : status.find(b"\n", at + 1)].split()[:1] if at >= 0 else []
+    return int(fields[0]) if fields else None
 
 
 def _uid_pids(uid: int) -> list[int]:
