@@ -1,0 +1,275 @@
+"""The layout of a training run directory, in one place.
+
+Everything that reads or writes a run directory (the trainer, checkpoints, ``passk plot``,
+``passk sweep``) asks :class:`RunDir` where a file lives and what a state means::
+
+    RUN/config.yaml              the resolved config (what --resume reloads)
+    RUN/metrics.jsonl            one JSON object per step and per evaluation ("kind")
+    RUN/evals/step_000016.json   held-out evaluation reports, one per evaluated step
+    RUN/checkpoints/             step_XXXXXX/ directories and the ``latest`` pointer
+    RUN/done.json                written once the run reached its last step and its
+                                 final evaluation: what marks a finished run
+    RUN/training.png             training curves (``passk plot run``)
+    RUN/tensorboard/, RUN/wandb/ optional mirrors of the metrics
+
+>>> import tempfile
+>>> run = RunDir(tempfile.mkdtemp())
+>>> run.holds_run(), run.last_train_step(), run.eval_path(16).name
+(False, 0, 'step_000016.json')
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passk.train.checkpoint import CHECKPOINTS, write_text_atomic
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+EVALS_DIR = "evals"
+DONE_FILE = "done.json"
+TRAINING_PLOT = "training.png"
+TENSORBOARD_DIR = "tensorboard"
+WANDB_DIR = "wandb"
+DONE_FORMAT = 1
+
+_FILES = (CONFIG_FILE, METRICS_FILE, DONE_FILE, TRAINING_PLOT)
+_DIRS = (EVALS_DIR, CHECKPOINTS, TENSORBOARD_DIR, WANDB_DIR)
+_EVAL_NAME = re.compile(r"^step_(\d{6,})\.json$")
+# leftovers of an atomic write cut by a crash: ".metrics.jsonl.tmp-123", ".done.json.x1y2"
+_TEMP_NAME = re.compile(r"^\.(" + "|".join(re.escape(n) for n in _FILES) + r")\.")
+
+
+class RunDir:
+    """A training run directory: where each file lives, and what the files say."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # --- paths ------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.path / EVALS_DIR
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def done(self) -> Path:
+        return self.path / DONE_FILE
+
+    @property
+    def training_plot(self) -> Path:
+        return self.path / TRAINING_PLOT
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD_DIR
+
+    @property
+    def wandb(self) -> Path:
+        return self.path / WANDB_DIR
+
+    def eval_path(self, step: int) -> Path:
+        """The evaluation report of ``step``."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        return self.evals_dir / f"step_{step:06d}.json"
+
+    # --- what the directory holds -------------------------------------------------------------
+
+    def holds_run(self) -> bool:
+        """Whether a run was started here (metrics or checkpoints exist)."""
+        return self.metrics.exists() or self.checkpoints.exists()
+
+    def foreign_files(self) -> list[str]:
+        """Entries that are not part of a passk run, relative to the directory, sorted.
+
+        Unknown names, a known name of the wrong kind (a file where a directory belongs),
+        and a ``config.yaml`` that is not a passk config while no run was started here
+        (a user's own file that training would overwrite).
+        """
+        if not self.path.is_dir():
+            return []
+        foreign = []
+        for entry in sorted(self.path.iterdir(), key=lambda p: p.name):
+            name = entry.name
+            if name in _FILES:
+                ok = entry.is_file()
+            elif name in _DIRS:
+                ok = entry.is_dir()
+            else:
+                ok = bool(_TEMP_NAME.match(name)) and entry.is_file()
+            if not ok:
+                foreign.append(name + ("/" if entry.is_dir() else ""))
+        if self.config.is_file() and not self.holds_run() and not _is_passk_config(self.config):
+            foreign.append(CONFIG_FILE)
+        return sorted(foreign)
+
+    def read_config(self) -> dict[str, Any] | None:
+        """The saved config as a plain mapping (None when there is none)."""
+        if not self.config.is_file():
+            return None
+        tree = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        if not isinstance(tree, dict):
+            raise ValueError(f"{self.config} does not hold a mapping")
+        return tree
+
+    def write_config(self, text: str) -> None:
+        """Write the resolved config (YAML text) atomically."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.config, text)
+
+    # --- metrics ------------------------------------------------------------------------------
+
+    def read_metrics(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl`` in file order; ``kind`` keeps one kind only.
+
+        A record without ``"kind"`` is a training step (``"train"``). A last line that
+        does not parse is skipped (cut by a crash, or a writer mid-line); a bad line
+        anywhere else, or a record without a ``step``, is a ValueError naming its line.
+        No file: no records.
+        """
+        if not self.metrics.is_file():
+            return []
+        lines = self.metrics.read_text(encoding="utf-8").splitlines()
+        numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+        rows = []
+        for pos, (lineno, line) in enumerate(numbered):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                if pos == len(numbered) - 1:
+                    break
+                raise ValueError(f"{self.metrics}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict) or "step" not in row:
+                raise ValueError(f"{self.metrics}:{lineno}: expected a JSON object with a 'step'")
+            if kind is None or row.get("kind", "train") == kind:
+                rows.append(row)
+        return rows
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """Drop records written after ``last_step`` (a resumed run writes them again).
+
+        The file is rewritten atomically; a line cut by a crash goes with them.
+        """
+        if not self.metrics.exists():
+            return
+        keep = [json.dumps(r) + "\n" for r in self.read_metrics() if r["step"] <= last_step]
+        write_text_atomic(self.metrics, "".join(keep))
+
+    def last_train_step(self) -> int:
+        """The last training step logged (0 before the first)."""
+        return max((int(r["step"]) for r in self.read_metrics("train")), default=0)
+
+    # --- evaluations --------------------------------------------------------------------------
+
+    def eval_steps(self) -> list[int]:
+        """Steps that have an evaluation report, ascending."""
+        if not self.evals_dir.is_dir():
+            return []
+        found = (_EVAL_NAME.match(p.name) for p in self.evals_dir.iterdir() if p.is_file())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def evals(self) -> dict[int, dict[str, Any]]:
+        """``{step: report}`` of every evaluation report, by step."""
+        return {step: self.read_eval(step) for step in self.eval_steps()}
+
+    def read_eval(self, step: int) -> dict[str, Any]:
+        path = self.eval_path(step)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            have = ", ".join(map(str, self.eval_steps())) or "none"
+            raise ValueError(
+                f"{self.path} has no evaluation at step {step} (have: {have})"
+            ) from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e.msg})") from None
+
+    # --- finished runs ------------------------------------------------------------------------
+
+    def mark_finished(self, steps: int, summary: Mapping[str, Any] | None = None) -> Path:
+        """Record that the run reached ``steps``; call it after the final evaluation.
+
+        The final evaluation's report, when there is one, is named in the record, and
+        :meth:`is_finished` checks it is still there. ``summary`` (JSON-serialisable: wall
+        time, fingerprint, final metrics ...) is stored with it. Refuses a run whose log
+        does not reach ``steps``.
+        """
+        last = self.last_train_step()
+        if last != steps:
+            raise ValueError(
+                f"cannot mark {self.path} finished at step {steps}: its log ends at step {last}"
+            )
+        final = self.eval_path(steps)
+        record = {
+            "format": DONE_FORMAT,
+            "steps": steps,
+            "final_eval": str(final.relative_to(self.path)) if final.is_file() else None,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **dict(summary or {}),
+        }
+        write_text_atomic(self.done, json.dumps(record, indent=1, default=str) + "\n")
+        return self.done
+
+    def finished(self) -> dict[str, Any] | None:
+        """The ``done.json`` record, or None when the run has not finished."""
+        if not self.done.is_file():
+            return None
+        try:
+            record = json.loads(self.done.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None  # cannot happen with atomic writes; treat as unfinished
+        return record if isinstance(record, dict) else None
+
+    def is_finished(self, steps: int) -> bool:
+        """Whether the run finished exactly ``steps`` steps, final evaluation included."""
+        record = self.finished()
+        if record is None or record.get("steps") != steps:
+            return False
+        final = record.get("final_eval")
+        return final is None or (self.path / final).is_file()
+
+    def clear_finished(self) -> None:
+        """Forget the finished mark (a run extended to more steps is running again)."""
+        self.done.unlink(missing_ok=True)
+
+
+def _is_passk_config(path: Path) -> bool:
+    from passk.train.config import load_config
+
+    try:
+        load_config(path)
+    except (ValueError, TypeError, yaml.YAMLError):
+        return False
+    return True
+
+
+__all__ = ["CONFIG_FILE", "DONE_FILE", "METRICS_FILE", "RunDir"]
