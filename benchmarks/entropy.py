@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from passk.core.losses import logprobs_and_entropy
+from passk.core.entropy import logprobs_and_entropy
 
 
 def naive(logits: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

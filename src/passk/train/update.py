@@ -5,7 +5,7 @@ optimizer step; it is split into micro-batches of ``micro_batch_size`` rows whos
 gradients accumulate, and every micro-batch divides by the normaliser of its whole
 mini-batch (:func:`passk.core.aggregate.global_normalizer`), so the update does not
 depend on the micro-batch size. Policy losses come from the registry
-(:func:`passk.core.losses.get_policy_loss`); the extra inputs a loss ``needs`` are
+(:func:`passk.core.policy_losses.get_policy_loss`); the extra inputs a loss ``needs`` are
 computed by the providers in :data:`NEED_PROVIDERS`.
 """
 
@@ -22,13 +22,10 @@ import torch
 from torch import Tensor
 
 from passk.core.aggregate import aggregate_loss, global_normalizer
-from passk.core.losses import (
-    dph_divergence_loss,
-    entropy_from_logits,
-    entropy_loss,
-    get_policy_loss,
-    kl_penalty_loss,
-)
+from passk.core.divergences import dph_divergence_loss
+from passk.core.entropy import entropy_from_logits, entropy_loss
+from passk.core.kl import kl_penalty_loss
+from passk.core.policy_losses import get_policy_loss
 from passk.rollout.logprobs import _position_ids, response_logprobs
 
 # Top tokens gathered when a loss needs them (SimKO uses the first K <= this).

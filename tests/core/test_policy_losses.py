@@ -1,31 +1,29 @@
-"""Policy losses: golden values, gradients, masking, chunked entropy, SimKO, DPH-RL."""
+"""Policy losses: PPO clip and SimKO golden values, gradients, masking; the spec registry."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+import inspect
+from dataclasses import dataclass
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from passk.core import policy_losses
 from passk.core.aggregate import aggregate_loss
-from passk.core.losses import (
-    DPH_GENERATORS,
-    dph_divergence_loss,
-    dph_generator,
-    entropy_from_logits,
-    entropy_loss,
+from passk.core.divergences import dph_divergence_loss
+from passk.core.kl import kl_penalty
+from passk.core.policy_losses import (
+    PPOClipParams,
+    SimKOParams,
     get_policy_loss,
-    kl_penalty,
-    kl_penalty_loss,
     list_policy_losses,
-    logprobs_and_entropy,
     ppo_clip_loss,
     register_policy_loss,
     simko_entropy_weights,
     simko_loss,
 )
+from passk.core.registry import Registry
 
 NAN, INF = float("nan"), float("inf")
 D = torch.float64
@@ -172,182 +170,6 @@ def test_ppo_bad_input() -> None:
         ppo_clip_loss(z, torch.zeros(2, 4), z, z)
     with pytest.raises(ValueError, match=r"advantages.*\(3,\)"):
         ppo_clip_loss(z, z, torch.zeros(3), z)
-
-
-# ---------------------------------------------------------------------------------------------
-# KL estimators
-# ---------------------------------------------------------------------------------------------
-
-LN2 = math.log(2.0)
-
-
-@pytest.mark.parametrize(
-    ("kind", "at_plus", "at_minus"),
-    [
-        ("k1", LN2, -LN2),
-        ("k2", 0.5 * LN2**2, 0.5 * LN2**2),
-        ("k3", 0.5 + LN2 - 1, 2 - LN2 - 1),
-        ("low_var_kl", 0.5 + LN2 - 1, 2 - LN2 - 1),
-    ],
-)
-def test_kl_golden(kind: str, at_plus: float, at_minus: float) -> None:
-    # logp - ref_logp = +ln 2 (policy twice as likely as the reference) and -ln 2.
-    got = kl_penalty(torch.tensor([LN2, -LN2], dtype=D), torch.zeros(2, dtype=D), kind)
-    torch.testing.assert_close(got, torch.tensor([at_plus, at_minus], dtype=D))
-
-
-@pytest.mark.parametrize("kind", ["k1", "k3"])
-def test_kl_sign_convention_unbiased_for_kl_policy_to_ref(kind: str) -> None:
-    # E_{y ~ pi}[estimator] = KL(pi || ref) exactly, by enumeration over the vocabulary.
-    g = torch.Generator().manual_seed(1)
-    logpi = torch.log_softmax(torch.randn(7, generator=g, dtype=D), -1)
-    logref = torch.log_softmax(torch.randn(7, generator=g, dtype=D), -1)
-    est = (logpi.exp() * kl_penalty(logpi, logref, kind, clamp=None)).sum()
-    exact = (logpi.exp() * (logpi - logref)).sum()
-    torch.testing.assert_close(est, exact)
-
-
-def test_kl_gradient_pushes_towards_reference() -> None:
-    logp = torch.tensor([0.5, -0.5], dtype=D, requires_grad=True)
-    kl_penalty(logp, torch.zeros(2, dtype=D), "k3").sum().backward()
-    torch.testing.assert_close(logp.grad, 1 - torch.exp(-logp.detach()))  # d/dlogr k3
-    assert logp.grad[0] > 0 > logp.grad[1]
-
-
-def test_kl_clamp() -> None:
-    logp = torch.tensor([5.0, -15.0, 50.0], dtype=D, requires_grad=True)
-    kl = kl_penalty(logp, torch.zeros(3, dtype=D), "k3")
-    kl.sum().backward()
-    assert kl.tolist() == pytest.approx([math.exp(-5) + 4, 10.0, 10.0])  # e^15 - 16 -> 10
-    assert kl_penalty(logp, torch.zeros(3), "k1", clamp=12.0).tolist() == [5.0, -12.0, 12.0]
-    assert logp.grad.tolist() == pytest.approx([1 - math.exp(-5), 0.0, 0.0])
-    assert torch.isfinite(kl_penalty(logp, torch.zeros(3), "k3", clamp=None)).all()
-
-
-def test_kl_loss_masked_garbage() -> None:
-    logp, ref, _, mask = _garbage_batch(2)
-    leaf = _poison(logp, mask).requires_grad_(True)
-    kl, m = kl_penalty_loss(leaf, _poison(ref, mask), mask, kind="k3")
-    kl.sum().backward()
-    clean, mc = kl_penalty_loss(logp, ref, mask, kind="k3")
-    assert torch.equal(kl, clean) and torch.equal(m["actor/kl"], mc["actor/kl"])
-    assert torch.isfinite(leaf.grad).all() and (leaf.grad[~mask] == 0).all()
-
-
-def test_kl_bad_input() -> None:
-    with pytest.raises(ValueError, match=r"'k4'.*k1, k2, k3"):
-        kl_penalty(torch.zeros(2), torch.zeros(2), "k4")
-    with pytest.raises(ValueError, match="shape"):
-        kl_penalty(torch.zeros(2), torch.zeros(3))
-    with pytest.raises(ValueError, match=r"clamp.*-1"):
-        kl_penalty(torch.zeros(2), torch.zeros(2), clamp=-1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Entropy
-# ---------------------------------------------------------------------------------------------
-
-
-def _naive(logits: torch.Tensor, ids: torch.Tensor | None = None, temperature: float = 1.0):
-    logq = torch.log_softmax(logits.to(D) / temperature, -1)
-    ent = -(logq.exp() * logq).sum(-1)
-    if ids is None:
-        return ent
-    return logq.gather(-1, ids[..., None]).squeeze(-1), ent
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    st.integers(1, 4),
-    st.integers(1, 9),
-    st.integers(2, 40),
-    st.integers(1, 12),
-    st.sampled_from([torch.float32, torch.bfloat16, torch.float16, D]),
-    st.sampled_from([1.0, 0.7]),
-    st.integers(0, 10_000),
-)
-def test_chunked_matches_naive(
-    B: int, T: int, V: int, chunk: int, dtype: torch.dtype, temp: float, seed: int
-) -> None:
-    g = torch.Generator().manual_seed(seed)
-    logits = (torch.randn(B, T, V, generator=g) * 4).to(dtype)
-    ids = torch.randint(0, V, (B, T), generator=g)
-    ref_logp, ref_ent = _naive(logits, ids, temp)  # float64 reference on the same values
-    logp, ent = logprobs_and_entropy(logits, ids, chunk_size=chunk, temperature=temp)
-    want_dtype = D if dtype == D else torch.float32
-    assert logp.dtype == ent.dtype == want_dtype
-    tol = 1e-12 if dtype == D else 2e-5
-    torch.testing.assert_close(ent.to(D), ref_ent, rtol=tol, atol=tol)
-    torch.testing.assert_close(logp.to(D), ref_logp, rtol=tol, atol=tol)
-    only = entropy_from_logits(logits, chunk, temperature=temp)
-    assert torch.equal(only, ent)
-
-
-def test_entropy_gradcheck() -> None:
-    g = torch.Generator().manual_seed(3)
-    logits = torch.randn(2, 3, 5, generator=g, dtype=D, requires_grad=True)
-    ids = torch.randint(0, 5, (2, 3), generator=g)
-    assert torch.autograd.gradcheck(lambda x: entropy_from_logits(x, 2), (logits,))
-    assert torch.autograd.gradcheck(
-        lambda x: logprobs_and_entropy(x, ids, chunk_size=4, temperature=0.8), (logits,)
-    )
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_entropy_gradient_matches_autograd_of_naive(dtype: torch.dtype) -> None:
-    g = torch.Generator().manual_seed(4)
-    logits = (torch.randn(3, 4, 11, generator=g) * 3).to(dtype)
-    ids = torch.randint(0, 11, (3, 4), generator=g)
-    w1, w2 = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
-
-    a = logits.clone().requires_grad_(True)
-    logp, ent = logprobs_and_entropy(a, ids, chunk_size=5, temperature=1.3)
-    ((w1 * logp).sum() + (w2 * ent).sum()).backward()
-
-    b = logits.to(D).requires_grad_(True)
-    logp_n, ent_n = _naive(b, ids, 1.3)
-    ((w1.to(D) * logp_n).sum() + (w2.to(D) * ent_n).sum()).backward()
-
-    assert a.grad.dtype == dtype
-    tol = 1e-5 if dtype == torch.float32 else 1e-2
-    torch.testing.assert_close(a.grad.to(D), b.grad, rtol=tol, atol=tol)
-
-
-def test_entropy_masked_vocabulary_and_garbage_rows() -> None:
-    logits = torch.tensor([[0.0, 0.0, -INF, -INF], [NAN, NAN, NAN, NAN], [1.0, 2.0, 3.0, 4.0]])
-    leaf = logits.clone().requires_grad_(True)
-    ent = entropy_from_logits(leaf, chunk_size=2)
-    assert ent[0].item() == pytest.approx(LN2)
-    mask = torch.tensor([True, False, True])
-    loss, metrics = entropy_loss(ent[None], mask[None])
-    aggregate_loss(loss, mask[None], "token-mean").backward()
-    assert torch.isfinite(loss).all() and torch.isfinite(leaf.grad).all()
-    assert (leaf.grad[1] == 0).all() and (leaf.grad[0, 2:] == 0).all()
-    assert metrics["actor/entropy"].item() == pytest.approx((LN2 + ent[2].item()) / 2)
-
-
-def test_entropy_large_vocab_smoke() -> None:
-    logits = torch.randn(2, 3, 49_152, dtype=torch.bfloat16)
-    ent = entropy_from_logits(logits, chunk_size=4)
-    torch.testing.assert_close(ent.to(D), _naive(logits), rtol=1e-5, atol=1e-5)
-    assert ent.shape == (2, 3)
-
-
-def test_logprobs_without_entropy_and_bad_input() -> None:
-    logits = torch.zeros(2, 3, 4, requires_grad=True)
-    ids = torch.zeros(2, 3, dtype=torch.long)
-    logp, ent = logprobs_and_entropy(logits, ids, with_entropy=False)
-    assert ent is None
-    logp.sum().backward()
-    torch.testing.assert_close(logits.grad[..., 0], torch.full((2, 3), 0.75))
-    with pytest.raises(ValueError, match="token_ids shape"):
-        logprobs_and_entropy(logits, ids[:, :2])
-    with pytest.raises(ValueError, match="integer"):
-        logprobs_and_entropy(logits, ids.float())
-    with pytest.raises(ValueError, match=r"chunk_size.*0"):
-        entropy_from_logits(logits, 0)
-    with pytest.raises(ValueError, match=r"temperature.*0"):
-        entropy_from_logits(logits, temperature=0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,131 +348,178 @@ def test_simko_bad_input() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# DPH-RL generators
-# ---------------------------------------------------------------------------------------------
-
-
-def _closed_form(u: torch.Tensor, kind: str, alpha: float = 0.2) -> torch.Tensor:
-    if kind == "forward_kl":
-        return u - torch.log(u) - 1
-    if kind == "js":
-        return u * torch.log(u) - (u + 1) * torch.log((u + 1) / 2)
-    return (u**alpha - alpha * u - (1 - alpha)) / (alpha * (alpha - 1))
-
-
-@pytest.mark.parametrize(
-    ("kind", "at2", "at_half"),
-    [
-        ("forward_kl", 2 - LN2 - 1, 0.5 + LN2 - 1),
-        ("js", 2 * LN2 - 3 * math.log(1.5), -0.5 * LN2 - 1.5 * math.log(0.75)),
-        ("alpha", (2**0.2 - 1.2) / -0.16, (0.5**0.2 - 0.9) / -0.16),
-    ],
-)
-def test_generators_golden(kind: str, at2: float, at_half: float) -> None:
-    got = dph_generator(_ln(2.0, 0.5, 1.0)[0], kind, alpha=0.2)
-    torch.testing.assert_close(got, torch.tensor([at2, at_half, 0.0], dtype=D))
-
-
-@pytest.mark.parametrize("kind", DPH_GENERATORS)
-@pytest.mark.parametrize("alpha", [0.0, 0.2, 0.5, 1.0])
-def test_generators_zero_and_flat_at_one(kind: str, alpha: float) -> None:
-    lu = torch.zeros(1, dtype=D, requires_grad=True)
-    f = dph_generator(lu, kind, alpha)
-    f.backward()
-    assert f.item() == 0.0 and lu.grad.item() == 0.0  # f(1) = 0, f'(1) u = 0
-
-
-log_u = st.one_of(st.floats(-7.0, 7.0), st.floats(-1e-6, 1e-6))
-
-
-@settings(max_examples=80, deadline=None)
-@given(
-    log_u,
-    log_u,
-    st.floats(0.0, 1.0),
-    st.sampled_from(DPH_GENERATORS),
-    st.sampled_from([0.2, 0.5, 0.9]),
-)
-def test_generators_convex_nonnegative_closed_form(
-    la: float, lb: float, lam: float, kind: str, alpha: float
-) -> None:
-    a, b = math.exp(la), math.exp(lb)
-    mid = lam * a + (1 - lam) * b
-    f = lambda u: dph_generator(torch.tensor([math.log(u)], dtype=D), kind, alpha).item()  # noqa: E731
-    assert f(mid) <= lam * f(a) + (1 - lam) * f(b) + 1e-9 * (1 + abs(f(a)) + abs(f(b)))
-    assert f(a) >= -1e-15  # exact zero at u = 1; rounding may leave -eps * |log u|
-    want = _closed_form(torch.tensor([a], dtype=D), kind, alpha).item()
-    assert f(a) == pytest.approx(want, rel=1e-9, abs=1e-12)
-
-
-def test_alpha_limits() -> None:
-    lu = torch.linspace(-3, 3, 13, dtype=D)
-    torch.testing.assert_close(dph_generator(lu, "alpha", 1e-7), dph_generator(lu, "forward_kl"),
-                               rtol=1e-5, atol=1e-6)  # fmt: skip
-    torch.testing.assert_close(dph_generator(lu, "alpha", 1 - 1e-7), dph_generator(lu, "alpha", 1.0),
-                               rtol=1e-5, atol=1e-6)  # fmt: skip
-    u = lu.exp()
-    torch.testing.assert_close(dph_generator(lu, "alpha", 1.0), u * lu - u + 1)
-
-
-def test_js_generator_gives_twice_jensen_shannon() -> None:
-    g = torch.Generator().manual_seed(5)
-    p = torch.softmax(torch.randn(9, generator=g, dtype=D), -1)
-    q = torch.softmax(torch.randn(9, generator=g, dtype=D), -1)
-    m = (p + q) / 2
-    jsd = 0.5 * (p * (p / m).log()).sum() + 0.5 * (q * (q / m).log()).sum()
-    div = (q * dph_generator((p / q).log(), "js")).sum()  # E_{y ~ ref}[f(pi / ref)]
-    torch.testing.assert_close(div, 2 * jsd)
-
-
-@pytest.mark.parametrize("kind", DPH_GENERATORS)
-def test_dph_loss_masked_and_clamped(kind: str) -> None:
-    logp, ref, _, mask = _garbage_batch(6)
-    logp[1, :] = 500.0  # huge log u: clamped, finite
-    leaf = _poison(logp, mask).requires_grad_(True)
-    loss, m = dph_divergence_loss(leaf, _poison(ref, mask), mask, kind=kind)
-    aggregate_loss(loss, mask, "token-mean").backward()
-    assert torch.isfinite(loss).all() and (loss[~mask] == 0).all()
-    assert torch.isfinite(leaf.grad).all() and (leaf.grad[~mask] == 0).all()
-    assert set(m) == {"dph/divergence", "dph/log_ratio_mean"}
-    assert m["dph/divergence"].item() > 0
-
-
-def test_dph_gradient_matches_generator_derivative() -> None:
-    lu = torch.tensor([[0.7, -0.4]], dtype=D, requires_grad=True)
-    loss, _ = dph_divergence_loss(
-        lu, torch.zeros(1, 2, dtype=D), torch.ones(1, 2), kind="forward_kl"
-    )
-    loss.sum().backward()
-    torch.testing.assert_close(lu.grad, torch.expm1(lu.detach()))  # d/dlog u (u - log u - 1)
-
-
-def test_dph_bad_input() -> None:
-    z = torch.zeros(1, 2)
-    with pytest.raises(ValueError, match=r"'reverse_kl'.*forward_kl, js, alpha"):
-        dph_divergence_loss(z, z, z, kind="reverse_kl")
-    with pytest.raises(ValueError, match=r"alpha.*1.5"):
-        dph_divergence_loss(z, z, z, kind="alpha", alpha=1.5)
-    with pytest.raises(ValueError, match="ref_logp"):
-        dph_divergence_loss(z, torch.zeros(2, 2), z)
-
-
-# ---------------------------------------------------------------------------------------------
 # registry
 # ---------------------------------------------------------------------------------------------
 
 
 def test_policy_loss_registry() -> None:
     assert {"ppo_clip", "simko"} <= set(list_policy_losses())
+    assert get_policy_loss("ppo_clip").params is PPOClipParams
+    assert get_policy_loss("ppo_clip").needs == frozenset()
     spec = get_policy_loss("simko")
-    b = _simko_batch()
-    extra = {k: b[k] for k in spec.needs}
-    loss, _ = spec.fn(b["logp"], b["old_logp"], b["advantages"], b["mask"], **extra)
-    assert torch.equal(loss, _call_simko(b)[0])
-    with pytest.raises(ValueError, match=r"'ppo'.*ppo_clip"):
+    assert spec.params is SimKOParams
+    assert spec.needs == {"topk_logp", "topk_old_logp", "entropy", "correct", "sampled_is_top1"}
+    with pytest.raises(ValueError, match=r"unknown policy loss 'ppo'; valid: .*ppo_clip"):
         get_policy_loss("ppo")
-    with pytest.raises(ValueError, match="already registered"):
-        register_policy_loss("ppo_clip")(simko_loss)
+    with pytest.raises(ValueError, match="policy loss 'ppo_clip' is already registered"):
+        register_policy_loss("ppo_clip", params=SimKOParams)(simko_loss)
+    with pytest.raises(ValueError, match="already registered"):  # another loss, same name
+        register_policy_loss("ppo_clip", params=_ScaleParams, needs=("baseline",))(_scaled_pg)
+    # the identical spec again is a no-op, and the registered one is unchanged
+    register_policy_loss("ppo_clip", params=PPOClipParams)(ppo_clip_loss)
+    assert get_policy_loss("ppo_clip").fn is ppo_clip_loss
+
+
+def test_param_defaults_are_the_function_defaults() -> None:
+    # one source of truth: the functions' keyword defaults are read from the dataclasses
+    for fn, params in ((ppo_clip_loss, PPOClipParams()), (simko_loss, SimKOParams())):
+        sig = inspect.signature(fn).parameters
+        for f in dataclasses.fields(params):
+            assert sig[f.name].default == getattr(params, f.name), (fn.__name__, f.name)
+    assert PPOClipParams() == PPOClipParams(eps_low=0.2, eps_high=0.28, dual_clip=None)
+    assert SimKOParams() == SimKOParams(K=None, alpha=0.01, tau=0.8, lam=1.1)
+
+
+def test_make_params_unknown_keys_and_bad_values_are_named() -> None:
+    ppo = get_policy_loss("ppo_clip")
+    assert ppo.make_params() == PPOClipParams()
+    assert ppo.make_params({"eps_high": 0.4, "dual_clip": 3.0}) == PPOClipParams(0.2, 0.4, 3.0)
+    with pytest.raises(
+        ValueError, match=r"unknown parameter\(s\) \['eps', 'tau'\]; valid: .*eps_low"
+    ):
+        ppo.make_params({"eps": 0.1, "tau": 0.5, "eps_low": 0.1})
+    bad = [
+        ({"eps_low": 1.0}, r"eps_low must be in \[0, 1\), got 1.0"),
+        ({"eps_low": -0.1}, r"eps_low must be in \[0, 1\), got -0.1"),
+        ({"eps_high": -1}, r"eps_high must be >= 0, got -1"),
+        ({"dual_clip": 1.0}, r"dual_clip must be > 1 .*got 1.0"),
+        ({"eps_low": "0.2"}, r"eps_low must be a number, got '0.2'"),
+        ({"eps_high": True}, r"eps_high must be a number, got True"),
+    ]
+    for mapping, match in bad:
+        with pytest.raises(ValueError, match=r"policy loss 'ppo_clip': " + match):
+            ppo.make_params(mapping)
+    with pytest.raises(ValueError, match="must be a mapping"):
+        ppo.make_params([("eps_low", 0.1)])  # type: ignore[arg-type]
+    simko = get_policy_loss("simko")
+    assert simko.make_params({"K": 2, "eps_high": 0.4}) == SimKOParams(eps_high=0.4, K=2)
+    for mapping, match in [
+        ({"K": 0}, r"K must be None or an int >= 1, got 0"),
+        ({"K": 2.5}, r"K must be None or an int >= 1, got 2.5"),
+        ({"alpha": 1.5}, r"alpha must be in \[0, 1\], got 1.5"),
+        ({"tau": -0.1}, r"tau must be in \[0, 1\], got -0.1"),
+        ({"lam": -1.0}, r"lam must be >= 0, got -1.0"),
+        ({"dual_clip": 0.5}, r"dual_clip must be > 1"),  # PPO's rules hold inside SimKO's params
+    ]:
+        with pytest.raises(ValueError, match=r"policy loss 'simko': " + match):
+            simko.make_params(mapping)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PPOClipParams().eps_low = 0.3  # type: ignore[misc]
+
+
+def test_compute_equals_calling_the_function() -> None:
+    b = _simko_batch()
+    args = (b["logp"], b["old_logp"], b["advantages"], b["mask"])
+    ppo = get_policy_loss("ppo_clip")
+    p = ppo.make_params({"eps_low": 0.01, "eps_high": 0.02, "dual_clip": 1.5})
+    got, gm = ppo.compute(*args, p)
+    want, wm = ppo_clip_loss(*args, eps_low=0.01, eps_high=0.02, dual_clip=1.5)
+    assert torch.equal(got, want) and gm.keys() == wm.keys()
+    assert all(torch.equal(gm[k], wm[k]) for k in gm)
+    assert not torch.equal(got, ppo_clip_loss(*args)[0])  # the params reached the loss
+
+    simko = get_policy_loss("simko")
+    extra = {k: b[k] for k in simko.needs}
+    p = simko.make_params({"K": 2, "alpha": 0.5, "lam": 2.0, "eps_high": 0.05})
+    got, gm = simko.compute(*args, p, **extra)
+    want, wm = _call_simko(b, K=2, alpha=0.5, lam=2.0, eps_high=0.05)
+    assert torch.equal(got, want) and all(torch.equal(gm[k], wm[k]) for k in wm)
+    assert not torch.equal(got, _call_simko(b)[0])
+
+
+def test_compute_checks_needs_and_params_type() -> None:
+    b = _simko_batch()
+    args = (b["logp"], b["old_logp"], b["advantages"], b["mask"])
+    simko = get_policy_loss("simko")
+    extra = {k: b[k] for k in simko.needs}
+    p = simko.make_params()
+    missing = {k: v for k, v in extra.items() if k != "entropy"}
+    with pytest.raises(ValueError, match=r"missing \['entropy'\], unexpected \[\]"):
+        simko.compute(*args, p, **missing)
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['ref_logp'\]"):
+        simko.compute(*args, p, **extra, ref_logp=b["logp"])
+    ppo = get_policy_loss("ppo_clip")
+    with pytest.raises(
+        ValueError, match=r"'ppo_clip' needs exactly \[\].*unexpected \['entropy'\]"
+    ):
+        ppo.compute(*args, ppo.make_params(), entropy=b["entropy"])
+    # SimKOParams is a PPOClipParams subclass, but ppo_clip takes exactly its own params
+    with pytest.raises(TypeError, match="takes PPOClipParams params, got SimKOParams"):
+        ppo.compute(*args, p)
+    with pytest.raises(TypeError, match="takes PPOClipParams params, got dict"):
+        ppo.compute(*args, {"eps_low": 0.2})
+
+
+@dataclass(frozen=True)
+class _ScaleParams:
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.scale > 0:
+            raise ValueError(f"scale must be > 0, got {self.scale!r}")
+
+
+def _scaled_pg(logp, old_logp, advantages, mask, *, scale, baseline):
+    # a non-PPO loss: -scale * A * logp, with an extra needed input
+    loss = -scale * (advantages[:, None] - baseline) * logp * mask
+    return loss, {"toy/scale": torch.tensor(scale)}
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    reg = Registry("policy loss")
+    monkeypatch.setattr(policy_losses, "_POLICY_LOSSES", reg)
+    return reg
+
+
+def test_a_loss_with_its_own_params_registers_and_computes(fresh_registry: Registry) -> None:
+    register_policy_loss("toy_scaled", params=_ScaleParams, needs=("baseline",))(_scaled_pg)
+    assert list_policy_losses() == ["toy_scaled"] and "toy_scaled" in fresh_registry
+    spec = get_policy_loss("toy_scaled")
+    assert spec.param_names() == ("scale",) and spec.needs == {"baseline"}
+    logp, mask = torch.full((2, 3), -1.0), torch.ones(2, 3)
+    adv, base = torch.tensor([1.0, -1.0]), torch.full((2, 1), 0.5)
+    loss, m = spec.compute(logp, logp, adv, mask, spec.make_params({"scale": 3.0}), baseline=base)
+    torch.testing.assert_close(loss, torch.tensor([[1.5] * 3, [-4.5] * 3]))
+    assert m["toy/scale"].item() == 3.0
+    with pytest.raises(ValueError, match=r"'toy_scaled': scale must be > 0, got 0"):
+        spec.make_params({"scale": 0})
+    with pytest.raises(
+        ValueError, match=r"unknown parameter\(s\) \['eps_low'\]; valid: \['scale'\]"
+    ):
+        spec.make_params({"eps_low": 0.2})
+    with pytest.raises(ValueError, match="'toy_scaled' is already registered"):
+        register_policy_loss("toy_scaled", params=_ScaleParams)(_scaled_pg)
+
+
+def test_register_policy_loss_rejects_bad_declarations(fresh_registry: Registry) -> None:
+    @dataclass
+    class Mutable:
+        scale: float = 1.0
+
+    with pytest.raises(TypeError, match="must be a dataclass type"):
+        register_policy_loss("x", params=dict)
+    with pytest.raises(TypeError, match="must be frozen"):
+        register_policy_loss("x", params=Mutable)
+    with pytest.raises(TypeError, match="needs for policy loss 'x' must be a tuple"):
+        register_policy_loss("x", params=_ScaleParams, needs="entropy")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"\['mask', 'scale'\] used twice"):
+        register_policy_loss("x", params=_ScaleParams, needs=("scale", "mask"))
+    with pytest.raises(TypeError, match=r"does not accept the keyword\(s\) \['entropy'\]"):
+        register_policy_loss("x", params=_ScaleParams, needs=("baseline", "entropy"))(_scaled_pg)
+    with pytest.raises(TypeError, match=r"must take .*positionally"):
+        register_policy_loss("x", params=_ScaleParams)(lambda logp, *, scale: (logp, {}))
+    assert len(fresh_registry) == 0  # nothing half-registered
 
 
 def test_half_precision_inputs_are_computed_in_float32() -> None:
@@ -665,16 +534,3 @@ def test_half_precision_inputs_are_computed_in_float32() -> None:
     assert logp.grad.dtype == torch.bfloat16
     assert kl_penalty(logp, old).dtype == torch.float32
     assert dph_divergence_loss(logp, old, torch.ones(1, 3))[0].dtype == torch.float32
-
-
-def test_js_generator_accurate_near_one() -> None:
-    # f(u) ~ (u - 1)^2 / 4 near u = 1; the two-branch form keeps full relative precision.
-    for eps in (1e-3, 1e-6, 1e-9):
-        lu = torch.tensor([math.log1p(eps)], dtype=D)
-        assert dph_generator(lu, "js").item() == pytest.approx(eps**2 / 4, rel=2e-3)
-    lu = torch.tensor([-30.0, -1.0, 1.0, 30.0], dtype=D, requires_grad=True)
-    f = dph_generator(lu, "js")
-    f.sum().backward()
-    torch.testing.assert_close(f.detach(), _closed_form(lu.detach().exp(), "js"))
-    u = lu.detach().exp()
-    torch.testing.assert_close(lu.grad, u * torch.log(2 * u / (u + 1)))  # f'(u) * du/dlog u
