@@ -118,6 +118,40 @@ def test_verl_compute_advantage_matches_core(name: str, seed: int) -> None:
     assert (adv[mask == 0] == 0).all()
 
 
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("passk_bootstrap", {"k": 2, "num_groups": 3, "seed": 5}),
+        ("passk_full", {"k": 2, "shuffle": True, "seed": 5}),
+    ],
+)
+def test_stochastic_estimator_draws_anew_each_step_and_reproduces(
+    name: str, params: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verl.utils.skip.skip_manager import SkipManager
+
+    rng = np.random.default_rng(0)
+    uids = ragged_uids(rng, [8, 8, 8])
+    scores = torch.as_tensor(rng.random(len(uids)) < 0.2, dtype=torch.float32)  # few correct
+    data, _ = make_batch(scores, uids)
+    cfg = OmegaConf.create({CONFIG: params})
+
+    def at_step(step: int) -> torch.Tensor:
+        monkeypatch.setattr(SkipManager, "step", step)  # what verl's trainers set per step
+        return compute_advantage(data, adv_estimator=name, config=cfg).batch["advantages"].clone()
+
+    first, second, again = at_step(1), at_step(2), at_step(1)
+    assert not torch.equal(first, second), "the same draw at two steps"
+    torch.testing.assert_close(first, again, rtol=0, atol=0)
+    # the draw of step s is the estimator's with derive_seed(seed, "adv", s)
+    from passk.seeds import derive_seed
+
+    expected = reference_advantages(
+        name, scores, uids, **{**params, "seed": derive_seed(params["seed"], "adv", 2)}
+    )
+    torch.testing.assert_close(second[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_analytic_worked_value_through_verl() -> None:
     # SPEC 1.4: N = 32, k = 4, N_pos = 8 -> A_pos = 0.648, A_neg = -0.216
     scores = torch.zeros(32)
@@ -242,8 +276,42 @@ def test_policy_loss_matches_verl_vanilla(mode: str, global_info: dict) -> None:
     (g_ours,) = torch.autograd.grad(ours, new)
     (g_ref,) = torch.autograd.grad(ref, new)
     torch.testing.assert_close(g_ours, g_ref, rtol=1e-5, atol=1e-6)
-    assert {"actor/clip_frac", "actor/approx_kl"} <= set(metrics)
     assert all(isinstance(v, float) for v in metrics.values())
+
+
+def test_policy_loss_logs_verl_metric_names_with_verl_values() -> None:
+    g = torch.Generator().manual_seed(3)
+    B, T = 8, 6
+    old = torch.randn(B, T, generator=g) - 2.0
+    new = old + 1.5 * torch.randn(B, T, generator=g)  # wide ratios: clip and dual clip fire
+    adv = torch.randn(B, generator=g)[:, None].expand(B, T).contiguous()
+    mask = torch.rand(B, T, generator=g) > 0.2
+    cfg = _actor_config()
+    ours = core_algos.get_policy_loss_fn("passk_ppo_clip")(old, new, adv, mask, "token-mean", cfg)[
+        1
+    ]
+    ref = core_algos.get_policy_loss_fn("vanilla")(old, new, adv, mask, "token-mean", cfg)[1]
+    assert set(ref) == {"actor/pg_clipfrac", "actor/ppo_kl", "actor/pg_clipfrac_lower"}
+    assert ref["actor/pg_clipfrac"] > 0 and ref["actor/pg_clipfrac_lower"] > 0
+    for key in ref:
+        assert ours[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-7), key
+    # verl averages loss metrics over micro-batches: no max/min that would be a mean
+    assert not {"actor/ratio_max", "actor/ratio_min", "actor/clip_frac"} & set(ours)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        ({"clip_ratio_c": 0.5}, r"clip_ratio_c.*dual_clip"),
+        ({"clip_ratio_low": 1.5}, r"clip_ratio_low.*eps_low"),
+    ],
+)
+def test_policy_loss_rejects_bad_clip_config_naming_verl_key(cfg: dict, match: str) -> None:
+    base = {"clip_ratio": 0.2, "clip_ratio_low": 0.2, "clip_ratio_high": 0.28, "clip_ratio_c": 3.0}
+    x = torch.zeros(2, 3)
+    fn = core_algos.get_policy_loss_fn("passk_ppo_clip")
+    with pytest.raises(ValueError, match=match):
+        fn(x, x, x, torch.ones(2, 3, dtype=torch.bool), "token-mean", OmegaConf.create(base | cfg))
 
 
 def test_policy_loss_with_rollout_is_weights_and_micro_batches() -> None:

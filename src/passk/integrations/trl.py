@@ -21,20 +21,29 @@ failures), ``adv/zero_group_frac`` and ``adv/abs_mean``.
 Only training batches are rescored; evaluation keeps TRL's advantages (they only feed the
 eval loss, and ``num_generations_eval`` may be smaller than ``k``).
 
+Stochastic estimators (``passk_full`` with ``shuffle``, ``passk_bootstrap``) draw with
+``derive_seed(seed, "adv", global_step, micro_step)``: a new draw each generation batch,
+the same draw when a run is repeated or resumed. ``seed`` is ``advantage_kwargs["seed"]``,
+else ``GRPOConfig.seed``. Every process computes the advantages of the whole gathered batch
+and keeps its slice, so the seed must not depend on the process: a group split across two
+processes gets one draw.
+
 TRL is an optional extra: without it this module imports, and constructing the trainer
 raises an ``ImportError`` with the install command.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from passk.core.advantages import compute_advantages, get_estimator
+from passk.core.advantages import EstimatorSpec, compute_advantages, get_estimator
+from passk.seeds import derive_seed
 
-__all__ = ["PassKGRPOTrainer", "group_rewards", "zero_advantage_stats"]
+__all__ = ["PassKGRPOTrainer", "advantage_seed", "group_rewards", "zero_advantage_stats"]
 
 _INSTALL_HINT = "pip install 'passk[trl]' (see docs/integrations/trl.md)"
 
@@ -94,6 +103,22 @@ def zero_advantage_stats(advantages: Tensor, mask: Tensor) -> dict[str, Tensor]:
     }
 
 
+def advantage_seed(base_seed: int, global_step: int, micro_step: int) -> int:
+    """Seed of a stochastic estimator's draw for one generation batch.
+
+    ``micro_step`` is the gradient-accumulation index inside the optimiser step (TRL may
+    generate more than once per step); neither input depends on the process.
+
+    >>> advantage_seed(0, 1, 0) == advantage_seed(0, 1, 0) != advantage_seed(0, 2, 0)
+    True
+    """
+    return derive_seed(base_seed, "adv", global_step, micro_step)
+
+
+def _takes_seed(spec: EstimatorSpec) -> bool:
+    return spec.stochastic and any(f.name == "seed" for f in dataclasses.fields(spec.params))
+
+
 class PassKGRPOTrainer(_GRPOTrainer):
     """``trl.GRPOTrainer`` whose training advantages come from a passk estimator.
 
@@ -103,7 +128,9 @@ class PassKGRPOTrainer(_GRPOTrainer):
         advantage: any name from :func:`passk.list_estimators` (``"passk_analytic"``,
             ``"pass1"``, ``"pkpo_loo"``, ...).
         advantage_kwargs: the estimator's parameters, e.g. ``{"k": 8}``. Checked when the
-            trainer is built (unknown names, ``k`` > ``num_generations``).
+            trainer is built: unknown names, a missing ``k`` for an estimator that takes
+            one (no default: a silent k is a wasted run), ``k`` > ``num_generations``.
+            ``seed`` (stochastic estimators) is the base of a per-step seed.
 
     Estimators that need per-prompt entropy (``passk_adaptive``) get it from one extra
     no-grad forward pass of the policy over the local completions (token-mean per
@@ -124,6 +151,11 @@ class PassKGRPOTrainer(_GRPOTrainer):
             raise ValueError(
                 f"advantage_kwargs must not set {given_needs}: the trainer computes them per batch"
             )
+        if spec.uses_k and params.get("k") is None:
+            raise ValueError(
+                f"estimator {advantage!r} needs advantage_kwargs['k'] (the pass@k group size, "
+                "1 <= k <= num_generations), e.g. advantage_kwargs={'k': 8}"
+            )
         placeholders = {n: torch.zeros(1) for n in spec.needs}
         spec.make_params(**params, **placeholders)  # fail now, not after the first rollout
         super().__init__(*args, **kwargs)
@@ -142,6 +174,7 @@ class PassKGRPOTrainer(_GRPOTrainer):
         self.advantage = advantage
         self.advantage_kwargs = params
         self._advantage_spec = spec
+        self._advantage_base_seed = int(params.get("seed", self.args.seed))
         self._passk_rewards_per_func: Tensor | None = None
 
     # TRL seam: rewards of all processes, gathered, [B_global, F].
@@ -169,6 +202,12 @@ class PassKGRPOTrainer(_GRPOTrainer):
         params = dict(self.advantage_kwargs)
         if "entropy" in self._advantage_spec.needs:
             params["entropy"] = self._group_entropy(output)  # [G]
+        if _takes_seed(self._advantage_spec):
+            accum = getattr(self, "current_gradient_accumulation_steps", None)
+            micro = self._step % (accum or self.args.gradient_accumulation_steps)
+            params["seed"] = advantage_seed(
+                self._advantage_base_seed, self.state.global_step, micro
+            )
         adv = compute_advantages(self.advantage, rewards, mask, **params)  # [G, N]
 
         local = output["advantages"]  # [B_local]

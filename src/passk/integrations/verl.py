@@ -16,9 +16,16 @@ verl loads it in every process (driver, TaskRunner, every Ray worker) through ei
   (``VERL_USE_EXTERNAL_PLUGINS`` = ``auto`` by default; ``none`` disables it), or
 - ``VERL_USE_EXTERNAL_MODULES=passk.integrations.verl``, also read by ``import verl``.
 
-Estimator parameters come from ``algorithm.passk`` (``+algorithm.passk.k=8``); they are
-checked at the first call, which raises a ``ValueError`` naming the bad key and the valid
-ones. ``k`` has no default here: a silent ``k`` in a multi-node run is a wasted run.
+Estimator parameters come from ``algorithm.passk`` (``algorithm.passk.k=8``; a ``+`` only
+where the config has no ``passk`` key yet); they are checked at the first call, which
+raises a ``ValueError`` naming the bad key and the valid ones. ``k`` has no default here:
+a silent ``k`` in a multi-node run is a wasted run.
+
+Stochastic estimators (``passk_full`` with ``shuffle``, ``passk_bootstrap``) draw with
+``derive_seed(seed, "adv", step)`` at verl's global step ``step``: a new draw each step, the
+same draw when the run is repeated or resumed. verl computes advantages in its trainer
+process alone, so no rank enters the seed. Called outside verl's trainer (no step), the
+configured ``seed`` is used as given.
 
 The adapter turns verl's flat batch into passk's group layout and back::
 
@@ -59,20 +66,26 @@ from torch import Tensor
 
 from passk.core.advantages import compute_advantages, get_estimator
 from passk.core.aggregate import aggregate_loss
-from passk.core.losses import ppo_clip_loss
+from passk.core.policy_losses import get_policy_loss
+from passk.seeds import derive_seed
 
 __all__ = [
     "CONFIG_KEY",
     "PASSK_POLICY_LOSSES",
     "TRAINER_MODE",
     "VERL_ESTIMATORS",
+    "VERL_METRIC_NAMES",
     "group_by_uid",
     "passk_params_from_config",
     "passk_ppo_clip_policy_loss",
+    "ppo_clip_params_from_verl",
     "register",
     "response_entropy",
     "response_token_mean",
     "verl_advantage",
+    "verl_global_step",
+    "verl_loss_metrics",
+    "verl_policy_loss",
 ]
 
 logger = logging.getLogger(__name__)
@@ -237,6 +250,20 @@ def passk_params_from_config(name: str, config: Any) -> tuple[dict[str, Any], di
 # --------------------------------------------------------------------------- estimator
 
 
+def verl_global_step() -> int | None:
+    """verl's current global training step, or None outside verl's trainer.
+
+    verl 0.9.1 keeps it in ``SkipManager.step``, set by both its trainers (legacy and v1)
+    when a step starts and after a checkpoint is loaded; -1 until a trainer runs.
+    """
+    try:
+        from verl.utils.skip.skip_manager import SkipManager
+    except ImportError:  # another verl layout: no step, the configured seed is used
+        return None
+    step = getattr(SkipManager, "step", -1)
+    return int(step) if isinstance(step, int) and step >= 0 else None
+
+
 def verl_advantage(
     name: str,
     token_level_rewards: Tensor,
@@ -244,6 +271,7 @@ def verl_advantage(
     index: Any = None,
     config: Any = None,
     entropy: Tensor | None = None,
+    step: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """verl-shaped advantage of passk estimator ``name``: returns ``(advantages, returns)``.
 
@@ -254,6 +282,8 @@ def verl_advantage(
         config: verl's ``algorithm`` config; parameters under ``passk``.
         entropy: ``[B]`` per-response mean token entropy, for estimators that need it;
             ``None`` reads the value set by :func:`response_entropy`.
+        step: training step; a stochastic estimator then draws with
+            ``derive_seed(seed, "adv", step)``. ``None``: the configured seed as given.
 
     Both outputs are ``[B, T]``: the response advantage on its valid tokens, 0 elsewhere
     (outcome-only, so returns equal advantages, as in verl's GRPO).
@@ -293,6 +323,9 @@ def verl_advantage(
             per_group = torch.zeros(rewards.shape[0], dtype=torch.float64, device=ent.device)
             per_group.index_add_(0, rows, ent)
             params["entropy"] = per_group / mask.sum(1).clamp(min=1)  # [G]
+        if step is not None and _takes_seed(spec):
+            base = params.get("seed", _seed_default(spec))
+            params["seed"] = derive_seed(int(base), "adv", int(step))
         try:
             adv = compute_advantages(name, rewards, mask, **params)  # [G, N]
         except ValueError as err:
@@ -300,6 +333,14 @@ def verl_advantage(
         flat = adv[rows, cols].to(torch.float32)  # [B]
         advantages = flat.unsqueeze(-1) * response_mask.to(flat.dtype)  # [B, T]
     return advantages, advantages
+
+
+def _takes_seed(spec: Any) -> bool:
+    return spec.stochastic and any(f.name == "seed" for f in dataclasses.fields(spec.params))
+
+
+def _seed_default(spec: Any) -> int:
+    return next(f.default for f in dataclasses.fields(spec.params) if f.name == "seed")
 
 
 def _make_verl_estimator(name: str) -> Any:
@@ -310,7 +351,9 @@ def _make_verl_estimator(name: str) -> Any:
         config: Any = None,
         **kwargs: Any,
     ) -> tuple[Tensor, Tensor]:
-        return verl_advantage(name, token_level_rewards, response_mask, index, config)
+        return verl_advantage(
+            name, token_level_rewards, response_mask, index, config, step=verl_global_step()
+        )
 
     estimator.__name__ = f"passk_{name}_verl_advantage".replace("passk_passk_", "passk_")
     estimator.__qualname__ = estimator.__name__
@@ -350,6 +393,72 @@ def _verl_normalizer(
     )
 
 
+def ppo_clip_params_from_verl(config: Any) -> Any:
+    """verl's actor config -> the validated params of passk's ``ppo_clip`` loss spec.
+
+    ``clip_ratio_low`` / ``clip_ratio_high`` (each falling back to ``clip_ratio``) become
+    ``eps_low`` / ``eps_high`` and ``clip_ratio_c`` becomes ``dual_clip``, as verl's
+    ``vanilla`` loss reads them; a key the config lacks (or sets to null) keeps the spec's
+    default. A value the spec rejects raises a ``ValueError`` naming verl's keys.
+
+    >>> ppo_clip_params_from_verl({"clip_ratio": 0.2, "clip_ratio_high": 0.28, "clip_ratio_c": 3})
+    PPOClipParams(eps_low=0.2, eps_high=0.28, dual_clip=3.0)
+    """
+    clip = config.get("clip_ratio", None)
+    verl_keys = {
+        "eps_low": ("clip_ratio_low", config.get("clip_ratio_low", None)),
+        "eps_high": ("clip_ratio_high", config.get("clip_ratio_high", None)),
+        "dual_clip": ("clip_ratio_c", config.get("clip_ratio_c", None)),
+    }
+    mapping: dict[str, float] = {}
+    for field, (_, value) in verl_keys.items():
+        if value is None and field != "dual_clip":
+            value = clip
+        if value is not None:
+            mapping[field] = float(value)
+    try:
+        return get_policy_loss("ppo_clip").make_params(mapping)
+    except ValueError as err:
+        given = {key: value for key, value in verl_keys.values()} | {"clip_ratio": clip}
+        raise ValueError(f"passk_ppo_clip with actor config {given}: {err}") from err
+
+
+def verl_policy_loss(
+    name: str,
+    params: Any,
+    old_log_prob: Tensor,
+    log_prob: Tensor,
+    advantages: Tensor,
+    response_mask: Tensor,
+    loss_agg_mode: str,
+    config: Any,
+    rollout_is_weights: Tensor | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """passk policy loss ``name`` with its ``params`` (from the spec's ``make_params``), shaped
+    for verl: ``spec.compute`` -> optional importance weights -> :func:`passk.core.aggregate.
+    aggregate_loss` with verl's global token / sequence counts as the normaliser, so the
+    value does not depend on micro-batching.
+
+    Args:
+        old_log_prob, log_prob: ``[B, T]`` rollout-time and current log-probs.
+        advantages: ``[B, T]``; response_mask: ``[B, T]``.
+        rollout_is_weights: optional ``[B, T]`` importance weights (rollout correction).
+
+    Returns ``(scalar loss, metrics)``; metrics are floats under ``actor/``, with verl's
+    names where verl has one (:func:`verl_loss_metrics`).
+    """
+    mask = response_mask.to(torch.bool)
+    loss_mat, metrics = get_policy_loss(name).compute(
+        log_prob, old_log_prob, advantages, mask, params
+    )  # [B, T]
+    if rollout_is_weights is not None:
+        loss_mat = loss_mat * rollout_is_weights
+    info = config.get("global_batch_info", None) or {}
+    mode, normalizer = _verl_normalizer(loss_agg_mode, mask, info)
+    loss = aggregate_loss(loss_mat, mask, mode, normalizer=normalizer)
+    return loss, verl_loss_metrics(metrics, log_prob, old_log_prob, mask)
+
+
 def passk_ppo_clip_policy_loss(
     old_log_prob: Tensor,
     log_prob: Tensor,
@@ -359,45 +468,60 @@ def passk_ppo_clip_policy_loss(
     config: Any = None,
     rollout_is_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """verl ``PolicyLossFn``: :func:`passk.core.losses.ppo_clip_loss` + explicit aggregation.
-
-    Reads ``clip_ratio_low`` / ``clip_ratio_high`` (falling back to ``clip_ratio``) and
-    the dual-clip constant ``clip_ratio_c`` (default 3.0) from verl's actor config, as
-    verl's ``vanilla`` loss does, and aggregates with :func:`passk.core.aggregate.
-    aggregate_loss` using verl's global token / sequence counts as the normaliser, so
-    the value does not depend on micro-batching.
-
-    Args:
-        old_log_prob, log_prob: ``[B, T]`` rollout-time and current log-probs.
-        advantages: ``[B, T]``; response_mask: ``[B, T]``.
-        rollout_is_weights: optional ``[B, T]`` importance weights (rollout correction).
-
-    Returns ``(scalar loss, metrics)``; metrics are floats under ``actor/``.
-    """
+    """verl ``PolicyLossFn`` ``passk_ppo_clip``: passk's ``ppo_clip`` spec with the params
+    :func:`ppo_clip_params_from_verl` reads from verl's actor config, through
+    :func:`verl_policy_loss`. Same value and gradient as verl's ``vanilla``."""
     if config is None:
         raise ValueError("passk_ppo_clip needs verl's actor config (clip_ratio_*)")
-    clip = config.get("clip_ratio", 0.2)
-    low = config.get("clip_ratio_low", None)
-    high = config.get("clip_ratio_high", None)
-    dual = config.get("clip_ratio_c", 3.0)
-    mask = response_mask.to(torch.bool)
-    loss_mat, metrics = ppo_clip_loss(
-        log_prob,
+    params = ppo_clip_params_from_verl(config)
+    return verl_policy_loss(
+        "ppo_clip",
+        params,
         old_log_prob,
+        log_prob,
         advantages,
-        mask,
-        eps_low=float(clip if low is None else low),
-        eps_high=float(clip if high is None else high),
-        dual_clip=None if dual is None else float(dual),
+        response_mask,
+        loss_agg_mode,
+        config,
+        rollout_is_weights,
     )
-    if rollout_is_weights is not None:
-        loss_mat = loss_mat * rollout_is_weights
-    info = config.get("global_batch_info", None) or {}
-    mode, normalizer = _verl_normalizer(loss_agg_mode, mask, info)
-    loss = aggregate_loss(loss_mat, mask, mode, normalizer=normalizer)
-    # verl logs its own actor/pg_loss from the returned scalar.
-    out = {k: float(v) for k, v in metrics.items() if k != "actor/pg_loss"}
-    return loss, out
+
+
+#: passk loss metric -> the name verl's ``vanilla`` loss logs it under (verl 0.9.1).
+VERL_METRIC_NAMES: dict[str, str] = {
+    "actor/clip_frac": "actor/pg_clipfrac",
+    "actor/dual_clip_frac": "actor/pg_clipfrac_lower",
+}
+# verl 0.9.1 averages every loss metric over micro-batches and ranks (workers/utils/
+# losses.py wraps them in Metric(MEAN)): a per-micro-batch max or min would be logged as a
+# mean under a name that says max, so those are not reported. verl logs actor/pg_loss
+# itself from the returned scalar.
+_NOT_REPORTED = ("actor/pg_loss", "actor/ratio_max", "actor/ratio_min")
+
+
+def verl_loss_metrics(
+    metrics: Mapping[str, Tensor], log_prob: Tensor, old_log_prob: Tensor, mask: Tensor
+) -> dict[str, float]:
+    """passk loss metrics under verl's names, as floats, for verl's dashboards.
+
+    ``actor/pg_clipfrac`` (tokens whose clipped branch is active), ``actor/pg_clipfrac_lower``
+    (dual clip active) and ``actor/ppo_kl`` (verl's k1 estimate, mean of ``old - new``
+    log-prob) mean what they mean for verl's ``vanilla`` loss; passk's own means (e.g.
+    ``actor/clip_frac_high``, ``actor/approx_kl``, the k3 estimate) keep their names.
+
+    Args:
+        metrics: the loss's metrics (0-d tensors); log_prob, old_log_prob, mask: ``[B, T]``.
+    """
+    out = {
+        VERL_METRIC_NAMES.get(key, key): float(value)
+        for key, value in metrics.items()
+        if key not in _NOT_REPORTED
+    }
+    m = mask.to(torch.bool)
+    log_ratio = (log_prob.detach().double() - old_log_prob.detach().double()).clamp(-20, 20)
+    diff = -log_ratio[m]  # verl clamps the log-ratio at +-20 too
+    out["actor/ppo_kl"] = float(diff.mean()) if diff.numel() else 0.0
+    return out
 
 
 # --------------------------------------------------------------------------- trainer
