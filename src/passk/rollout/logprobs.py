@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from passk.core.losses import logprobs_and_entropy
+from passk.core.entropy import logprobs_and_entropy
 
 
 def _position_ids(attention_mask: Tensor) -> Tensor:
@@ -34,7 +34,7 @@ def _head_logprobs(
 ) -> tuple[Tensor, Tensor | None]:
     """LM head on ``hidden`` [N, H] in chunks; log-prob of ``labels`` [N] and entropy [N].
 
-    The per-chunk softmax statistics come from :func:`passk.core.losses.logprobs_and_entropy`
+    The per-chunk softmax statistics come from :func:`passk.core.entropy.logprobs_and_entropy`
     (the trainer's own kernel, which recomputes the softmax in backward instead of
     storing it), so sampling-time, eval-time and training-time numbers share one
     definition.

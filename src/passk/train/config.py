@@ -514,7 +514,9 @@ def validate(config: TrainConfig) -> None:
     """Check the whole config before any model loads; raise ValueError naming the field."""
     from passk.core.advantages import get_estimator
     from passk.core.aggregate import AGGREGATION_MODES
-    from passk.core.losses import DPH_GENERATORS, KL_ESTIMATORS, get_policy_loss
+    from passk.core.divergences import DPH_GENERATORS
+    from passk.core.kl import KL_ESTIMATORS
+    from passk.core.policy_losses import get_policy_loss
 
     c = config
     _positive("steps", c.steps)
