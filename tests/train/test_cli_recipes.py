@@ -32,7 +32,7 @@ def _passk(
 def test_recipe_trains_two_steps(recipe, tiny_checkpoint, tmp_path, subprocess_env):
     from safetensors.torch import load_file
 
-    dense = any(s.reward == "dense" for s in load_config(recipe).resolved_stages())
+    dense = any(s.reward == "dense" for s in load_config(recipe).algorithm.stages)
     out = tmp_path / "run"
     overrides = tiny_overrides(tiny_checkpoint, "partial" if dense else "parity")
     args = ["train", "--config", str(recipe), "--out", str(out), "--steps", "2"]

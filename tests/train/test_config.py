@@ -33,13 +33,15 @@ def test_overrides_parse_yaml_values():
             "optim.lr=1e-5",
             "algorithm.params={k: 8}",
             "rollout.n=16",
-            "loss.dual_clip=3",
+            "loss.params.dual_clip=3",
             "optim.betas=[0.9, 0.95]",
             "task.reward=null",
         ],
     )
-    assert cfg.optim.lr == 1e-5 and cfg.algorithm.params == {"k": 8}
-    assert cfg.loss.dual_clip == 3.0 and isinstance(cfg.loss.dual_clip, float)
+    assert cfg.optim.lr == 1e-5 and cfg.algorithm.stages[0].params == {"k": 8}
+    assert cfg.algorithm.params is None  # the shorthand became the one stage
+    assert cfg.loss.params == {"dual_clip": 3}
+    assert cfg.rollout.batch_size == "auto"
     assert cfg.optim.betas == (0.9, 0.95)
 
 
@@ -51,7 +53,7 @@ def test_stage_list_from_yaml(tmp_path):
         "    - {estimator: pass1, params: {}}\n"
     )
     cfg = load_config(path, ["algorithm.stages.0.params.k=4"])
-    stages = cfg.resolved_stages()
+    stages = cfg.algorithm.stages
     assert [s.estimator for s in stages] == ["passk_analytic", "pass1"]
     assert stages[0].params == {"k": 4} and stages[0].steps == 3
     validate(cfg)
@@ -61,7 +63,7 @@ def test_stage_list_from_yaml(tmp_path):
     ("overrides", "message"),
     [
         (["algorithm.estimator=nope"], "unknown advantage estimator 'nope'; valid: maxk_analytic"),
-        (["algorithm.params.k=9"], "algorithm.params.k=9 must be between 1 and rollout.n=8"),
+        (["algorithm.params.k=9"], "algorithm.stages.0.params.k=9 must be between 1 and rollout"),
         (["optim.lr=-1e-6"], "optim.lr must be > 0, got -1e-06"),
         (["task.name=nope"], "unknown task 'nope'; valid: add"),
         (["task.name=''"], "task.name is missing"),
@@ -71,12 +73,23 @@ def test_stage_list_from_yaml(tmp_path):
         (["algorithm.reward=dense"], "needs binary rewards"),
         (["loss.aggregation=mean"], "loss.aggregation='mean' is not valid; valid: token-mean"),
         (["loss.policy_loss=nope"], "unknown policy loss 'nope'; valid: ppo_clip, simko"),
-        (["loss.params={alpha: 0.1}"], "loss.params ['alpha'] unknown for policy loss 'ppo_clip'"),
+        (["loss.params={alpha: 0.1}"], "policy loss 'ppo_clip' got unknown parameter(s) ['alpha']"),
         (["reference.reset_every=5"], "no reference policy is used"),
         (["algorithm.dars=xx"], "algorithm.dars='xx' is not valid; valid: et, hw"),
         (["optim.old_logprobs=rollout", "rollout.top_p=0.9"], "needs rollout.top_p=1"),
         (["task.reward=nope"], "nope"),
         (["steps=0"], "steps must be > 0"),
+        (["loss.eps_high=0.3"], "config key 'loss.eps_high' is now 'loss.params.eps_high'"),
+        (["model.dtype=fp8"], "model.dtype='fp8' is not valid; valid: fp32, bf16, fp16"),
+        (["rollout.batch_size=many"], "rollout.batch_size must be an integer or 'auto'"),
+        (["rollout.batch_size=0"], "rollout.batch_size must be > 0"),
+        (["eval.top_p=0"], "eval.top_p must be in (0, 1]"),
+        (["eval.temperature=-1"], "eval.temperature must be >= 0"),
+        (["task.score_timeout=-5"], "task.score_timeout must be > 0, got -5"),
+        (
+            ["algorithm.estimator=pass1", "algorithm.stages=[{estimator: pass1}]"],
+            "algorithm.stages is set, so algorithm.estimator would be ignored",
+        ),
     ],
 )
 def test_invalid_configs_name_the_field(overrides, message):

@@ -7,7 +7,7 @@ import torch
 
 from passk.rollout.models import embedded_available
 from passk.train.config import load_config
-from passk.train.trainer import Trainer
+from passk.train.loop import Trainer
 
 
 @pytest.mark.embedded

@@ -139,7 +139,7 @@ def test_mark_finished_and_is_finished(tmp_path):
 
 def test_a_trained_run_matches_the_layout(tiny_checkpoint: Path, tmp_path):
     from passk.train.config import load_config
-    from passk.train.trainer import train
+    from passk.train.loop import train
 
     config = load_config(None, [*tiny_overrides(tiny_checkpoint), "steps=2", "eval.at_start=false"])
     out = tmp_path / "run"

@@ -14,13 +14,9 @@ from conftest import tiny_overrides
 from passk.core.allocation import dars_extra_rollouts
 from passk.train import checkpoint as ckpt
 from passk.train.config import StageConfig, load_config
-from passk.train.trainer import (
-    PromptSampler,
-    StageSchedule,
-    Trainer,
-    TrainingDiverged,
-    train,
-)
+from passk.train.hooks import ReferenceReset, TrainingDiverged, observe_stagnation
+from passk.train.loop import Trainer, train
+from passk.train.schedule import PromptSampler, StageSchedule
 
 VOLATILE = ("time/", "perf/")
 
@@ -93,11 +89,12 @@ def test_dynamic_sampling_keeps_only_informative_full_groups(tiny_checkpoint, tm
     try:
         for _ in range(3):
             rec = trainer.step()
-            kept = trainer.last_groups
+            kept = trainer.last_collected.batch
             assert 1 <= rec["rollout/rounds"] <= 4
             assert len(kept) <= 3
-            assert all(len(g.samples) == 4 for g in kept)
-            assert all(bool((g.advantages != 0).any()) for g in kept)
+            assert kept.sizes == [4] * len(kept)
+            adv = kept.rollouts.advantages
+            assert all(bool((adv[kept.rollouts.group == g] != 0).any()) for g in range(len(kept)))
             if rec["rollout/rounds"] < 4:
                 assert len(kept) == 3  # stopped early only because the batch was full
             assert rec["rollout/groups"] >= len(kept)
@@ -123,12 +120,14 @@ def test_dars_group_sizes_follow_the_spec(tiny_checkpoint, tmp_path, schedule):
     try:
         for _ in range(2):
             rec = trainer.step()
-            groups = trainer.last_groups
-            first_acc = torch.tensor([sum(g.correct[:n]) / n for g in groups])
+            groups = trainer.last_collected.batch
+            correct = groups.correct
+            first = [correct[groups.rollouts.group == g][:n] for g in range(len(groups))]
+            first_acc = torch.tensor([float(c.sum()) / n for c in first])
             expected = dars_extra_rollouts(first_acc, n, schedule, n_max=16)
-            assert [len(g.samples) for g in groups] == (n + expected).tolist()
+            assert groups.sizes == (n + expected).tolist()
             assert rec["rollout/extra_samples"] == int(expected.sum())
-            assert any(len(g.samples) > n for g in groups) or bool((first_acc >= 0.5).all())
+            assert any(s > n for s in groups.sizes) or bool((first_acc >= 0.5).all())
     finally:
         trainer.scorer.close()
 
@@ -186,8 +185,9 @@ def test_interrupt_saves_the_last_finished_step(tiny_checkpoint, tmp_path):
 def test_run_directory_errors(tiny_checkpoint, tmp_path):
     cfg = _config(tiny_checkpoint, "steps=2", "eval.problems=0")
     run = tmp_path / "run"
-    with pytest.raises(ValueError, match="no checkpoint"):
-        train(cfg, run, resume=True)
+    fresh = train(cfg, run, resume=True)  # nothing to resume: starts from step 0
+    assert fresh.steps_done == 2 and fresh.resumed_from is None
+    run = tmp_path / "run2"
     train(cfg, run)
     with pytest.raises(ValueError, match="already holds a run"):
         train(cfg, run)
@@ -236,13 +236,14 @@ def test_prompt_sampler_covers_every_problem_each_epoch():
 def test_interrupt_then_resume_matches_an_uninterrupted_run(
     where, tiny_checkpoint, tmp_path, monkeypatch
 ):
-    import passk.train.trainer as tr
+    import passk.train.collect as collect
+    import passk.train.hooks as hooks
 
     common = ("steps=4", "checkpoint.every=100", "eval.every=2")
     straight = tmp_path / "straight"
     train(_config(tiny_checkpoint, *common), straight)
 
-    real_sample, real_eval = tr.sample_groups, tr.Trainer.evaluate
+    real_sample, real_eval = collect.GroupSampler.sample, hooks.evaluate
     calls = {"n": 0}
 
     def sample_then_stop(*args, **kwargs):
@@ -251,15 +252,15 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(
             raise KeyboardInterrupt
         return real_sample(*args, **kwargs)
 
-    def eval_then_stop(self, step):
+    def eval_then_stop(trainer, step):
         if step == 2:
             raise KeyboardInterrupt
-        return real_eval(self, step)
+        return real_eval(trainer, step)
 
     if where == "sampling":
-        monkeypatch.setattr(tr, "sample_groups", sample_then_stop)
+        monkeypatch.setattr(collect.GroupSampler, "sample", sample_then_stop)
     else:
-        monkeypatch.setattr(tr.Trainer, "evaluate", eval_then_stop)
+        monkeypatch.setattr(hooks, "evaluate", eval_then_stop)
     run = tmp_path / "run"
     result = train(_config(tiny_checkpoint, *common), run)
     assert result.interrupted and result.steps_done == 2
@@ -286,19 +287,22 @@ def test_reference_resets_on_stagnation_and_kl_spike(tiny_checkpoint, tmp_path):
         with torch.no_grad():  # move the policy so a reset is visible in the reference
             for p in trainer.model.parameters():
                 p.add_(0.01)
-        ref = trainer.reference
+        ref = trainer.reference.model
         assert ref is not None
         resets = []
         for value in (0.5, 0.4, 0.5, 0.6, 0.6, 0.6):
             rec = {"kind": "eval", "step": trainer.state.step, "eval/pass@1": value}
-            resets.append(trainer.observe_eval(rec))
+            resets.append(observe_stagnation(trainer, rec))
         # best 0.5; 0.4 and 0.5 do not improve (2 evals) -> reset; 0.6 improves; 0.6, 0.6 -> reset
         assert resets == [False, False, True, False, False, True]
         assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), trainer.model.parameters()))
         record = {"actor/kl": 0.7}
         trainer.state.step = 3
-        assert trainer.maybe_reset_reference(record) and record["ref/reason"] == "kl"
-        assert not trainer.maybe_reset_reference({"actor/kl": 0.1})
+        ReferenceReset().before_log(trainer, record)
+        assert record["ref/reason"] == "kl"
+        calm = {"actor/kl": 0.1}
+        ReferenceReset().before_log(trainer, calm)
+        assert "ref/reset" not in calm
         assert trainer.state.ref_step == 3
     finally:
         trainer.scorer.close()

@@ -12,8 +12,9 @@ Layout of a run directory::
 
 A checkpoint is written into a temporary directory and renamed into place, then
 ``latest`` is replaced atomically, so a crash at any moment leaves the previous
-checkpoint intact. ``state.json`` holds a SHA-256 of every file; :func:`load_checkpoint`
-refuses a checkpoint whose files are missing or altered.
+checkpoint intact. ``state.json`` holds a SHA-256 of every file; :func:`read_state`
+refuses a checkpoint whose files are missing or altered. Temporary directories left by
+a writer that died (SIGKILL, full disk) are removed by the next save or resume.
 """
 
 from __future__ import annotations
@@ -91,11 +92,38 @@ def save_checkpoint(
             )
     root = run_dir / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)
     final = root / f"step_{step:06d}"
     tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    try:
+        _write_files(tmp, model, tokenizer, optimizer, scheduler, extra, reference, state, step)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk must not leave 700 MB behind
+        raise
+    if final.exists():  # re-running a step after a crash past its checkpoint
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    write_text_atomic(root / LATEST, final.name + "\n")
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_files(
+    tmp: Path,
+    model: Any,
+    tokenizer: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    extra: dict[str, Any] | None,
+    reference: dict[str, torch.Tensor] | None,
+    state: dict[str, Any],
+    step: int,
+) -> None:
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -119,18 +147,34 @@ def save_checkpoint(
     for p in tmp.iterdir():
         with p.open("rb") as f:
             os.fsync(f.fileno())
-    if final.exists():  # re-running a step after a crash past its checkpoint
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    write_text_atomic(root / LATEST, final.name + "\n")
-    for old in checkpoint_dirs(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint named by ``latest`` (or the newest complete one if the pointer is lost)."""
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Delete ``checkpoints/.tmp-step_*-PID`` directories whose writer is no longer running."""
+    root = run_dir / CHECKPOINTS
+    removed = []
+    for tmp in root.glob(".tmp-step_*-*") if root.is_dir() else []:
+        pid = tmp.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+def latest_checkpoint(run_dir: Path, *, on_skip: Any = None) -> Path | None:
+    """The checkpoint named by ``latest``; if the pointer is lost, the newest checkpoint
+    whose checksums verify (``on_skip(path, error)`` is told about each one passed over)."""
     root = run_dir / CHECKPOINTS
     pointer = root / LATEST
     if pointer.is_file():
@@ -139,11 +183,18 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         if not (path / STATE).is_file():
             raise CheckpointError(
                 f"{pointer} names {name!r}, which is missing or incomplete; the run directory "
-                "is damaged (remove the pointer to fall back to the newest complete checkpoint)"
+                "is damaged (remove the pointer to fall back to the newest valid checkpoint)"
             )
         return path
-    dirs = checkpoint_dirs(run_dir)
-    return dirs[-1] if dirs else None
+    for path in reversed(checkpoint_dirs(run_dir)):
+        try:
+            read_state(path)
+        except CheckpointError as e:
+            if on_skip is not None:
+                on_skip(path, e)
+            continue
+        return path
+    return None
 
 
 def read_state(ckpt: Path, *, verify: bool = True) -> dict[str, Any]:
@@ -168,11 +219,31 @@ def read_state(ckpt: Path, *, verify: bool = True) -> dict[str, Any]:
     return meta
 
 
+def weight_files(ckpt: Path, file: str = "model.safetensors") -> list[Path]:
+    """The safetensors files holding ``file``'s weights: itself, or the shards its
+    ``.index.json`` names (``save_pretrained`` shards large models)."""
+    if (ckpt / file).is_file():
+        return [ckpt / file]
+    index = ckpt / f"{file}.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(
+                set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+            )
+        except (json.JSONDecodeError, KeyError) as e:
+            raise CheckpointError(f"{index} is not a safetensors index: {e}") from None
+        return [ckpt / s for s in shards]
+    raise CheckpointError(f"checkpoint {ckpt} holds neither {file} nor {file}.index.json")
+
+
 def load_weights(model: Any, ckpt: Path, file: str = "model.safetensors") -> None:
-    """Load weights saved by ``save_pretrained`` into ``model`` (tied weights may be absent)."""
+    """Load weights saved by ``save_pretrained`` into ``model`` (one file or shards; tied
+    weights may be absent)."""
     from safetensors.torch import load_file
 
-    state = load_file(str(ckpt / file))
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files(ckpt, file):
+        state.update(load_file(str(path)))
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = set()
     out_emb, in_emb = model.get_output_embeddings(), model.get_input_embeddings()

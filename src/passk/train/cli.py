@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             if args.out is None:
                 raise ValueError("--resume needs --out DIR (the run to continue)")
-            from passk.train.trainer import load_run_config
+            from passk.train.loop import load_run_config
 
             config = load_run_config(args.out, args.config, _overrides(args))
         else:
@@ -90,7 +90,7 @@ def _train(config: Any, args: argparse.Namespace) -> int:
     from rich.console import Console
     from transformers.utils import logging as hf_logging
 
-    from passk.train.trainer import TrainingDiverged, train
+    from passk.train.loop import TrainingDiverged, train
 
     hf_logging.disable_progress_bar()
     console = Console(stderr=True)
@@ -115,7 +115,7 @@ def _train(config: Any, args: argparse.Namespace) -> int:
 
 
 def _recipe(config: Any) -> str:
-    stages = config.resolved_stages()
+    stages = config.algorithm.stages
     return " -> ".join(f"{s.estimator}{s.params or ''}" for s in stages)
 
 

@@ -8,7 +8,7 @@ unknown keys and badly typed values fail with the key path and what is valid, an
 (estimator names and parameters, k against the group size, the task, ranges).
 
 >>> cfg = load_config(None, ["algorithm.params.k=2", "optim.lr=1e-5"])
->>> cfg.algorithm.params["k"], cfg.optim.lr
+>>> cfg.algorithm.stages[0].params["k"], cfg.optim.lr
 (2, 1e-05)
 >>> load_config(None, ["optim.lrr=1"])  # doctest: +ELLIPSIS
 Traceback (most recent call last):
@@ -29,7 +29,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -45,12 +45,12 @@ class ModelConfig:
     checkpoint directory."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ..."""
-    dtype: str = "fp32"
+    dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
     """Dtype of the trained weights and optimiser state (``fp32`` keeps small updates)."""
-    autocast: str = "auto"
+    autocast: Literal["auto", "bf16", "fp16", "none"] = "auto"
     """Forward/backward compute dtype under autocast: ``auto`` (bf16 where supported),
     ``bf16``, ``fp16`` or ``none``."""
-    rollout_dtype: str = "auto"
+    rollout_dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """Dtype of the sampling copy of the policy: ``auto`` (bf16 where supported), ``fp32``,
     ``bf16``. A copy in another dtype than ``dtype`` is refreshed after every update."""
     threads: int = 0
@@ -85,8 +85,9 @@ class RolloutConfig:
     """Nucleus sampling during training (1.0 keeps the rollout log-probs exact)."""
     max_new_tokens: int = 96
     """Response budget; truncated responses keep their (usually zero) reward."""
-    batch_size: int = 64
-    """Sequences decoded at once (continuous batching)."""
+    batch_size: int | Literal["auto"] = "auto"
+    """Sequences decoded at once (continuous batching); ``auto`` sizes it from the work and
+    the memory (up to 256 rows, where this CPU's sampler reaches its peak throughput)."""
 
 
 @dataclass(frozen=True)
@@ -102,24 +103,26 @@ class StageConfig:
     """Steps averaged for ``until_reward``."""
     estimator: str = "passk_analytic"
     """Advantage estimator (see ``passk.core.advantages.list_estimators()``)."""
-    params: dict[str, Any] = field(default_factory=lambda: {"k": 4})
-    """Estimator parameters, e.g. ``{k: 4}``."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Estimator parameters, e.g. ``{k: 4}``; omitted ones take the estimator's defaults."""
     k_final: int | None = None
     """Anneal ``params.k`` linearly to this value over the stage (needs ``steps``)."""
-    reward: str = "binary"
+    reward: Literal["binary", "dense"] = "binary"
     """``binary`` (1 if correct else 0) or ``dense`` (the task's partial credit in [0, 1])."""
 
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    estimator: str = "passk_analytic"
-    """Estimator of the single stage used when ``stages`` is empty."""
-    params: dict[str, Any] = field(default_factory=lambda: {"k": 4})
-    """Its parameters."""
-    reward: str = "binary"
-    """Its reward kind: ``binary`` or ``dense``."""
+    estimator: str | None = None
+    """Shorthand for a single stage with this estimator (default ``passk_analytic``);
+    becomes ``stages.0`` when the config is built."""
+    params: dict[str, Any] | None = None
+    """Shorthand: the single stage's estimator parameters."""
+    reward: Literal["binary", "dense"] | None = None
+    """Shorthand: the single stage's reward kind (default ``binary``)."""
     stages: tuple[StageConfig, ...] = ()
-    """Stage schedule (e.g. Pass@k then Pass@1); overrides the three fields above."""
+    """Stage schedule (e.g. Pass@k then Pass@1): the one representation the trainer reads.
+    Empty: one stage built from the shorthand fields above."""
     noise_p: float = 0.0
     """Noise-reward baseline: flip each 0 reward to 1 with this probability."""
     overlong_cache: int = 0
@@ -130,12 +133,31 @@ class AlgorithmConfig:
     has ``prompts_per_step`` informative groups or ``max_rounds`` rounds are done."""
     max_rounds: int = 3
     """Generation rounds per step for dynamic sampling."""
-    dars: str | None = None
+    dars: Literal["et", "hw"] | None = None
     """DARS extra rollouts for hard prompts: ``et`` or ``hw`` (None disables)."""
     dars_n_max: int | None = None
     """Largest group after DARS (None: 32 for et, 64 for hw)."""
     dars_std_normalized: bool = False
     """DARS allocation for std-normalised advantages (A_peak = N)."""
+
+    def __post_init__(self) -> None:
+        sugar = {"estimator": self.estimator, "params": self.params, "reward": self.reward}
+        given = [k for k, v in sugar.items() if v is not None]
+        if self.stages:
+            if given:
+                raise ValueError(
+                    f"algorithm.stages is set, so algorithm.{'/'.join(given)} would be "
+                    "ignored; set them inside each stage instead"
+                )
+            return
+        stage = StageConfig(
+            estimator=self.estimator or StageConfig.estimator,
+            params=dict(self.params or {}),
+            reward=self.reward or StageConfig.reward,
+        )
+        object.__setattr__(self, "stages", (stage,))
+        for key in sugar:
+            object.__setattr__(self, key, None)
 
 
 @dataclass(frozen=True)
@@ -143,13 +165,9 @@ class LossConfig:
     policy_loss: str = "ppo_clip"
     """Registered policy loss: ``ppo_clip`` or ``simko``."""
     params: dict[str, Any] = field(default_factory=dict)
-    """Extra parameters of the policy loss (SimKO: K, alpha, tau, lam)."""
-    eps_low: float = 0.2
-    """Lower clip range: ratio >= 1 - eps_low."""
-    eps_high: float = 0.28
-    """Upper clip range (DAPO clip-higher): ratio <= 1 + eps_high."""
-    dual_clip: float | None = None
-    """Dual-clip constant c > 1 for negative advantages (None disables)."""
+    """Parameters of the policy loss, validated by its registered params dataclass
+    (``ppo_clip``: ``eps_low`` 0.2, ``eps_high`` 0.28 (DAPO clip-higher), ``dual_clip``
+    None; ``simko`` adds K, alpha, tau, lam)."""
     aggregation: str = "token-mean"
     """``token-mean``, ``seq-mean-token-mean``, ``seq-mean-token-sum``,
     ``seq-mean-token-sum-norm`` or ``constant``."""
@@ -157,7 +175,7 @@ class LossConfig:
     """Normaliser of the ``constant`` aggregation."""
     kl_coef: float = 0.0
     """Coefficient of the KL penalty to the reference policy (0: no reference model)."""
-    kl_estimator: str = "k3"
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     """``k1``, ``k2`` or ``k3`` (low-variance)."""
     kl_clamp: float | None = 10.0
     """Clamp of the per-token KL estimate (None disables)."""
@@ -216,7 +234,10 @@ class OptimConfig:
     """Optimizer steps per epoch (the batch is split into this many mini-batches)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward; does not change the update, only memory."""
-    old_logprobs: str = "auto"
+    share_prefix: bool = True
+    """Run each group's shared prompt once per micro-batch and expand its KV cache to the
+    group's responses (same loss and gradients, fewer FLOPs)."""
+    old_logprobs: Literal["auto", "recompute", "rollout"] = "auto"
     """Behaviour log-probs of the PPO ratio: ``auto`` (current policy, detached, when the
     update is fully on-policy; otherwise ``recompute``), ``recompute`` (one no-grad pass
     before the update) or ``rollout`` (the sampler's, needs top_p = 1)."""
@@ -233,7 +254,7 @@ class EvalSection:
     """Evaluate before the first step."""
     at_end: bool = True
     """Evaluate after the last step."""
-    split: str = "test"
+    split: Literal["train", "test"] = "test"
     """Split of the held-out problems."""
     problems: int = 16
     """Number of held-out problems."""
@@ -285,15 +306,8 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
-    def resolved_stages(self) -> tuple[StageConfig, ...]:
-        """The stage schedule; a config without ``stages`` has one stage."""
-        a = self.algorithm
-        if a.stages:
-            return a.stages
-        return (StageConfig(estimator=a.estimator, params=dict(a.params), reward=a.reward),)
-
     def needs_reference(self) -> bool:
-        """Whether a frozen reference policy is kept (KL penalty or DPH-RL)."""
+        """Whether a reference exists for resets to move (KL penalty or DPH-RL)."""
         return self.loss.kl_coef > 0 or self.dph.generator is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -331,10 +345,30 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def _describe_type(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+    return "null" if tp is type(None) else names.get(tp, _type_name(tp))
+
+
+# Keys that moved, with where they live now (the error says so).
+MOVED_KEYS: dict[str, str] = {
+    "loss.eps_low": "loss.params.eps_low",
+    "loss.eps_high": "loss.params.eps_high",
+    "loss.dual_clip": "loss.params.dual_clip",
+}
+
+
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     """``value`` (from YAML) as type ``tp``; a clear error naming ``path`` otherwise."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Literal:  # the one place choices are checked
+        if value in args:
+            return value
+        valid = ", ".join(map(str, args))
+        raise ValueError(f"{path}={value!r} is not valid; valid: {valid}")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -344,7 +378,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
                 return _coerce(value, arg, path)
             except ValueError as e:
                 errors.append(str(e))
-        raise ValueError(errors[0] if len(errors) == 1 else f"{path}: {value!r} is not {tp}")
+        if len(errors) == 1:
+            raise ValueError(errors[0])
+        options = " or ".join(_describe_type(a) for a in args)
+        raise ValueError(f"{path} must be {options}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -399,6 +436,8 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
     for key, value in data.items():
         full = f"{path}.{key}" if path else str(key)
         if key not in hints:
+            if full in MOVED_KEYS:
+                raise ValueError(f"config key {full!r} is now {MOVED_KEYS[full]!r}")
             where = f" of {path!r}" if path else ""
             raise ValueError(f"unknown config key {full!r}; valid keys{where}: {', '.join(names)}")
         kwargs[key] = _coerce(value, hints[key], full)
@@ -515,41 +554,31 @@ def validate(config: TrainConfig) -> None:
     from passk.core.advantages import get_estimator
     from passk.core.aggregate import AGGREGATION_MODES
     from passk.core.divergences import DPH_GENERATORS
-    from passk.core.kl import KL_ESTIMATORS
     from passk.core.policy_losses import get_policy_loss
 
     c = config
     _positive("steps", c.steps)
-    _choice("model.autocast", c.model.autocast, ("auto", "bf16", "fp16", "none"))
-    _choice("model.dtype", c.model.dtype, ("fp32", "bf16", "fp16"))
-    _choice("model.rollout_dtype", c.model.rollout_dtype, ("auto", "fp32", "bf16", "fp16"))
     _positive("model.threads", c.model.threads, allow_zero=True)
     if not c.task.name:
         raise ValueError("task.name is missing; valid: a name from passk.tasks.list_tasks()")
     _positive("task.train_problems", c.task.train_problems)
+    if c.task.score_timeout is not None:
+        _positive("task.score_timeout", c.task.score_timeout)
     r = c.rollout
     _positive("rollout.prompts_per_step", r.prompts_per_step)
     _positive("rollout.n", r.n)
     _positive("rollout.max_new_tokens", r.max_new_tokens)
-    _positive("rollout.batch_size", r.batch_size)
+    if r.batch_size != "auto":
+        _positive("rollout.batch_size", r.batch_size)
     _positive("rollout.temperature", r.temperature)
     if not 0 < r.top_p <= 1:
         raise ValueError(f"rollout.top_p must be in (0, 1], got {r.top_p!r}")
 
     a = c.algorithm
-    if a.stages and (
-        a.estimator != AlgorithmConfig.estimator
-        or a.params != AlgorithmConfig().params
-        or a.reward != AlgorithmConfig.reward
-    ):
-        raise ValueError(
-            "algorithm.stages is set, so algorithm.estimator/params/reward would be ignored; "
-            "set them inside each stage instead"
-        )
-    stages = c.resolved_stages()
+    stages = a.stages
     dense_ok = a.overlong_cache == 0 and a.noise_p == 0
     for i, s in enumerate(stages):
-        where = f"algorithm.stages.{i}" if a.stages else "algorithm"
+        where = f"algorithm.stages.{i}"
         spec = get_estimator(s.estimator)  # unknown name: lists the valid ones
         params = dict(s.params)
         for need in spec.needs:  # supplied by the trainer at each step
@@ -570,7 +599,6 @@ def validate(config: TrainConfig) -> None:
                 raise ValueError(f"{where}.k_final needs {where}.steps (the annealing length)")
             if not 1 <= s.k_final <= r.n:
                 raise ValueError(f"{where}.k_final={s.k_final} must be in 1..rollout.n={r.n}")
-        _choice(f"{where}.reward", s.reward, ("binary", "dense"))
         if spec.binary_only and (s.reward == "dense" or not dense_ok):
             why = "dense rewards" if s.reward == "dense" else "overlong shaping"
             raise ValueError(
@@ -593,33 +621,21 @@ def validate(config: TrainConfig) -> None:
         )
     _positive("algorithm.max_rounds", a.max_rounds)
     if a.dars is not None:
-        _choice("algorithm.dars", a.dars, ("et", "hw"))
         if a.dynamic_sampling:
             raise ValueError("algorithm.dars and algorithm.dynamic_sampling cannot be combined")
         if a.dars_n_max is not None and a.dars_n_max < r.n:
             raise ValueError(f"algorithm.dars_n_max={a.dars_n_max} must be >= rollout.n={r.n}")
 
     lo = c.loss
-    spec = get_policy_loss(lo.policy_loss)
+    spec = get_policy_loss(lo.policy_loss)  # unknown name: lists the valid ones
+    try:
+        spec.make_params(lo.params)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"loss.params ({lo.policy_loss}): {e}") from None
     _choice("loss.aggregation", lo.aggregation, AGGREGATION_MODES)
     if lo.aggregation == "constant" and not (lo.aggregation_constant or 0) > 0:
         raise ValueError("loss.aggregation=constant needs loss.aggregation_constant > 0")
-    if not (0 <= lo.eps_low < 1 and lo.eps_high >= 0):
-        raise ValueError(
-            f"need 0 <= loss.eps_low < 1 and loss.eps_high >= 0, got {lo.eps_low}, {lo.eps_high}"
-        )
-    if lo.dual_clip is not None and not lo.dual_clip > 1:
-        raise ValueError(f"loss.dual_clip must be > 1 or null, got {lo.dual_clip!r}")
-    known = set(inspect.signature(spec.fn).parameters) - {"logp", "old_logp", "advantages", "mask"}
-    known -= set(spec.needs) | {"eps_low", "eps_high", "dual_clip"}
-    unknown = sorted(set(lo.params) - known)
-    if unknown:
-        raise ValueError(
-            f"loss.params {unknown} unknown for policy loss {lo.policy_loss!r}; "
-            f"valid: {', '.join(sorted(known)) or 'none'}"
-        )
     _positive("loss.kl_coef", lo.kl_coef, allow_zero=True)
-    _choice("loss.kl_estimator", lo.kl_estimator, KL_ESTIMATORS)
     _positive("loss.entropy_coef", lo.entropy_coef, allow_zero=True)
 
     ref = c.reference
@@ -653,7 +669,6 @@ def validate(config: TrainConfig) -> None:
     _positive("optim.mini_batches", o.mini_batches)
     _positive("optim.micro_batch_size", o.micro_batch_size)
     _positive("optim.max_nan_steps", o.max_nan_steps)
-    _choice("optim.old_logprobs", o.old_logprobs, ("auto", "recompute", "rollout"))
     if o.old_logprobs == "rollout" and r.top_p < 1:
         raise ValueError(
             "optim.old_logprobs=rollout needs rollout.top_p=1 (the sampler records the "
@@ -667,9 +682,13 @@ def validate(config: TrainConfig) -> None:
 
     e = c.eval
     _positive("eval.every", e.every, allow_zero=True)
-    _choice("eval.split", e.split, ("train", "test"))
     _positive("eval.problems", e.problems, allow_zero=True)
     _positive("eval.n", e.n)
+    _positive("eval.temperature", e.temperature, allow_zero=True)
+    if not 0 < e.top_p <= 1:
+        raise ValueError(f"eval.top_p must be in (0, 1], got {e.top_p!r}")
+    if e.max_new_tokens is not None:
+        _positive("eval.max_new_tokens", e.max_new_tokens)
     _positive("checkpoint.every", c.checkpoint.every)
     _positive("checkpoint.keep", c.checkpoint.keep)
 

@@ -1,0 +1,556 @@
+"""The embedded RLVR trainer: :meth:`Trainer.step` is one step, :func:`train` the loop.
+
+A step: collect groups (sample -> score -> rewards ``[G, N]`` -> advantages, see
+:mod:`passk.train.collect`) -> behaviour and reference log-probs -> PPO update
+(:func:`passk.train.update.policy_update`) -> refresh the sampling copy -> metrics. Between
+steps the hooks of :mod:`passk.train.hooks` run in order: reference resets, stage
+schedule, evaluation, checkpoint, NaN guard.
+
+Everything random is derived from ``(config.seed, purpose, step, ...)`` with
+:func:`passk.seeds.derive_seed`, so a run resumed from a checkpoint continues exactly as
+the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from passk.seeds import derive_seed
+from passk.train import checkpoint as ckpt
+from passk.train.collect import (
+    Collected,
+    GroupSampler,
+    StepTimes,
+    make_collector,
+    rollout_metrics,
+)
+from passk.train.config import RESUMABLE_KEYS, TrainConfig, dump_config, load_config, validate
+from passk.train.hooks import (
+    Hook,
+    TrainingDiverged,
+    default_hooks,
+    evaluate,
+    run_pending_evaluation,
+)
+from passk.train.reference import Reference
+from passk.train.run_dir import RunDir
+from passk.train.schedule import PromptSampler, StageSchedule
+from passk.train.update import behaviour_pass, needs_topk, policy_update
+
+
+@dataclass
+class RunState:
+    """Everything besides tensors that a checkpoint must restore."""
+
+    step: int = 0
+    nan_total: int = 0
+    nan_streak: int = 0
+    ref_step: int = 0
+    best_eval: float | None = None
+    evals_since_best: int = 0
+    elapsed_s: float = 0.0
+    pool: list[str] | None = None  # training problem ids left after the DPH-RL split
+    pending_eval: bool = False  # the evaluation after ``step`` has not finished
+
+
+class Timer:
+    """Seconds spent per named phase: ``with timer("generate"): ...``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+class Interrupts:
+    """Ctrl-C raises at once, except inside :meth:`deferred`: then the step finishes first
+    (a second Ctrl-C aborts at once) and :meth:`check` raises afterwards."""
+
+    def __init__(self) -> None:
+        self.deferring = False
+        self.pending = False
+        self._old: Any = None
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.deferring and not self.pending:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``model.autocast`` names on ``device`` (None: no autocast)."""
+    from passk.rollout.models import bf16_supported
+
+    if name == "auto":
+        return torch.bfloat16 if bf16_supported(device) else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[name]
+
+
+class Trainer:
+    """The run's objects; :meth:`step` is one iteration, :func:`train` drives the loop."""
+
+    def __init__(self, config: TrainConfig, out: str | Path, *, resume: bool = False) -> None:
+        validate(config)
+        self.config = c = config
+        self.run = RunDir(out)
+        resume_from, resume_state = prepare_run_dir(self.run, config, resume)
+        from passk.rollout.generate import auto_batch_size
+        from passk.rollout.models import load_model, resolve_device, resolve_dtype
+        from passk.tasks.guard import SafeScorer
+        from passk.tasks.registry import get_task
+        from passk.tasks.rewards import RewardTask, get_reward
+
+        if c.model.threads:
+            torch.set_num_threads(c.model.threads)
+        task = get_task(c.task.name, **c.task.options)
+        self.task = task if c.task.reward is None else RewardTask(task, get_reward(c.task.reward))
+        self.train_problems = self.task.problems("train", c.task.train_problems, c.seed)
+        if not self.train_problems:
+            raise ValueError(f"task {c.task.name!r} has no train problems")
+        self.eval_problems = (
+            self.task.problems(c.eval.split, c.eval.problems, 0) if c.eval.problems else []
+        )
+        self.scorer = SafeScorer(self.task, timeout=c.task.score_timeout)
+
+        self.device = resolve_device(c.model.device)
+        loaded = load_model(c.model.name, dtype=c.model.dtype, device=c.model.device)
+        self.identity, self.model, self.tokenizer = loaded.identity, loaded.model, loaded.tokenizer
+        self.model.config.use_cache = False
+        self.sampler = self.model  # the sampling copy: the policy itself, or a low-precision copy
+        if resolve_dtype(c.model.rollout_dtype, self.device) != next(self.model.parameters()).dtype:
+            self.sampler = copy.deepcopy(self.model).to(
+                resolve_dtype(c.model.rollout_dtype, self.device)
+            )
+            self.sampler.eval().requires_grad_(False)
+        self.autocast = autocast_dtype(c.model.autocast, self.device)
+        self.reference = Reference(self.model, c, self.autocast)
+        self.optimizer = self._new_optimizer()
+        warm = c.optim.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0
+        )
+        r = c.rollout
+        max_len = r.max_new_tokens + 256  # prompt allowance
+        batch_size = r.batch_size
+        if batch_size == "auto":
+            batch_size = auto_batch_size(self.sampler, r.prompts_per_step * r.n, max_len)
+        eval_rows = len(self.eval_problems) * c.eval.n
+        self.eval_batch_size = auto_batch_size(self.sampler, max(eval_rows, 1), max_len)
+        if r.batch_size != "auto":
+            self.eval_batch_size = r.batch_size
+        self.prompts = PromptSampler(self.train_problems, c.seed)
+        self.schedule = StageSchedule(c.algorithm.stages)
+        self.group_sampler = GroupSampler(self.sampler, self.tokenizer, self.scorer, c, batch_size)
+        self.collector = make_collector(self.group_sampler, self.prompts, c)
+        self.state = RunState()
+        self.last_checkpoint: Path | None = resume_from
+        self.last_eval: dict[str, Any] | None = None
+        self.last_collected: Collected | None = None  # the batch of the last step
+        self._updating_step = 0  # the step whose update last began
+        if resume_from is not None:
+            assert resume_state is not None
+            self._restore(resume_from, resume_state)
+
+    # --- one step -----------------------------------------------------------------------------
+
+    def step(self, interrupts: Interrupts | None = None) -> dict[str, Any]:
+        """One training step; returns its metrics record.
+
+        An exception before the update (Ctrl-C while sampling) leaves the trainer as it was
+        before the step, so the last finished step can still be checkpointed.
+        """
+        step = self.state.step + 1
+        stage, params = self.schedule.stage, self.schedule.params(step)
+        timer, drawn = Timer(), self.prompts.drawn
+        self.group_sampler.times = StepTimes()
+        try:
+            with timer("step"):
+                got = self.collector.collect(step, stage, params)  # generate + score + advantages
+                self._updating_step = step
+                defer = interrupts.deferred() if interrupts else contextlib.nullcontext()
+                with defer, timer("update"):
+                    upd = self.update(got, step) if len(got.batch) else {}
+        except BaseException:
+            if self._updating_step < step:  # the update had not begun: roll back the draw
+                self.prompts.drawn = drawn
+            raise
+        self.last_collected = got
+        record: dict[str, Any] = {"kind": "train", "step": step, "stage": stage.name}
+        record["stage/index"] = self.schedule.index
+        record.update(rollout_metrics(got, int(params.get("k", 1))))
+        record.update(upd)
+        record.setdefault("actor/entropy", record["rollout/entropy"])
+        record.update(self._step_facts(got, timer))
+        self.state.step = step
+        self.state.elapsed_s += timer.seconds["step"]
+        return record
+
+    def update(self, got: Collected, step: int) -> dict[str, float]:
+        """Behaviour and reference log-probs, then the PPO update; refresh the sampler."""
+        c, batch, timer = self.config, got.batch.rollouts, Timer()
+        on_policy = c.optim.ppo_epochs == 1 and c.optim.mini_batches == 1
+        with timer("logprob_passes"):
+            if c.optim.old_logprobs == "rollout":
+                batch.old_logp = batch.logprobs
+            elif c.optim.old_logprobs == "recompute" or not on_policy:
+                batch.old_logp, batch.old_topk_ids, batch.old_topk_logp = behaviour_pass(
+                    self.model,
+                    batch,
+                    micro_batch_size=c.optim.micro_batch_size,
+                    temperature=c.rollout.temperature,
+                    autocast=self.autocast,
+                    topk=needs_topk(c.loss.policy_loss),
+                )
+            batch.ref_logp = self.reference.kl_logprobs(batch)
+        metrics = policy_update(
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            batch,
+            loss=c.loss,
+            optim=c.optim,
+            dph=c.dph,
+            temperature=c.rollout.temperature,
+            autocast=self.autocast,
+            generator=torch.Generator().manual_seed(derive_seed(c.seed, "minibatch", step)),
+            dph_batch=self.reference.dph_subset(step),
+        )
+        with timer("sync"):
+            self._sync_sampler()
+        metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
+        metrics["perf/trained_tokens"] = int(batch.response_mask.sum())
+        return metrics
+
+    def _step_facts(self, got: Collected, timer: Timer) -> dict[str, Any]:
+        """Time split, throughput and sampler facts of the step just taken."""
+        times, t_step = self.group_sampler.times, timer.seconds["step"]
+        model_time = times.generate + sum(
+            timer.seconds.get(k, 0.0) for k in ("forward_backward", "logprob_passes")
+        )
+        tokens = sum(int(g.rollouts.lengths.sum()) for g in got.generated)
+        facts = {
+            "time/generate": times.generate,
+            "time/score": times.score,
+            "time/update": timer.seconds.get("update", 0.0),
+            "time/step": t_step,
+            "reward/errors": self.scorer.errors,
+            "reward/timeouts": self.scorer.timeouts,
+            "actor/lr": self.scheduler.get_last_lr()[0],
+            "perf/gen_tokens_per_s": tokens / times.generate if times.generate > 0 else None,
+            "perf/tokens_per_s": tokens / t_step if t_step > 0 else None,
+            "rollout/static_fallback": self.group_sampler.stats.get("rollout/static_fallback", 0.0),
+        }
+        facts["time/other"] = max(t_step - times.generate - times.score - facts["time/update"], 0.0)
+        facts["time/non_model_frac"] = max(t_step - model_time, 0.0) / t_step if t_step else None
+        return facts
+
+    # --- set-up, references, checkpoints --------------------------------------------------------
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        o = self.config.optim
+        return torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=o.lr,
+            betas=o.betas,
+            weight_decay=o.weight_decay,
+            foreach=True,
+        )
+
+    def _sync_sampler(self) -> None:
+        if self.sampler is self.model:
+            return
+        with torch.no_grad():
+            for dst, src in zip(self.sampler.parameters(), self.model.parameters()):
+                dst.copy_(src)
+
+    def reset_reference(self, record: dict[str, Any], why: str) -> None:
+        """Move the reference (KL model, DPH samples) to the current policy (ProRL)."""
+        self.reference.reset(self.model)
+        if self.config.reference.reset_optimizer:
+            self.optimizer.state.clear()
+        self.state.ref_step = self.state.step
+        record["ref/reset"] = 1
+        record["ref/reason"] = why
+
+    def dph_split(self) -> dict[str, Any]:
+        """Probe every training prompt; near-perfect ones give stored reference samples."""
+        from passk.train.collect import Groups
+
+        c = self.config
+        probes = self.group_sampler.sample(
+            self.train_problems,
+            [c.dph.probe_samples] * len(self.train_problems),
+            derive_seed(c.seed, "dph-probe"),
+        )
+        correct = probes.correct
+        perfect = [g for g in range(len(probes)) if bool(correct[probes.rollouts.group == g].all())]
+        pool = [p for g, p in enumerate(self.train_problems) if g not in set(perfect)]
+        if not pool:
+            raise ValueError(
+                "dph: every training prompt is near-perfect (all probe samples correct); "
+                "nothing is left to train on"
+            )
+        self.prompts.problems = pool
+        self.state.pool = [p.id for p in pool]
+        stored: Groups = probes.rows_of(perfect)
+        if len(stored.rollouts):
+            self.reference.set_dph_samples(self.model, stored.rollouts)
+        return {
+            "dph/near_perfect_prompts": len(perfect),
+            "dph/reference_samples": len(stored.rollouts),
+        }
+
+    def save(self) -> Path:
+        c, st = self.config, self.state
+        self.last_checkpoint = ckpt.save_checkpoint(
+            self.run.path,
+            st.step,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state={
+                "fingerprint": c.fingerprint(),
+                "config": c.to_dict(),
+                "schedule": self.schedule.state_dict(),
+                "prompts_drawn": self.prompts.drawn,
+                "run": st.__dict__,
+            },
+            extra={"dph": self.reference.dph_state()},
+            reference=self.reference.weights() if st.ref_step > 0 else None,
+            keep=c.checkpoint.keep,
+        )
+        return self.last_checkpoint
+
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
+        ckpt.load_weights(self.model, path)
+        self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+        self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+        ckpt.restore_rng(torch.load(path / "rng.pt", weights_only=False))
+        extra = torch.load(path / "extra.pt", weights_only=False)
+        self.schedule.load_state_dict(state["schedule"])
+        self.prompts.drawn = state["prompts_drawn"]
+        self.state = RunState(**state["run"])
+        if self.state.pool is not None:
+            by_id = {p.id: p for p in self.train_problems}
+            self.prompts.problems = [by_id[i] for i in self.state.pool]
+        self.reference.load_dph_state(extra.get("dph"))
+        if self.reference.model is not None and self.state.ref_step:
+            if not (path / "reference.safetensors").is_file():
+                raise ckpt.CheckpointError(f"checkpoint {path} lacks reference.safetensors")
+            ckpt.load_weights(self.reference.model, path, "reference.safetensors")
+        self._sync_sampler()
+
+
+# ---------------------------------------------------------------------------------------------
+# the run directory
+# ---------------------------------------------------------------------------------------------
+
+
+def prepare_run_dir(
+    run: RunDir, config: TrainConfig, resume: bool
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """Check the directory before any model loads; return the checkpoint to resume, if any.
+
+    A fresh run refuses a directory that holds a run or files that are not a passk run's.
+    ``--resume`` of a run that never reached a checkpoint starts it again from step 0.
+    """
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"--out {run.path} is a file, not a directory")
+    foreign = run.foreign_files()
+    if foreign:
+        raise ValueError(
+            f"{run.path} holds files that are not part of a passk run: {', '.join(foreign)}; "
+            "choose another --out"
+        )
+    ckpt.remove_stale_temporaries(run.path)
+    if not resume:
+        if run.holds_run():
+            raise ValueError(
+                f"{run.path} already holds a run; pass --resume to continue it or choose "
+                "another --out"
+            )
+        return None, None
+    path = ckpt.latest_checkpoint(run.path, on_skip=_warn_skipped)
+    if path is None:
+        return None, None  # nothing to resume: a fresh start (train() says so)
+    state = ckpt.read_state(path)
+    if state.get("fingerprint") != config.fingerprint():
+        saved, now = state.get("config", {}), config.to_dict()
+        diff = sorted(
+            k
+            for k in set(saved) | set(now)
+            if k not in RESUMABLE_KEYS and saved.get(k) != now.get(k)
+        )
+        raise ckpt.CheckpointError(
+            f"checkpoint {path} was written by a different config (sections differ: "
+            f"{', '.join(diff) or 'unknown'}); only {', '.join(RESUMABLE_KEYS)} may change "
+            "on resume"
+        )
+    if state["step"] > config.steps:
+        raise ValueError(
+            f"checkpoint {path} is at step {state['step']} but steps={config.steps}; "
+            "pass a larger --steps to continue"
+        )
+    return path, state
+
+
+def _warn_skipped(path: Path, error: Exception) -> None:
+    import warnings
+
+    warnings.warn(f"skipping checkpoint {path.name}: {error}", stacklevel=2)
+
+
+def load_run_config(out: Path, config_path: str | None, overrides: list[str]) -> TrainConfig:
+    """The config of a run to resume: ``--config`` if given, else the run's saved config."""
+    if config_path is None:
+        saved = RunDir(out).config
+        if not saved.is_file():
+            raise ValueError(f"--resume: {saved} not found (is {out} a passk run directory?)")
+        return load_config(saved, overrides)
+    return load_config(config_path, overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps_done: int
+    interrupted: bool
+    checkpoint: Path | None
+    final_eval: dict[str, Any] | None
+    first_eval: dict[str, Any] | None
+    resumed_from: Path | None = None
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    console: Any = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+    hooks: list[Hook] | None = None,
+) -> TrainResult:
+    """Train per ``config`` into ``out``; resumable, Ctrl-C saves the last finished step."""
+    from passk.train.logging import open_loggers
+
+    t = Trainer(config, out, resume=resume)  # validates and checks ``out`` first
+    c, run, hooks = config, t.run, default_hooks() if hooks is None else hooks
+    resumed_from = t.last_checkpoint
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(dump_config(c))
+    # records after the checkpoint are produced again; with no checkpoint, all of them
+    run.truncate_metrics(t.state.step if t.last_checkpoint is not None else -1)
+    if resume and t.last_checkpoint is None and console is not None:
+        console.print(f"--resume: {run.path} has no checkpoint yet; starting from step 0")
+    run.clear_finished()
+    log = open_loggers(
+        run.path,
+        c.log,
+        run_name=run.path.name,
+        config_dict=c.to_dict(),
+        console=console,
+        total_steps=c.steps,
+        start_step=t.state.step,
+    )
+    first_eval = None
+    interrupted = False
+    logged = t.state.step  # the last step whose record is written: checkpoints are exact here
+    try:
+        with Interrupts() as interrupts:
+            if t.state.step == 0:
+                if c.dph.generator is not None and t.reference.dph is None:
+                    log.write({"kind": "setup", "step": 0, **t.dph_split()})
+                if c.eval.at_start and t.eval_problems:
+                    first_eval = evaluate(t, 0)
+                    log.write(first_eval)
+            if t.state.pending_eval:  # resumed from a checkpoint written during this evaluation
+                run_pending_evaluation(t, log)
+            while t.state.step < c.steps:
+                record = t.step(interrupts)
+                for hook in hooks:
+                    hook.before_log(t, record)
+                log.write(record)
+                logged = t.state.step
+                if on_step is not None:
+                    on_step(record)
+                for hook in hooks:
+                    hook.after_log(t, record, log)
+                interrupts.check()  # a Ctrl-C deferred during the update
+        run.mark_finished(c.steps, {"fingerprint": c.fingerprint(), "elapsed_s": t.state.elapsed_s})
+    except KeyboardInterrupt:
+        interrupted = True
+        saved = t.last_checkpoint
+        current = saved is not None and saved.name == f"step_{t.state.step:06d}"
+        if t.state.step > 0 and t.state.step == logged and (not current or t.state.pending_eval):
+            t.save()  # the last finished step (with its pending evaluation, if any)
+    finally:
+        log.close()
+        t.scorer.close()
+    return TrainResult(
+        run.path,
+        t.state.step,
+        interrupted,
+        t.last_checkpoint,
+        t.last_eval,
+        first_eval,
+        resumed_from,
+    )
+
+
+__all__ = [
+    "Interrupts",
+    "PromptSampler",
+    "RunState",
+    "StageSchedule",
+    "Timer",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "load_run_config",
+    "train",
+]
