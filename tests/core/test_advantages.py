@@ -505,10 +505,14 @@ def test_register_custom_estimator_and_duplicates():
 
         out = compute_advantages("test_scaled_reward", torch.ones(1, 3), scale=2.0)
         assert torch.equal(out, torch.full((1, 3), 2.0))
-        with pytest.raises(ValueError, match="already registered"):
-            register_estimator("test_scaled_reward", params=P)(scaled)
+        register_estimator("test_scaled_reward", params=P)(scaled)  # identical spec: no-op
+        with pytest.raises(ValueError, match="advantage estimator 'pass1' is already registered"):
+            register_estimator("pass1", params=P)(scaled)
+        with pytest.raises(ValueError, match="'test_scaled_reward' is already registered"):
+            register_estimator("test_scaled_reward", params=P, binary_only=True)(scaled)
+        assert not get_estimator("test_scaled_reward").binary_only  # the first one stays
     finally:
-        adv_mod._REGISTRY.pop("test_scaled_reward", None)
+        adv_mod._REGISTRY.unregister("test_scaled_reward")
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from passk.core.registry import Registry
+
 __all__ = [
     "AdaptiveParams",
     "BootstrapParams",
@@ -97,7 +99,7 @@ class EstimatorSpec:
         return self.params(**params)
 
 
-_REGISTRY: dict[str, EstimatorSpec] = {}
+_REGISTRY: Registry[EstimatorSpec] = Registry("advantage estimator")
 
 
 def register_estimator(
@@ -111,23 +113,25 @@ def register_estimator(
 ) -> Callable[[Callable], Callable]:
     """Decorator adding ``fn(rewards[G, N], mask[G, N], params) -> [G, N]`` to the registry.
 
-    Duplicate names are an error, so an extension cannot silently replace a built-in.
+    Duplicate names are an error, so an extension cannot silently replace a built-in
+    (re-registering an identical spec is a no-op; see :mod:`passk.core.registry`).
     """
     if not dataclasses.is_dataclass(params):
         raise TypeError(f"params for {name!r} must be a dataclass type, got {params!r}")
 
     def deco(fn: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"estimator {name!r} is already registered")
-        _REGISTRY[name] = EstimatorSpec(
-            name=name,
-            fn=fn,
-            params=params,
-            binary_only=binary_only,
-            needs=frozenset(needs),
-            stochastic=stochastic,
-            native_dtype=native_dtype,
-            doc=(fn.__doc__ or "").strip().split("\n")[0],
+        _REGISTRY.register(
+            name,
+            EstimatorSpec(
+                name=name,
+                fn=fn,
+                params=params,
+                binary_only=binary_only,
+                needs=frozenset(needs),
+                stochastic=stochastic,
+                native_dtype=native_dtype,
+                doc=(fn.__doc__ or "").strip().split("\n")[0],
+            ),
         )
         return fn
 
@@ -136,17 +140,12 @@ def register_estimator(
 
 def list_estimators() -> list[str]:
     """Registered estimator names, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_estimator(name: str) -> EstimatorSpec:
     """The spec registered under ``name``; an unknown name lists the valid ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown advantage estimator {name!r}; valid: {', '.join(list_estimators())}"
-        ) from None
+    return _REGISTRY.get(name)
 
 
 # --------------------------------------------------------------------------- validation

@@ -16,6 +16,7 @@ from passk.core._masked import Metrics, _check_2d, _compute_dtype, _fill, _maske
 
 __all__ = ["entropy_from_logits", "entropy_loss", "logprobs_and_entropy"]
 
+
 def _chunk_log_softmax(
     chunk: Tensor, cdt: torch.dtype, temperature: float
 ) -> tuple[Tensor, Tensor]:

@@ -10,24 +10,8 @@ never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
-
-_T = TypeVar("_T")
-
-
-def registering(table: dict[str, Any], kind: str, name: str) -> Callable[[_T], _T]:
-    """A decorator adding its target to ``table`` under ``name``; a different object already
-    registered under that name is an error (re-registering the same one is harmless)."""
-
-    def deco(obj: _T) -> _T:
-        if name in table and table[name] is not obj:
-            raise ValueError(f"{kind} {name!r} is already registered")
-        table[name] = obj
-        return obj
-
-    return deco
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)

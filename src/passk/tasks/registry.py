@@ -6,12 +6,13 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from passk.tasks.base import Task, registering
+from passk.core.registry import Registry
+from passk.tasks.base import Task
 
 TaskFactory = Callable[..., Task]
-_TASKS: dict[str, TaskFactory] = {}
+_TASKS: Registry[TaskFactory] = Registry("task")
 # "prefix:rest" names, e.g. "rg:leg_counting" -> factory("leg_counting", **options)
-_PREFIXES: dict[str, TaskFactory] = {}
+_PREFIXES: Registry[TaskFactory] = Registry("task prefix")
 # Modules that register built-in tasks on import; imported lazily by get_task/list_tasks
 # so that `import passk` stays light.
 _BUILTIN_MODULES: list[str] = [
@@ -23,13 +24,15 @@ _BUILTIN_MODULES: list[str] = [
 
 
 def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
-    """Register a task factory (a class or function taking keyword options) under ``name``."""
-    return registering(_TASKS, "task", name)
+    """Register a task factory (a class or function taking keyword options) under ``name``.
+
+    A taken name is a ValueError (the same factory again is a no-op)."""
+    return _TASKS.decorator(name)
 
 
 def register_task_prefix(prefix: str) -> Callable[[TaskFactory], TaskFactory]:
     """Register a factory for names ``"prefix:rest"``; it is called as ``factory(rest, **options)``."""
-    return registering(_PREFIXES, "task prefix", prefix)
+    return _PREFIXES.decorator(prefix)
 
 
 def _load_builtins() -> None:
@@ -40,17 +43,17 @@ def _load_builtins() -> None:
 def list_tasks() -> list[str]:
     """Names of the registered tasks, sorted."""
     _load_builtins()
-    return sorted(_TASKS)
+    return _TASKS.names()
 
 
 def get_task(name: str, **options: Any) -> Task:
     """Build a task by registry name or by ``"package.module:factory"`` dotted path."""
     _load_builtins()
     if name in _TASKS:
-        return _TASKS[name](**options)
+        return _TASKS.get(name)(**options)
     prefix, sep, rest = name.partition(":")
     if sep and prefix in _PREFIXES:
-        return _PREFIXES[prefix](rest, **options)
+        return _PREFIXES.get(prefix)(rest, **options)
     if ":" in name:
         mod_name, _, attr = name.partition(":")
         try:
@@ -60,5 +63,5 @@ def get_task(name: str, **options: Any) -> Task:
         return factory(**options)
     raise ValueError(
         f"unknown task {name!r}; valid: {', '.join(list_tasks())}, "
-        f"{', '.join(p + ':NAME' for p in sorted(_PREFIXES))} or a 'module:factory' path"
+        f"{', '.join(p + ':NAME' for p in _PREFIXES.names())} or a 'module:factory' path"
     )

@@ -20,16 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from passk.tasks.base import Problem, Score, Task, registering
+from passk.core.registry import Registry
+from passk.tasks.base import Problem, Score, Task
 from passk.tasks.verifiers import VERIFIERS
 
 RewardFn = Callable[[str, Any], float]
-_REWARDS: dict[str, RewardFn] = {}
+_REWARDS: Registry[RewardFn] = Registry("reward")
 
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    """Register a reward function under ``name`` (duplicates are an error)."""
-    return registering(_REWARDS, "reward", name)
+    """Register a reward function under ``name`` (a taken name is a ValueError; the same
+    function again is a no-op)."""
+    return _REWARDS.decorator(name)
 
 
 def _verifier_reward(name: str) -> RewardFn:
@@ -47,13 +49,13 @@ for _name in VERIFIERS:
 
 
 def list_rewards() -> list[str]:
-    return sorted(_REWARDS)
+    return _REWARDS.names()
 
 
 def get_reward(spec: str) -> RewardFn:
     """A registered reward by name, or a function by ``"package.module:function"`` path."""
     if spec in _REWARDS:
-        return _REWARDS[spec]
+        return _REWARDS.get(spec)
     if ":" in spec:
         mod_name, _, attr = spec.partition(":")
         try:
