@@ -1,1 +1,2 @@
-"""Pure tensor numerics: advantages, losses, aggregation, metrics. No config, no I/O."""
+"""Pure tensor numerics: advantages, per-token losses (policy_losses, kl, divergences,
+entropy), aggregation, metrics, and the one Registry. No config, no I/O."""
