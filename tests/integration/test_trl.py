@@ -11,7 +11,7 @@ pytest.importorskip("trl", reason="TRL not installed: pip install 'passk[trl]'")
 datasets = pytest.importorskip("datasets", reason="TRL needs datasets")
 
 import passk  # noqa: E402
-from passk.integrations.trl import PassKGRPOTrainer, group_rewards  # noqa: E402
+from passk.integrations.trl import PassKGRPOTrainer, advantage_seed, group_rewards  # noqa: E402
 
 N_GEN = 4
 # Rewards by position in the generation batch: 3 prompts x 4 completions, one group degenerate.
@@ -153,11 +153,31 @@ def test_two_steps_use_passk_advantages_and_update(tiny, advantage: str, kwargs:
     assert logged[0]["adv/zero_group_frac"] == pytest.approx(1 / 3)
 
 
+def test_stochastic_estimator_draws_anew_each_step_and_reproduces(tiny) -> None:
+    kwargs = {"k": 2, "num_groups": 2, "seed": 7}
+    runs = []
+    for _ in range(2):
+        trainer = make_trainer(tiny, "passk_bootstrap", kwargs, learning_rate=0.0)
+        trainer.train()
+        runs.append(trainer.produced)
+    first, second = runs[0]
+    assert not torch.equal(first, second), "the same draw at both steps"
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    rewards = torch.tensor(PATTERN).view(-1, N_GEN)
+    for step, produced in enumerate(runs[0]):  # TRL's global_step is 0, then 1
+        seed = advantage_seed(7, step, 0)
+        expected = passk.compute_advantages("passk_bootstrap", rewards, **{**kwargs, "seed": seed})
+        torch.testing.assert_close(produced, expected.view(-1))
+
+
 def test_bad_arguments_fail_before_training(tiny) -> None:
     with pytest.raises(ValueError, match="unknown advantage estimator 'nope'"):
         make_trainer(tiny, "nope", {})
     with pytest.raises(ValueError, match="unknown parameter"):
         make_trainer(tiny, "passk_analytic", {"kk": 2})
+    with pytest.raises(ValueError, match=r"'passk_analytic' needs advantage_kwargs\['k'\]"):
+        make_trainer(tiny, "passk_analytic", {})
     with pytest.raises(ValueError, match="exceeds num_generations"):
         make_trainer(tiny, "passk_analytic", {"k": 8})
     with pytest.raises(ValueError, match="must not set"):

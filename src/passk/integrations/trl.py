@@ -151,13 +151,13 @@ class PassKGRPOTrainer(_GRPOTrainer):
             raise ValueError(
                 f"advantage_kwargs must not set {given_needs}: the trainer computes them per batch"
             )
+        placeholders = {n: torch.zeros(1) for n in spec.needs}
+        spec.make_params(**params, **placeholders)  # fail now, not after the first rollout
         if spec.uses_k and params.get("k") is None:
             raise ValueError(
                 f"estimator {advantage!r} needs advantage_kwargs['k'] (the pass@k group size, "
                 "1 <= k <= num_generations), e.g. advantage_kwargs={'k': 8}"
             )
-        placeholders = {n: torch.zeros(1) for n in spec.needs}
-        spec.make_params(**params, **placeholders)  # fail now, not after the first rollout
         super().__init__(*args, **kwargs)
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
