@@ -17,3 +17,8 @@ def partial(completion: str, answer: str) -> float:
 def some_prompts(completion: str, answer: str) -> float:
     """Hash reward on prompts whose answer is divisible by 3, else always 0 (no signal)."""
     return parity(completion, answer) if int(answer) % 3 == 0 else 0.0
+
+
+def solved_div3(completion: str, answer: str) -> float:
+    """Always 1 on prompts whose answer is divisible by 3 (near-perfect), else the hash."""
+    return 1.0 if int(answer) % 3 == 0 else parity(completion, answer)

@@ -1,0 +1,134 @@
+"""Bugs of the first trainer, each pinned by a test that failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from passk.train import checkpoint as ckpt
+from passk.train.config import load_config
+from passk.train.loop import Trainer, train
+
+
+def _config(checkpoint: Path, *extra: str, reward: str = "parity"):
+    return load_config(None, [*tiny_overrides(checkpoint, reward), *extra])
+
+
+def test_train_k_is_the_estimators_default_when_params_omit_it(tiny_checkpoint, tmp_path):
+    # passk_analytic's k defaults to 4; the log used to say k = 1 (params.get("k", 1))
+    cfg = _config(tiny_checkpoint, "steps=1", "algorithm.params={}", "eval.problems=0")
+    recs: list[dict] = []
+    train(cfg, tmp_path / "k", on_step=recs.append)
+    assert recs[0]["train/k"] == 4
+
+
+def test_reference_resets_happen_with_dph_alone(tiny_checkpoint, tmp_path):
+    # a reset with DPH-RL and no KL term used to pass validation and never happen
+    cfg = _config(
+        tiny_checkpoint,
+        "steps=2",
+        "dph.generator=forward_kl",
+        "dph.probe_samples=2",
+        "reference.reset_every=1",
+        "optim.lr=3.0e-3",
+        "eval.problems=0",
+        reward="solved_div3",
+    )
+    t = Trainer(cfg, tmp_path / "dph")
+    try:
+        t.dph_split()
+        assert t.reference.dph is not None and len(t.reference.dph) > 0
+        before = t.reference.dph.ref_logp.clone()
+        record = t.step()
+        from passk.train.hooks import ReferenceReset
+
+        ReferenceReset().before_log(t, record)
+        assert record["ref/reset"] == 1 and t.state.ref_step == 1
+        after = t.reference.dph.ref_logp
+        mask = t.reference.dph.response_mask
+        assert not torch.allclose(before[mask], after[mask])  # recomputed under the new policy
+    finally:
+        t.scorer.close()
+
+
+def test_sharded_weights_load(tiny_checkpoint, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    model.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert not (tmp_path / "sharded" / "model.safetensors").exists()
+    assert len(ckpt.weight_files(tmp_path / "sharded")) > 1
+    other = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.zero_()
+    ckpt.load_weights(other, tmp_path / "sharded")
+    for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_stale_checkpoint_temporaries_are_removed(tiny_checkpoint, tmp_path):
+    cfg = _config(tiny_checkpoint, "steps=1", "eval.problems=0")
+    run = tmp_path / "run"
+    train(cfg, run)
+    dead = run / "checkpoints" / ".tmp-step_000002-999999999"  # a writer that no longer runs
+    live = run / "checkpoints" / f".tmp-step_000002-{os.getppid()}"  # a running process
+    for d in (dead, live):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"x" * 1000)
+    train(
+        load_config(None, [*tiny_overrides(tiny_checkpoint), "steps=2", "eval.problems=0"]),
+        run,
+        resume=True,
+    )
+    assert not dead.exists() and live.exists()
+
+
+def test_resume_without_latest_falls_back_to_the_newest_valid_checkpoint(tiny_checkpoint, tmp_path):
+    cfg = _config(tiny_checkpoint, "steps=2", "checkpoint.every=1", "eval.problems=0")
+    run = tmp_path / "run"
+    train(cfg, run)
+    (run / "checkpoints" / "latest").unlink()
+    newest = run / "checkpoints" / "step_000002" / "model.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-1] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = ckpt.latest_checkpoint(run, on_skip=lambda p, e: warnings.warn(f"{p.name}: {e}"))
+    assert path is not None and path.name == "step_000001"
+    assert any("step_000002" in str(w.message) and "corrupt" in str(w.message) for w in caught)
+
+
+def test_a_foreign_config_yaml_is_refused(tiny_checkpoint, tmp_path):
+    run = tmp_path / "p"
+    run.mkdir()
+    (run / "config.yaml").write_text("mine\n")
+    with pytest.raises(ValueError, match=r"not part of a passk run: config\.yaml"):
+        train(_config(tiny_checkpoint, "steps=1", "eval.problems=0"), run)
+    assert (run / "config.yaml").read_text() == "mine\n"
+
+
+def test_a_full_disk_during_a_checkpoint_leaves_no_temporary(
+    tiny_checkpoint, tmp_path, monkeypatch
+):
+    cfg = _config(tiny_checkpoint, "steps=1", "eval.problems=0")
+    real = torch.save
+
+    def full(obj, f, *a, **k):
+        if str(f).endswith("optimizer.pt"):
+            raise OSError(28, "No space left on device")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        train(cfg, tmp_path / "full")
+    leftovers = list((tmp_path / "full" / "checkpoints").glob(".tmp-*"))
+    assert leftovers == []
+    shutil.rmtree(tmp_path / "full")
