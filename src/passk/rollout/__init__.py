@@ -1,4 +1,4 @@
-"""Model loading (embedded SmolLM2 or any local HF checkpoint), sampling, log-prob recompute.
+"""Model loading (embedded SmolLM2 or any local HF checkpoint), sampling, the forward pass.
 
 The sampler is ``passk.rollout.generate.generate`` (not re-exported here, so that the
 name ``passk.rollout.generate`` keeps meaning the module).
@@ -6,7 +6,7 @@ name ``passk.rollout.generate`` keeps meaning the module).
 
 from passk.rollout.batch import Rollouts
 from passk.rollout.generate import SamplingParams
-from passk.rollout.logprobs import recompute_logprobs, response_logprobs
+from passk.rollout.logprobs import forward_logprobs, forward_logprobs_batched, recompute_logprobs
 from passk.rollout.models import LoadedModel, ModelIdentity, load_model
 
 __all__ = [
@@ -14,7 +14,8 @@ __all__ = [
     "ModelIdentity",
     "Rollouts",
     "SamplingParams",
+    "forward_logprobs",
+    "forward_logprobs_batched",
     "load_model",
     "recompute_logprobs",
-    "response_logprobs",
 ]
