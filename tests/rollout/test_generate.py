@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
+from passk.rollout import kv_cache
 from passk.rollout.generate import (
+    AUTO_BATCH_CAP,
     SamplingParams,
     _sample_tokens,
+    auto_batch_size,
     chat_prompt_ids,
     generate,
+    kv_bytes_per_token,
 )
 from passk.rollout.logprobs import recompute_logprobs
 
@@ -125,23 +131,149 @@ def test_sampling_params_validation():
 def test_continuous_batching_refills_and_matches_static(
     monkeypatch, tiny_model_eos, tiny_tokenizer
 ):
-    from passk.rollout import generate as gen_module
-
     merges = []
-    real_merge = gen_module._merge_caches
+    real_merge = kv_cache.merge
 
     def spy(*args):
         merges.append(args[1].shape)
         return real_merge(*args)
 
-    monkeypatch.setattr(gen_module, "_merge_caches", spy)
+    monkeypatch.setattr(kv_cache, "merge", spy)
     params = SamplingParams(max_new_tokens=24)
     stream = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=3)
     assert merges, "finished rows should have been refilled"
     static = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=12)
     assert stream.texts == static.texts
+    assert stream.stats["rollout/static_fallback"] == 0.0
     torch.testing.assert_close(stream.logprobs, static.logprobs, atol=1e-4, rtol=1e-4)
     lp, _ = recompute_logprobs(
         tiny_model_eos, stream.input_ids, stream.attention_mask, stream.response_mask
     )
     torch.testing.assert_close(lp, stream.logprobs, atol=1e-4, rtol=1e-4)
+
+
+def _widths(model):
+    """Attention-mask widths of every forward pass of ``model``, recorded by a hook."""
+    widths: list[int] = []
+
+    def hook(module, args, kwargs):
+        widths.append(int(kwargs["attention_mask"].shape[1]))
+
+    return widths, model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def test_cache_width_stays_bounded_over_a_long_stream(tiny_model_eos, tiny_tokenizer):
+    # 96 sequences through 4 slots: merges left-pad new rows to the running width, so
+    # without cutting dead columns the width grows with the length of the whole stream
+    params = SamplingParams(max_new_tokens=24)
+    widths, handle = _widths(tiny_model_eos)
+    try:
+        stream = generate(
+            tiny_model_eos, tiny_tokenizer, PROMPTS, n=32, params=params, seed=4, batch_size=4
+        )
+    finally:
+        handle.remove()
+    longest_prompt = max(len(chat_prompt_ids(tiny_tokenizer, p)) for p in PROMPTS)
+    assert max(widths) <= longest_prompt + params.max_new_tokens
+    assert stream.stats["rollout/max_width"] <= longest_prompt + params.max_new_tokens
+    static = generate(
+        tiny_model_eos, tiny_tokenizer, PROMPTS, n=32, params=params, seed=4, batch_size=96
+    )
+    assert stream.texts == static.texts
+    torch.testing.assert_close(stream.logprobs, static.logprobs, atol=1e-4, rtol=1e-4)
+
+
+def test_unmergeable_cache_falls_back_to_static_batches(
+    monkeypatch, tiny_model_eos, tiny_tokenizer
+):
+    from transformers.cache_utils import DynamicLayer
+
+    class OtherLayer(DynamicLayer):  # any layer type but the plain one, e.g. sliding window
+        pass
+
+    real_new_cache = kv_cache.new_cache
+
+    def odd_cache(model):
+        cache = real_new_cache(model)
+        cache.layers = [OtherLayer() for _ in cache.layers]
+        return cache
+
+    monkeypatch.setattr(kv_cache, "new_cache", odd_cache)
+    monkeypatch.setattr(kv_cache, "_warned", set())
+    merges = []
+    monkeypatch.setattr(kv_cache, "merge", lambda *a: merges.append(1))
+    params = SamplingParams(max_new_tokens=24)
+    with pytest.warns(RuntimeWarning, match="static batches") as record:
+        fallback = generate(
+            tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=3
+        )
+        generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=3)
+    assert len([w for w in record if "static batches" in str(w.message)]) == 1  # once
+    assert not merges
+    assert fallback.stats["rollout/static_fallback"] == 1.0
+    monkeypatch.undo()
+    static = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=12)
+    assert fallback.texts == static.texts
+    torch.testing.assert_close(fallback.logprobs, static.logprobs, atol=1e-4, rtol=1e-4)
+    assert static.stats["rollout/static_fallback"] == 0.0
+
+
+def test_generate_emits_no_deprecation_warning(tiny_model_eos, tiny_tokenizer):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        generate(
+            tiny_model_eos,
+            tiny_tokenizer,
+            PROMPTS,
+            n=4,
+            batch_size=3,
+            params=SamplingParams(max_new_tokens=24),
+        )
+    assert not [w for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+
+
+def test_samples_in_eval_mode_and_restores_the_mode(tiny_model, tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**(tiny_model.config.to_dict() | {"attention_dropout": 0.5}))
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(tiny_model.state_dict())
+    params = SamplingParams(max_new_tokens=16)
+    model.eval()
+    reference = generate(model, tiny_tokenizer, PROMPTS, n=2, params=params, seed=1)
+    model.train()
+    model.model.layers[0].eval()  # a submodule's own mode is restored too
+    in_train = generate(model, tiny_tokenizer, PROMPTS, n=2, params=params, seed=1)
+    assert model.training and model.model.layers[1].training
+    assert not model.model.layers[0].training
+    assert in_train.texts == reference.texts
+    torch.testing.assert_close(in_train.logprobs, reference.logprobs, atol=1e-5, rtol=1e-5)
+
+
+def test_auto_batch_size(tiny_model, tiny_tokenizer):
+    per_token = kv_bytes_per_token(tiny_model)
+    assert per_token == 2 * 2 * 2 * 8 * 4  # k and v, 2 layers, 2 kv heads, head dim 8, fp32
+    assert auto_batch_size(tiny_model, 10_000, 128, memory_bytes=2**40) == AUTO_BATCH_CAP
+    assert auto_batch_size(tiny_model, 7, 128, memory_bytes=2**40) == 7
+    assert auto_batch_size(tiny_model, 10_000, 128, memory_bytes=1) == 1
+    small = auto_batch_size(tiny_model, 10_000, 128, memory_bytes=2**22)
+    large = auto_batch_size(tiny_model, 10_000, 1024, memory_bytes=2**22)
+    assert 1 < large < small < AUTO_BATCH_CAP  # longer rows, fewer of them
+    assert 1 <= auto_batch_size(tiny_model, 10_000, 128) <= AUTO_BATCH_CAP  # real memory
+    with pytest.raises(ValueError, match="max_len"):
+        auto_batch_size(tiny_model, 4, 0)
+    r = generate(
+        tiny_model,
+        tiny_tokenizer,
+        PROMPTS,
+        n=2,
+        batch_size="auto",
+        params=SamplingParams(max_new_tokens=8),
+    )
+    assert len(r) == 6
+
+
+@pytest.mark.parametrize("bad", [0, -3, "big", 2.5])
+def test_generate_rejects_bad_batch_size(tiny_model, tiny_tokenizer, bad):
+    with pytest.raises(ValueError, match=f"batch_size.*{bad!r}"):
+        generate(tiny_model, tiny_tokenizer, PROMPTS, batch_size=bad)
