@@ -4,7 +4,8 @@ live objects (the eta curves are pure numerics from ``passk.core``).
 ``passk plot`` is a sub-command group: ``passk plot compare A/eval.json B/eval.json
 --out cmp.png`` overlays pass@k curves; ``passk plot eval DIR`` redraws one run's
 figures; ``passk plot run DIR [DIR ...]`` draws training curves from each run's
-``metrics.jsonl``; ``passk plot eta --n 32 --k 4 8 16 --out eta.png`` draws the eta
+``metrics.jsonl``; ``passk plot sweep DIR`` redraws a sweep's comparison figures from
+``DIR/summary.json``; ``passk plot eta --n 32 --k 4 8 16 --out eta.png`` draws the eta
 curves of the advantage estimators (SPEC 1.6) and prints where each one peaks.
 """
 
@@ -53,11 +54,15 @@ def _label(report: dict[str, Any], fallback: str) -> str:
     return " | ".join(x for x in (model, task) if x) or fallback
 
 
-def _style_k_axis(ax: Any, ks: Sequence[int]) -> None:
+def _k_axis(ax: Any, ks: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(list(ks))
     ax.set_xticklabels([str(k) for k in ks])
     ax.set_xlabel("k (samples)")
+
+
+def _style_k_axis(ax: Any, ks: Sequence[int]) -> None:
+    _k_axis(ax, ks)
     ax.set_ylabel("pass@k")
     ax.set_ylim(0, 1.02)
     ax.grid(True, alpha=0.3)
@@ -165,38 +170,33 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _EVAL_PASSK = re.compile(r"^eval/pass@(\d+)$")
 
 
-def _metrics_path(run_dir: str | Path) -> Path:
-    path = Path(run_dir)
-    return path if path.suffix == ".jsonl" else path / "metrics.jsonl"
+def _run_dir(path: str | Path) -> Any:
+    """The run directory of ``path`` (a run directory or its ``metrics.jsonl``)."""
+    from passk.train.run_dir import METRICS_FILE, RunDir
+
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        if path.name != METRICS_FILE:
+            raise ValueError(f"{path}: expected a run directory or its {METRICS_FILE}")
+        path = path.parent
+    return RunDir(path)
 
 
 def load_metrics(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Read ``run_dir/metrics.jsonl`` (or a ``.jsonl`` path) into (train rows, eval rows).
+    """Read ``run_dir/metrics.jsonl`` (or that path) into (train rows, eval rows).
 
     Rows with ``"kind": "eval"`` are evaluation records, all others training steps.
     A last line that does not parse is skipped (the run may be writing it); a bad line
-    anywhere else is a ValueError naming its number.
+    anywhere else is a ValueError naming its number (see ``RunDir.read_metrics``).
     """
-    path = _metrics_path(run_dir)
-    if not path.is_file():
-        raise ValueError(f"no metrics file at {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
-    train: list[dict[str, Any]] = []
-    evals: list[dict[str, Any]] = []
-    for pos, (lineno, line) in enumerate(numbered):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if pos == len(numbered) - 1:
-                break  # truncated by a writer still running
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict) or "step" not in row:
-            raise ValueError(f"{path}:{lineno}: expected a JSON object with a 'step'")
-        (evals if row.get("kind") == "eval" else train).append(row)
-    if not train and not evals:
-        raise ValueError(f"metrics file {path} has no records")
-    return train, evals
+    run = _run_dir(run_dir)
+    if not run.metrics.is_file():
+        raise ValueError(f"no metrics file at {run.metrics}")
+    rows = run.read_metrics()
+    if not rows:
+        raise ValueError(f"metrics file {run.metrics} has no records")
+    evals = [row for row in rows if row.get("kind") == "eval"]
+    return [row for row in rows if row.get("kind") != "eval"], evals
 
 
 def _number(value: Any) -> float | None:
@@ -205,17 +205,10 @@ def _number(value: Any) -> float | None:
     return None  # None, NaN/inf, or not a number: nothing to draw
 
 
-def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    """(steps, values) of ``key``, sorted by step; the later record of a step wins, so a
-    run resumed from a checkpoint (steps written twice) draws its final history."""
-    by_step: dict[float, float] = {}
-    for row in rows:
-        value = _number(row.get(key))
-        step = _number(row.get("step"))
-        if value is not None and step is not None:
-            by_step[step] = value
-    steps = sorted(by_step)
-    return steps, [by_step[s] for s in steps]
+def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    from passk.train.run_dir import metric_series
+
+    return metric_series(rows, key)
 
 
 def _trailing_mean(values: Sequence[float], width: int) -> list[float]:
@@ -238,8 +231,7 @@ def _train_k_label(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _run_label(run_dir: str | Path) -> str:
-    path = Path(run_dir).resolve()
-    return path.parent.name if path.suffix == ".jsonl" else path.name
+    return _run_dir(run_dir).path.resolve().name
 
 
 def plot_run(
@@ -265,7 +257,7 @@ def plot_run(
     if out is None:
         if len(dirs) > 1:
             raise ValueError(f"{len(dirs)} runs: give --out (the default is DIR/training.png)")
-        out = _metrics_path(dirs[0]).parent / "training.png"
+        out = _run_dir(dirs[0]).training_plot
     runs = [load_metrics(d) for d in dirs]
     names = list(labels) if labels else [_run_label(d) for d in dirs]
 
@@ -347,6 +339,153 @@ def plot_run(
             color="gray",
         )
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _arm_colors(summary: dict[str, Any]) -> dict[str, str]:
+    """One colour per arm, in the sweep's arm order, in every figure."""
+    return {name: f"C{i % 10}" for i, name in enumerate(summary["arms"])}
+
+
+def _befores(summary: dict[str, Any]) -> list[list[float]]:
+    per_seed = (summary.get("before") or {}).get("per_seed") or {}
+    return [b["curve"] for b in per_seed.values() if b.get("curve")]
+
+
+def plot_sweep_curves(summary: dict[str, Any], out: str | Path) -> Path:
+    """pass@k vs k before and after training per arm (mean over seeds, band: min-max),
+    and the change from the shared "before" evaluation."""
+    arms = {n: a for n, a in summary["arms"].items() if "curve_after_mean" in a}
+    if not arms:
+        raise ValueError("no arm has a finished run: no pass@k curves to draw")
+    befores = _befores(summary)
+    n = min(len(c) for c in [*befores, *(a["curve_after_mean"] for a in arms.values())])
+    ks = list(range(1, n + 1))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2 if befores else 1, figsize=(12 if befores else 6.5, 4.5))
+    ax, dax = (axes[0], axes[1]) if befores else (axes, None)
+    b_mean: list[float] = []
+    if befores:
+        b_mean = [sum(c[i] for c in befores) / len(befores) for i in range(n)]
+        ax.plot(ks, b_mean, color="black", linestyle="--", label=f"before ({len(befores)} seeds)")
+        lo = [min(c[i] for c in befores) for i in range(n)]
+        hi = [max(c[i] for c in befores) for i in range(n)]
+        ax.fill_between(ks, lo, hi, color="black", alpha=0.1)
+        dax.axhline(0.0, color="black", linestyle="--", linewidth=1)
+    colors = _arm_colors(summary)
+    for name, a in arms.items():
+        mean = a["curve_after_mean"][:n]
+        label = f"{a['label']} ({len(a['seeds'])} seeds)"
+        ax.plot(ks, mean, color=colors[name], label=label)
+        band = (a["curve_after_min"][:n], a["curve_after_max"][:n])
+        ax.fill_between(ks, *band, color=colors[name], alpha=0.15)
+        if dax is not None:
+            dax.plot(
+                ks, [m - b for m, b in zip(mean, b_mean)], color=colors[name], label=a["label"]
+            )
+    ticks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if k <= n]
+    _style_k_axis(ax, ticks)
+    ax.set_title("pass@k after training (mean over seeds; band: min-max)", fontsize=9)
+    if dax is not None:
+        _k_axis(dax, ticks)
+        dax.grid(True, alpha=0.3)
+        dax.set_ylabel("pass@k after - before")
+        dax.set_title("change from the initial model (mean over seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+_SWEEP_PANELS = (
+    ("actor/entropy", "entropy", "policy entropy (token mean)"),
+    ("train/wrong_diversity", "wrong_diversity", "wrong-answer diversity"),
+)
+
+
+def plot_sweep_entropy(summary: dict[str, Any], root: str | Path, out: str | Path) -> Path:
+    """Policy entropy and wrong-answer diversity over training per arm (thin: each seed,
+    thick: mean over seeds), with the held-out values before (X) and after (diamonds).
+
+    ``root`` is the sweep directory the summary's ``run_dir`` paths are relative to.
+    """
+    from passk.train.run_dir import RunDir
+
+    records = [r for r in summary["runs"] if r.get("train")]
+    if not records:
+        raise ValueError("no run has logged a training step: no entropy curves to draw")
+    steps_total = max(r["train"]["steps"] for r in records)
+    width = max(1, min(5, steps_total // 8))
+    colors = _arm_colors(summary)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
+    for name, arm in summary["arms"].items():
+        mine = [r for r in records if r["arm"] == name]
+        if not mine:
+            continue
+        rows = [RunDir(Path(root) / r["run_dir"]).read_metrics("train") for r in mine]
+        for ax, (key, field, _) in zip(axes, _SWEEP_PANELS, strict=True):
+            per_seed = [dict(zip(*_series(train, key), strict=True)) for train in rows]
+            for seed in per_seed:
+                xs = sorted(seed)
+                ys = _trailing_mean([seed[x] for x in xs], width)
+                ax.plot(xs, ys, color=colors[name], alpha=0.25, linewidth=0.8)
+            steps = sorted(set().union(*per_seed))
+            mean = [_mean([s[x] for s in per_seed if x in s]) for x in steps]
+            ax.plot(steps, _trailing_mean(mean, width), color=colors[name], label=arm["label"])
+            finals = [_number((r.get("after") or {}).get(field)) for r in mine]
+            finals = [v for v in finals if v is not None]
+            if finals:
+                ax.plot([steps_total], [_mean(finals)], marker="D", color=colors[name], ms=6)
+    for ax, (_, field, title) in zip(axes, _SWEEP_PANELS, strict=True):
+        befores = [_number((r.get("before") or {}).get(field)) for r in records]
+        befores = [v for v in befores if v is not None]
+        if befores:
+            ax.plot([0], [_mean(befores)], marker="X", color="black", ms=7)
+        smoothed = f"; trailing mean over {width} steps" if width > 1 else ""
+        ax.set_title(
+            f"{title} over training (mean over seeds{smoothed})\n"
+            "X: held-out eval before, diamonds: after",
+            fontsize=9,
+        )
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return _save(fig, out)
+
+
+def plot_sweep(summary: dict[str, Any], root: str | Path) -> dict[str, Path]:
+    """A sweep's figures in ``root``: ``passk_curves.png``, ``training.png``, ``entropy.png``
+    (each drawn when there is something to draw)."""
+    root = Path(root)
+    figures: dict[str, Path] = {}
+    if any("curve_after_mean" in a for a in summary["arms"].values()):
+        figures["passk_curves"] = plot_sweep_curves(summary, root / "passk_curves.png")
+    trained = [r for r in summary["runs"] if r.get("train")]
+    if trained:
+        steps = max(r["train"]["steps"] for r in trained)
+        figures["training"] = plot_run(
+            [root / r["run_dir"] for r in trained],
+            root / "training.png",
+            labels=[f"{r['arm']} s{r['seed']}" for r in trained],
+            smooth=max(1, min(5, steps // 8)),
+        )
+        figures["entropy"] = plot_sweep_entropy(summary, root, root / "entropy.png")
+    return figures
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _save(fig: Any, out: str | Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -457,6 +596,16 @@ def _run_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_sweep(args: argparse.Namespace) -> int:
+    path = args.dir / "summary.json"
+    if not path.is_file():
+        raise ValueError(f"no sweep summary at {path} (run passk sweep first)")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    for out in plot_sweep(summary, args.dir).values():
+        print(f"wrote {out}")
+    return 0
+
+
 def _run_eta(args: argparse.Namespace) -> int:
     out, peaks = plot_eta(args.n, args.k, args.out, estimators=args.estimators)
     width = max(len(label) for label in peaks)
@@ -490,6 +639,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--smooth", type=int, default=1, help="trailing moving-average width (1 = raw)"
     )
     run.set_defaults(func=_run_run)
+    sw = group.add_parser("sweep", help="redraw a sweep's figures from DIR/summary.json")
+    sw.add_argument("dir", type=Path, help="the sweep's --out directory")
+    sw.set_defaults(func=_run_sweep)
     eta = group.add_parser("eta", help="eta(accuracy) curves of advantage estimators")
     eta.add_argument("--n", type=int, default=32, help="group size N")
     eta.add_argument("--k", type=int, nargs="+", default=[4, 8, 16], help="k of Pass@k")

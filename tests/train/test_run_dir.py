@@ -79,6 +79,20 @@ def test_truncate_metrics_keeps_steps_up_to_the_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]  # no temporary left
 
 
+def test_metric_series_later_record_of_a_step_wins(tmp_path):
+    from passk.train.run_dir import metric_series
+
+    rows = [
+        {"step": 1, "x": 0.5},
+        {"step": 2, "x": float("nan")},  # not finite: left out
+        {"step": 3, "x": True},  # a flag, not a number
+        {"step": 1, "x": 0.25},  # written again after a resume
+        {"step": 4, "x": 2},
+    ]
+    assert metric_series(rows, "x") == ([1, 4], [0.25, 2.0])
+    assert metric_series(rows, "missing") == ([], [])
+
+
 def test_evals_by_step_ignore_temporaries(tmp_path):
     run = RunDir(tmp_path)
     assert run.evals() == {} and run.eval_steps() == []
@@ -149,5 +163,4 @@ def test_a_trained_run_matches_the_layout(tiny_checkpoint: Path, tmp_path):
     assert run.last_train_step() == 2 and run.eval_steps() == [2]
     assert run.evals()[2]["pass_at_k"] and run.read_metrics("eval")[0]["step"] == 2
     assert run.read_config()["steps"] == 2 and run.checkpoints.is_dir()
-    run.mark_finished(2)
-    assert run.is_finished(2)
+    assert run.is_finished(2) and run.finished()["final_eval"] == "evals/step_000002.json"

@@ -21,9 +21,10 @@ Everything that reads or writes a run directory (the trainer, checkpoints, ``pas
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,26 @@ class RunDir:
         self.done.unlink(missing_ok=True)
 
 
+def metric_series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of ``key`` in metrics records, sorted by step.
+
+    Missing, non-numeric and non-finite values are left out; the later record of a step
+    wins, so a run resumed from a checkpoint (steps logged twice) gives its final history.
+
+    >>> metric_series([{"step": 2, "x": 1.0}, {"step": 1, "x": None}, {"step": 2, "x": 3}], "x")
+    ([2], [3.0])
+    """
+    by_step: dict[int, float] = {}
+    for row in rows:
+        value, step = row.get(key), row.get("step")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value) and isinstance(step, int | float):
+            by_step[int(step)] = float(value)
+    steps = sorted(by_step)
+    return steps, [by_step[s] for s in steps]
+
+
 def _is_passk_config(path: Path) -> bool:
     from passk.train.config import load_config
 
@@ -272,4 +293,4 @@ def _is_passk_config(path: Path) -> bool:
     return True
 
 
-__all__ = ["CONFIG_FILE", "DONE_FILE", "METRICS_FILE", "RunDir"]
+__all__ = ["CONFIG_FILE", "DONE_FILE", "METRICS_FILE", "RunDir", "metric_series"]
