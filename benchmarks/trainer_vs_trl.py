@@ -132,8 +132,7 @@ def passk_config(args: argparse.Namespace, dtype: str) -> Any:
             "rollout.top_p=1.0",
             "algorithm.estimator=pass1",  # GRPO z-score advantages (TRL's default)
             "algorithm.params={}",
-            "loss.eps_low=0.2",
-            "loss.eps_high=0.2",  # TRL: epsilon=0.2, epsilon_high=None -> 0.2
+            "loss.params={eps_low: 0.2, eps_high: 0.2}",  # TRL: epsilon=0.2, epsilon_high=None
             "loss.aggregation=token-mean",  # TRL 1.16 default loss_type="dapo"
             f"optim.lr={args.lr}",
             f"optim.micro_batch_size={args.micro_batch}",
@@ -208,7 +207,7 @@ def trl_dataset(cfg: Any, total_steps: int) -> tuple[Any, dict[str, Any]]:
     from datasets import Dataset
 
     from passk.tasks.registry import get_task
-    from passk.train.trainer import PromptSampler
+    from passk.train.schedule import PromptSampler
 
     task = get_task(cfg.task.name, **cfg.task.options)
     problems = task.problems("train", cfg.task.train_problems, cfg.seed)
@@ -375,7 +374,7 @@ def make_callback(timers: _Timers, records: list[dict[str, Any]], between: Calla
 
 
 def run_dtype(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
-    from passk.train.trainer import Trainer
+    from passk.train.loop import Trainer
 
     total = args.warmup + args.steps
     cfg = passk_config(args, dtype)
@@ -397,7 +396,7 @@ def run_dtype(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
                 cpu0 = time.process_time()
                 ours.append(our_record(mine.step()))
                 ours[-1]["cpu_s"] = time.process_time() - cpu0
-                ours[-1]["prompts"] = [g.problem.id for g in mine.last_groups]
+                ours[-1]["prompts"] = [p.id for p in mine.last_collected.batch.problems]
                 print(
                     f"  [{dtype}] passk step {len(ours)}/{total}: {ours[-1]['time']:.2f} s, "
                     f"{ours[-1]['tokens']} tokens",
