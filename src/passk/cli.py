@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "demo": "passk.demo",
     "eval": "passk.eval.cli",
     "plot": "passk.plots",
+    "sweep": "passk.sweep.cli",
     "train": "passk.train.cli",
 }
 
