@@ -7,6 +7,11 @@
 # On the head node:     bash run_passk_qwen7b.sh head
 # On each other node:   HEAD_IP=<head address> bash run_passk_qwen7b.sh worker
 # Then on the head:     bash run_passk_qwen7b.sh train [extra hydra overrides ...]
+#
+# PASSK_TRAIN_FILES, PASSK_VAL_FILES and PASSK_MODEL (optional; defaults in
+# passk_trainer.yaml) are read here, on the driver, and passed as Hydra overrides: verl
+# resolves the config inside a Ray actor that may run on another node, whose environment
+# is the one `ray start` had there.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 
@@ -23,11 +28,13 @@ case "${1:-train}" in
     ;;
   train)
     shift || true
-    python3 -m verl.trainer.main_ppo \
+    overrides=(trainer.nnodes="${NNODES:-2}" trainer.n_gpus_per_node="${GPUS_PER_NODE:-8}")
+    if [[ -n "${PASSK_TRAIN_FILES:-}" ]]; then overrides+=(data.train_files="$PASSK_TRAIN_FILES"); fi
+    if [[ -n "${PASSK_VAL_FILES:-}" ]]; then overrides+=(data.val_files="$PASSK_VAL_FILES"); fi
+    if [[ -n "${PASSK_MODEL:-}" ]]; then overrides+=(actor_rollout_ref.model.path="$PASSK_MODEL"); fi
+    "${PYTHON:-python3}" -m verl.trainer.main_ppo \
       --config-path "$HERE" --config-name passk_trainer \
-      trainer.nnodes="${NNODES:-2}" \
-      trainer.n_gpus_per_node="${GPUS_PER_NODE:-8}" \
-      "$@"
+      "${overrides[@]}" "$@"
     ;;
   *)
     echo "usage: $0 head|worker|train [hydra overrides]" >&2

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -459,3 +460,100 @@ def test_example_config_composes_and_passes_verl_validation() -> None:
     assert actor.optim.lr == 1e-6 and cfg.actor_rollout_ref.rollout.n == 32
     assert core_algos.get_policy_loss_fn(actor.policy_loss.loss_mode) is not None
     assert not actor.use_kl_loss and not algo.use_kl_in_reward
+    # the default recipe uses verl's own trainer; passk_sync only where entropy is needed
+    needs_entropy = "entropy" in passk.get_estimator(algo.adv_estimator).needs
+    assert cfg.trainer.v1.trainer_mode == (pv.TRAINER_MODE if needs_entropy else "sync")
+
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "verl"
+PASSK_ENV = ("PASSK_TRAIN_FILES", "PASSK_VAL_FILES", "PASSK_MODEL")
+
+
+def compose(config_dir: Path, name: str, overrides: list[str]):
+    hydra = pytest.importorskip("hydra")
+    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return hydra.compose(config_name=name, overrides=overrides)
+
+
+def script_overrides(tmp_path: Path, env: dict[str, str], *extra: str) -> list[str]:
+    """The Hydra overrides run_passk_qwen7b.sh gives verl's main_ppo (python replaced)."""
+    fake = tmp_path / "fake-python"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_OUT"\n')
+    fake.chmod(0o755)
+    out = tmp_path / "argv.txt"
+    base = {k: v for k, v in os.environ.items() if k not in PASSK_ENV}
+    subprocess.run(
+        ["bash", str(EXAMPLE_DIR / "run_passk_qwen7b.sh"), "train", *extra],
+        env={**base, **env, "PYTHON": str(fake), "ARGS_OUT": str(out)},
+        check=True,
+        timeout=60,
+    )
+    argv = out.read_text().splitlines()
+    assert argv[:2] == ["-m", "verl.trainer.main_ppo"], argv
+    return argv[argv.index("--config-name") + 2 :]
+
+
+def test_script_passes_user_paths_that_survive_resolution_on_a_ray_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "PASSK_TRAIN_FILES": "/data/user/train.parquet",
+        "PASSK_VAL_FILES": "/data/user/test.parquet",
+        "PASSK_MODEL": "/models/my-qwen",
+    }
+    overrides = script_overrides(tmp_path, env, "trainer.total_epochs=5")
+    cfg = compose(EXAMPLE_DIR, "passk_trainer", overrides)
+    for key in PASSK_ENV:  # the TaskRunner resolves with the env `ray start` had: none of these
+        monkeypatch.delenv(key, raising=False)
+    OmegaConf.resolve(cfg)
+    assert cfg.data.train_files == env["PASSK_TRAIN_FILES"]
+    assert cfg.data.val_files == env["PASSK_VAL_FILES"]
+    assert cfg.actor_rollout_ref.model.path == env["PASSK_MODEL"]
+    assert cfg.trainer.total_epochs == 5 and cfg.trainer.nnodes == 2
+    # unset variables keep the YAML's defaults
+    default = compose(EXAMPLE_DIR, "passk_trainer", script_overrides(tmp_path, {}))
+    assert default.actor_rollout_ref.model.path == "Qwen/Qwen2.5-7B-Instruct"
+    assert default.data.train_files == "~/data/math/train.parquet"
+
+
+def test_plus_prefix_is_for_keys_the_config_lacks() -> None:
+    from hydra.errors import ConfigCompositionException
+
+    # the example YAML has algorithm.passk: override without "+", as docs/integrations/verl.md says
+    assert compose(EXAMPLE_DIR, "passk_trainer", ["algorithm.passk.k=4"]).algorithm.passk.k == 4
+    with pytest.raises(ConfigCompositionException, match=r"already at 'algorithm\.passk\.k'"):
+        compose(EXAMPLE_DIR, "passk_trainer", ["+algorithm.passk.k=4"])
+    # verl's own ppo_trainer has no passk key: there "+" adds it, and is required
+    import verl.trainer
+
+    verl_dir = Path(verl.trainer.__file__).parent / "config"
+    plus = compose(verl_dir, "ppo_trainer", ["+algorithm.passk.k=4"])
+    assert plus.algorithm.passk.k == 4
+    with pytest.raises(
+        ConfigCompositionException, match=r"append to your config use \+algorithm\.passk\.k"
+    ):
+        compose(verl_dir, "ppo_trainer", ["algorithm.passk.k=4"])
+
+
+def test_fresh_import_verl_registers_passk_sync() -> None:
+    pytest.importorskip(
+        "transfer_queue", reason="passk_sync needs verl's v1 trainer (TransferQueue)"
+    )
+    code = (
+        "import verl\n"
+        "from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY as r\n"
+        f"print(getattr(r.get({pv.TRAINER_MODE!r}), '__passk_verl__', None))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VERL_", "PASSK_VERL"))}
+    declared = any(e.name == "passk" for e in importlib.metadata.entry_points(group="verl.plugins"))
+    if not declared:  # the entry point (verl logs its failures at DEBUG only) or the env var
+        env["VERL_USE_EXTERNAL_MODULES"] = "passk.integrations.verl"
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-3000:]
