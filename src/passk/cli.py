@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "eval": "passk.eval.cli",
     "plot": "passk.plots",
     "sweep": "passk.sweep.cli",
+    "tasks": "passk.tasks.cli",
     "train": "passk.train.cli",
 }
 
