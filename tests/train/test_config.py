@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from passk.train.config import (
-    TrainConfig,
-    describe_config,
-    dump_config,
-    load_config,
-    validate,
-)
+from passk.train.config import TrainConfig, dump_config, load_config, validate
+from passk.train.config_docs import describe_config
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
@@ -140,3 +135,13 @@ def test_fingerprint_ignores_length_and_logging_only():
     a = load_config()
     assert a.fingerprint() == load_config(None, ["steps=99", "log.progress=false"]).fingerprint()
     assert a.fingerprint() != load_config(None, ["optim.lr=3e-5"]).fingerprint()
+
+
+def test_kl_estimator_choices_are_the_cores():
+    import typing
+
+    from passk.core.kl import KL_ESTIMATORS
+    from passk.train.config import LossConfig
+
+    hints = typing.get_type_hints(LossConfig)
+    assert set(typing.get_args(hints["kl_estimator"])) == set(KL_ESTIMATORS)

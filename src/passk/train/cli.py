@@ -61,7 +61,8 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from passk.train.checkpoint import CheckpointError
-    from passk.train.config import describe_config, dump_config, load_config, validate
+    from passk.train.config import dump_config, load_config, validate
+    from passk.train.config_docs import describe_config
 
     if args.help_config:
         for key, default, doc in describe_config():

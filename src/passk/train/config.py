@@ -18,13 +18,9 @@ ValueError: unknown config key 'optim.lrr'; valid keys of 'optim': lr, weight_de
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
-import inspect
-import itertools
 import json
-import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -508,44 +504,6 @@ def load_config(
 def dump_config(config: TrainConfig) -> str:
     """YAML text that :func:`load_config` reads back to an equal config."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# documentation (attribute docstrings)
-# ---------------------------------------------------------------------------------------------
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """``{field: docstring}`` from the string literals under each field of ``cls``."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, nxt in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
-
-
-def describe_config(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """``(key.path, default, doc)`` for every leaf knob, in declaration order."""
-    rows = []
-    docs = field_docs(cls)
-    default = cls()
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            rows.extend(describe_config(hints[f.name], key + "."))
-            continue
-        value = _to_plain(getattr(default, f.name))
-        rows.append((key, json.dumps(value), docs.get(f.name, "")))
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
