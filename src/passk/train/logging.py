@@ -8,8 +8,8 @@ scalars become Python numbers, anything else is a ValueError naming the key.
 
 * :class:`JsonlSink` appends one JSON line per record and flushes it (the file
   ``passk plot`` and resumption read; always on);
-* :class:`TensorBoardSink` and :class:`WandbSink` mirror the numeric values (``passk[tensorboard]``,
-  ``passk[wandb]``; W&B honours ``WANDB_MODE=offline``);
+* :class:`TensorBoardSink` and :class:`WandbSink` mirror the numeric values (extras
+  ``passk[tensorboard]``, ``passk[wandb]``; W&B honours ``WANDB_MODE=offline``);
 * :class:`ProgressSink` draws a rich progress bar with the metrics that matter, fitted
   to the terminal's width.
 
@@ -33,7 +33,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rich.progress import (
     BarColumn,
@@ -46,6 +46,9 @@ from rich.progress import (
 from rich.text import Text
 
 from passk.train.run_dir import RunDir
+
+if TYPE_CHECKING:
+    from passk.train.config import LogConfig
 
 RECORD_KINDS = ("train", "eval", "setup")
 Value = int | float | str | bool | None
@@ -417,7 +420,7 @@ class ProgressSink:
 
 def open_loggers(
     run_dir: RunDir | str | Path,
-    log_config: Any,
+    log_config: LogConfig,
     *,
     run_name: str,
     config_dict: Mapping[str, Any],
