@@ -209,6 +209,15 @@ def test_fork_bomb_leaves_no_zombies(monkeypatch, private_uid):
     assert run(code).full_pass  # the autouse fixture checks that no zombie is left
 
 
+def test_forked_child_starts_with_no_sandbox_running(monkeypatch):
+    """A fork during a sandbox run (a scoring worker) must still become a subreaper."""
+    monkeypatch.setattr(sb, "_subreaper_users", 1)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(sb._subreaper_users)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
 def test_background_daemon_is_killed():
     code = """
     import os, time

@@ -52,6 +52,16 @@ _subreaper_lock = threading.Lock()
 _subreaper_users = 0  # sandboxes running now; the process is a subreaper while any are
 
 
+def _forget_sandboxes_after_fork() -> None:
+    # a forked child runs none of its parent's sandboxes and does not inherit the flag
+    global _subreaper_lock, _subreaper_users
+    _subreaper_lock, _subreaper_users = threading.Lock(), 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_sandboxes_after_fork)
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     """Resource limits of one sandboxed run (every field is enforced by the kernel or parent)."""
