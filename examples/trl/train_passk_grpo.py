@@ -4,27 +4,35 @@
     python examples/trl/train_passk_grpo.py --steps 2            # a smoke run, ~5 min on 2 CPU cores
     accelerate launch examples/trl/train_passk_grpo.py --steps 200 --model /path/to/hf-ckpt
 
-A task from passk's registry supplies prompts and the verifiable reward; TRL's
-``GRPOTrainer`` does generation and optimisation; :class:`PassKGRPOTrainer` swaps its
-advantages for passk's (``--advantage``, ``--k``). Paper defaults: clip 0.2 / 0.28,
-token-level loss (``loss_type="dapo"``), no KL (``beta=0``), temperature 1.0.
+A task from passk's registry (``passk tasks list``: ``mul1``, ``code``, ``rg:NAME``, ...)
+supplies prompts and the verifiable reward; TRL's ``GRPOTrainer`` does generation and
+optimisation; :class:`PassKGRPOTrainer` swaps its advantages for passk's (``--advantage``,
+``--k``). Paper defaults: clip 0.2 / 0.28, token-level loss (``loss_type="dapo"``), no KL
+(``beta=0``), temperature 1.0.
+
+The dataset carries only the prompt and the problem's id; the reward looks the problem up
+by id, so its answer and ``meta`` reach the task's scorer as the task made them (a code
+task's tests and entrypoint, a reasoning-gym entry's metadata): a dataset column would
+have to flatten them.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from passk.core.advantages import get_estimator
 from passk.integrations.trl import PassKGRPOTrainer
 from passk.rollout.models import load_model
-from passk.tasks.base import Problem
+from passk.tasks.base import Problem, Task
 from passk.tasks.registry import get_task
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--model", default="embedded", help="'embedded' or a local HF checkpoint dir")
-    p.add_argument("--task", default="mul1", help="a passk task name (passk tasks list)")
+    p.add_argument("--task", default="mul1", help="a passk task name (see: passk tasks list)")
     p.add_argument("--advantage", default="passk_analytic", help="a passk estimator name")
     p.add_argument("--k", type=int, default=4, help="pass@k group size (<= --num-generations)")
     p.add_argument("--num-generations", type=int, default=8, help="N responses per prompt")
@@ -38,6 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_rows(problems: Sequence[Problem]) -> list[dict[str, Any]]:
+    """Dataset rows: the chat prompt and the problem id (ids must be unique)."""
+    ids = [pb.id for pb in problems]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"problem ids must be unique to look problems up, got {ids}")
+    return [
+        {"prompt": [{"role": "user", "content": pb.prompt}], "problem_id": pb.id} for pb in problems
+    ]
+
+
+def task_reward_fn(task: Task, problems: Sequence[Problem]) -> Callable[..., list[float]]:
+    """TRL reward function: 1.0 where the task's own scorer (the one evaluation uses) says
+    correct, else 0.0, for the problem found by the ``problem_id`` column."""
+    by_id = {pb.id: pb for pb in problems}
+
+    def task_reward(completions: list[Any], problem_id: list[str], **_: Any) -> list[float]:
+        out = []
+        for completion, pid in zip(completions, problem_id, strict=True):
+            text = completion[-1]["content"] if isinstance(completion, list) else completion
+            out.append(float(task.score(by_id[pid], text).correct))
+        return out
+
+    return task_reward
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
     from datasets import Dataset
@@ -46,25 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     task = get_task(args.task)
     problems = task.problems("train", args.num_problems, seed=args.seed)
-    dataset = Dataset.from_list(
-        [
-            {
-                "prompt": [{"role": "user", "content": pb.prompt}],
-                "problem_id": pb.id,
-                "problem_prompt": pb.prompt,
-                "answer": str(pb.answer),
-            }
-            for pb in problems
-        ]
-    )
-
-    def task_reward(completions: list[Any], problem_id, problem_prompt, answer, **_: Any):
-        """Binary correctness from the task's own scorer (the one evaluation uses)."""
-        out = []
-        for completion, pid, prompt, ans in zip(completions, problem_id, problem_prompt, answer):
-            text = completion[-1]["content"] if isinstance(completion, list) else completion
-            out.append(float(task.score(Problem(pid, prompt, ans), text).correct))
-        return out
+    dataset = Dataset.from_list(build_rows(problems))
 
     # fp32 master weights; the Trainer moves them to the GPU and uses bf16 autocast there
     loaded = load_model(args.model, dtype="fp32", device="cpu")
@@ -92,12 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer = PassKGRPOTrainer(
         model=model,
-        reward_funcs=task_reward,
+        reward_funcs=task_reward_fn(task, problems),
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
         advantage=args.advantage,
-        advantage_kwargs={"k": args.k} if args.advantage != "pass1" else {},
+        advantage_kwargs={"k": args.k} if get_estimator(args.advantage).uses_k else {},
     )
     trainer.train()
     for row in trainer.state.log_history:
