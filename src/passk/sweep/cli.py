@@ -1,0 +1,114 @@
+"""``passk sweep``: train every arm x seed of a sweep file and compare the arms.
+
+    passk sweep configs/sweeps/reproduce.yaml --out runs/reproduce
+    passk sweep FILE --out DIR --parallel 2 --threads 1     # two runs side by side
+    passk sweep FILE --out DIR --arms pass1 passk --seeds 0 # a part of the sweep
+    passk sweep FILE --out DIR --dry-run                    # the plan, nothing runs
+
+Each run is a ``passk train`` subprocess into ``DIR/ARM_sSEED/`` (its log in
+``DIR/logs/``). Running the same command again skips finished runs and resumes
+interrupted ones from their last checkpoint. When every arm of a seed starts from the
+same weights, the starting model is evaluated once per seed (``DIR/before_sSEED/``) and
+the arms train with ``eval.at_start=false``. The results go to ``DIR/summary.json``
+(paths relative to DIR), the figures ``DIR/passk_curves.png``, ``DIR/training.png`` and
+``DIR/entropy.png``, and the tables to stdout (and ``--markdown FILE``).
+
+Exit codes: 0 every run finished, 2 a bad sweep file or run directory (nothing ran),
+3 some run failed or diverged, 130 interrupted (run the command again to continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sweep",
+        help="train arms x seeds from a sweep file and compare them",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", type=Path, help="sweep file (YAML; see configs/sweeps/)")
+    p.add_argument("--out", type=Path, required=True, help="sweep directory")
+    p.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--arms", nargs="+", default=None, help="only these arms")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="only these seeds")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every run, after the sweep file's (repeatable)",
+    )
+    p.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from passk.sweep.plan import plan_sweep
+    from passk.sweep.runner import decide
+    from passk.sweep.spec import load_sweep
+
+    try:
+        if args.parallel < 1 or args.threads < 1:
+            raise ValueError(
+                f"--parallel and --threads must be >= 1, got {args.parallel}, {args.threads}"
+            )
+        spec = load_sweep(args.file, args.overrides).select(args.arms, args.seeds)
+        plan = plan_sweep(spec, args.out, threads=args.threads)
+        decision = decide(plan)
+    except ValueError as e:
+        print(f"passk sweep: error: {e}", file=sys.stderr)
+        return 2
+    _print_plan(plan, decision, commands=args.dry_run)
+    if args.dry_run:
+        return 0
+    return _run(plan, decision, args)
+
+
+def _print_plan(plan: Any, decision: Any, *, commands: bool) -> None:
+    spec = plan.spec
+    print(
+        f"passk sweep {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {plan.out}; "
+        f"{len(decision.jobs)} to run, {len(decision.skipped)} finished earlier"
+    )
+    for key, why in decision.skipped.items():
+        print(f"[{key}] {why} earlier, skipped")
+    for job in decision.jobs if commands else ():
+        if job.run is not None:
+            print(f"[{job.key}] {'resume' if job.resume else 'run'}: {job.run.command(plan.out)}")
+
+
+def _run(plan: Any, decision: Any, args: argparse.Namespace) -> int:
+    from passk.eval.report import write_json_atomic
+    from passk.plots import plot_sweep
+    from passk.sweep.report import markdown_tables
+    from passk.sweep.runner import execute
+    from passk.sweep.summary import build_summary
+
+    plan.out.mkdir(parents=True, exist_ok=True)
+    finished = execute(plan, decision.jobs, parallel=args.parallel, threads=args.threads)
+    if not finished:
+        print("passk sweep: interrupted; run the same command again to continue", file=sys.stderr)
+        return 130
+    summary = build_summary(plan)
+    summary["figures"] = {k: p.name for k, p in plot_sweep(summary, plan.out).items()}
+    write_json_atomic(plan.out / "summary.json", summary)
+    tables = markdown_tables(summary)
+    print("\n" + tables)
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(tables, encoding="utf-8")
+        print(f"wrote {args.markdown}")
+    print(f"wrote {plan.out / 'summary.json'}")
+    for name in summary["figures"].values():
+        print(f"  {plan.out / name}")
+    return 0 if all(s == "done" for s in summary["status"].values()) else 3

@@ -1,0 +1,163 @@
+"""A sweep summary as Markdown tables; every number comes from ``summary.json``.
+
+>>> print(md_table(["arm", "pass@1"], [["a", "0.500"]]))
+| arm | pass@1 |
+|---|---|
+| a | 0.500 |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def num(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, int | float) and math.isfinite(v) else "-"
+
+
+def spread_cell(s: Mapping[str, Any] | None, signed: bool = False) -> str:
+    """``mean (min..max)`` over seeds, or the value alone for one seed."""
+    if s is None:
+        return "-"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    text = f.format(s["mean"])
+    if s["n"] > 1:
+        text += f" ({f.format(s['min'])}..{f.format(s['max'])})"
+    return text
+
+
+def md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def markdown_tables(summary: Mapping[str, Any]) -> str:
+    """pass@k, its change, entropy / diversity, every run, and paired comparisons."""
+    ks = [str(k) for k in summary["ks"]]
+    arms = {n: a for n, a in summary["arms"].items() if "after" in a}
+    before = (summary.get("before") or {}).get("mean")
+    nseeds = len({r["seed"] for r in summary["runs"]})
+    spread_note = "mean over seeds (min..max)" if nseeds > 1 else "one seed"
+    parts = [f"Held-out pass@k, {spread_note}:", _pass_table(ks, arms, before)]
+    if all("delta" in a for a in arms.values()) and arms:
+        rows = [
+            [a["label"]] + [spread_cell(a["delta"].get(k), True) for k in ks] for a in arms.values()
+        ]
+        parts += [
+            f"Change from before (same seed), {spread_note}:",
+            md_table(["arm"] + [f"d pass@{k}" for k in ks], rows),
+        ]
+    parts += [f"Entropy and wrong-answer diversity, {spread_note}:", _entropy_table(arms, before)]
+    parts += [
+        "Every run (pass@k after training with bootstrap 95% CI over problems):",
+        _runs_table(summary, ks),
+    ]
+    comparisons = summary.get("comparisons")
+    if comparisons and comparisons.get("arms"):
+        parts += [_comparison_note(comparisons), comparison_table(comparisons, summary["arms"])]
+    return "\n\n".join(parts) + "\n"
+
+
+def _pass_table(
+    ks: Sequence[str], arms: Mapping[str, Any], before: Mapping[str, Any] | None
+) -> str:
+    rows = []
+    if before is not None:
+        rows.append(["before"] + [spread_cell(before["pass_at_k"].get(k)) for k in ks])
+    rows += [[a["label"]] + [spread_cell(a["after"].get(k)) for k in ks] for a in arms.values()]
+    return md_table(["arm"] + [f"pass@{k}" for k in ks], rows)
+
+
+def _entropy_table(arms: Mapping[str, Any], before: Mapping[str, Any] | None) -> str:
+    rows = []
+    if before is not None:
+        rows.append(
+            [
+                "before",
+                spread_cell(before.get("entropy")),
+                "",
+                "",
+                spread_cell(before.get("wrong_diversity")),
+            ]
+        )
+    rows += [
+        [
+            a["label"],
+            spread_cell(a["eval_entropy_after"]),
+            spread_cell(a["train_entropy_first"]),
+            spread_cell(a["train_entropy_last"]),
+            spread_cell(a["eval_wrong_diversity_after"]),
+        ]
+        for a in arms.values()
+    ]
+    head = [
+        "arm",
+        "eval entropy",
+        "train entropy (first steps)",
+        "train entropy (last steps)",
+        "eval wrong-answer diversity",
+    ]
+    return md_table(head, rows)
+
+
+def run_ks(ks: Sequence[str]) -> list[str]:
+    """The k columns of the per-run table: 1, 4 and the largest k (those evaluated)."""
+    return list(dict.fromkeys(k for k in ("1", "4", ks[-1]) if k in ks))
+
+
+def _runs_table(summary: Mapping[str, Any], ks: Sequence[str]) -> str:
+    shown = run_ks(ks)
+    rows = []
+    for r in summary["runs"]:
+        after = r.get("after")
+        if after is None:
+            rows.append([r["label"], str(r["seed"]), r["status"] or "-"] + [""] * (len(shown) + 2))
+            continue
+        cells = []
+        for k in shown:
+            lo, hi = after["ci95"][k]
+            cells.append(f"{after['pass_at_k'][k]:.3f} [{lo:.2f}, {hi:.2f}]")
+        reward = r.get("train", {}).get("reward", {})
+        rows.append(
+            [
+                r["label"],
+                str(r["seed"]),
+                *cells,
+                f"{num(reward.get('first_mean'))} -> {num(reward.get('last_mean'))}",
+                num(after.get("mean_length")),
+                f"{(r.get('wall_s') or float('nan')) / 60:.1f}",
+            ]
+        )
+    head = ["arm", "seed", *(f"pass@{k}" for k in shown)]
+    head += ["train reward (first -> last)", "eval length", "wall (min)"]
+    return md_table(head, rows)
+
+
+def _comparison_note(comparisons: Mapping[str, Any]) -> str:
+    arms = [c for c in comparisons["arms"].values() if "error" not in c]
+    level = round(100 * arms[0]["confidence"]) if arms else 95
+    return (
+        f"Paired difference from {comparisons['reference']} after training: per-problem "
+        f"pass@k minus the reference's on the same problems, mean over seeds, with a "
+        f"bootstrap {level}% CI over problems (better / worse: problems):"
+    )
+
+
+def comparison_table(comparisons: Mapping[str, Any], arms: Mapping[str, Any]) -> str:
+    ks = [str(k) for k in comparisons["ks"]]
+    rows = []
+    for name, c in comparisons["arms"].items():
+        label = arms.get(name, {}).get("label", name)
+        if "error" in c:
+            rows.append([label, c["error"]] + [""] * (len(ks) - 1))
+            continue
+        cells = []
+        for k in ks:
+            d = c[k]
+            lo, hi = d["ci"]
+            cells.append(f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] {d['better']}/{d['worse']}")
+        rows.append([label, *cells])
+    return md_table(["arm"] + [f"d pass@{k}" for k in ks], rows)

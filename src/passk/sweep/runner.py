@@ -1,0 +1,296 @@
+"""Run a sweep's jobs as ``passk train`` subprocesses: skip the finished, resume the cut.
+
+:func:`decide` looks at every run directory before anything starts (a directory holding
+another config, or files that are not a run's, fails the whole sweep at once);
+:func:`execute` runs what is left, ``parallel`` processes at a time, each with its log
+in ``DIR/logs/KEY.log`` and its outcome in ``DIR/logs/KEY.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from passk.sweep.plan import Plan, Run, StartEval, eval_fingerprint
+from passk.sweep.spec import SweepError
+from passk.train.run_dir import RunDir
+
+LOGS = "logs"
+_POLL_S = 0.5
+_STOP_WAIT_S = 120.0
+
+
+@dataclass
+class Job:
+    """One subprocess to run: a training run (``run``) or a shared start evaluation."""
+
+    key: str
+    run_dir: RunDir
+    run: Run | None = None
+    start: StartEval | None = None
+    resume: bool = False
+
+    def argv(self) -> list[str]:
+        if self.run is not None:
+            return self.run.argv(resume=self.resume)
+        return [
+            sys.executable,
+            "-m",
+            "passk.sweep.start_eval",
+            str(self.run_dir.config),
+            str(self.run_dir.path),
+        ]
+
+
+@dataclass
+class Decision:
+    jobs: list[Job] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """key -> why it does not run ("finished", "diverged")."""
+
+
+def log_paths(out: Path, key: str) -> tuple[Path, Path]:
+    return out / LOGS / f"{key}.log", out / LOGS / f"{key}.json"
+
+
+def read_outcome(out: Path, key: str) -> dict[str, Any]:
+    """The sweep's record of a job's last run (empty when it never ran)."""
+    path = log_paths(out, key)[1]
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- what to run ------------------------------------------------------------------------------
+
+
+def decide(plan: Plan) -> Decision:
+    """What runs, resumes or is skipped; raises :class:`SweepError` before anything runs."""
+    d = Decision()
+    for start in plan.starts.values():
+        if _start_done(start):
+            d.skipped[start.key] = "finished"
+        else:
+            _clear(start.run_dir, start.key)
+            d.jobs.append(Job(start.key, start.run_dir, start=start))
+    for run in plan.runs:
+        why = _run_state(plan, run)
+        if why in ("finished", "diverged"):
+            d.skipped[run.key] = why
+        else:
+            d.jobs.append(Job(run.key, run.run_dir, run=run, resume=why == "resume"))
+    return d
+
+
+def _start_done(start: StartEval) -> bool:
+    rd = start.run_dir
+    if not rd.is_finished(0):
+        return False
+    saved = _saved_config(rd, start.key)
+    if eval_fingerprint(saved) != start.fingerprint:
+        raise SweepError(
+            f"{start.key}: {rd.path} holds a 'before' evaluation made with other settings "
+            "(model, task, eval or seed) than the sweep now gives; use another --out"
+        )
+    return True
+
+
+def _run_state(plan: Plan, run: Run) -> str:
+    """``finished``, ``diverged``, ``resume`` or ``fresh`` (clearing a run cut before it saved)."""
+    from passk.train.checkpoint import CheckpointError, latest_checkpoint
+
+    rd = run.run_dir
+    if not rd.holds_run() and rd.finished() is None:
+        _clear(rd, run.key)
+        return "fresh"
+    saved = _saved_config(rd, run.key)
+    if saved.fingerprint() != run.config.fingerprint():
+        now, before = run.config.to_dict(), saved.to_dict()
+        diff = sorted(k for k in now if k not in ("steps", "log") and now[k] != before.get(k))
+        raise SweepError(
+            f"{run.key}: {rd.path} was trained with another config than the sweep now gives "
+            f"(sections differ: {', '.join(diff) or 'unknown'}); use another --out"
+        )
+    if rd.is_finished(run.steps):
+        return "finished"
+    outcome = read_outcome(plan.out, run.key)
+    if outcome.get("status") == "diverged" and outcome.get("steps") == run.steps:
+        return "diverged"
+    try:
+        checkpoint = latest_checkpoint(rd.path)
+    except CheckpointError as e:
+        raise SweepError(f"{run.key}: {e}") from None
+    if checkpoint is not None:
+        return "resume"
+    done = rd.finished()
+    if done is not None:
+        raise SweepError(
+            f"{run.key}: {rd.path} finished {done.get('steps')} steps and its checkpoints were "
+            f"deleted, so it cannot be extended to {run.steps}; use another --out (and "
+            "keep_checkpoints: true)"
+        )
+    _clear(rd, run.key, remove_run=True)  # started but cut before its first checkpoint
+    return "fresh"
+
+
+def _saved_config(rd: RunDir, key: str) -> Any:
+    from passk.train.config import load_config
+
+    if not rd.config.is_file():
+        raise SweepError(f"{key}: {rd.path} holds a run without its {rd.config.name}")
+    try:
+        return load_config(rd.config)
+    except ValueError as e:
+        raise SweepError(f"{key}: {rd.config} cannot be read as a passk config ({e})") from None
+
+
+def _clear(rd: RunDir, key: str, *, remove_run: bool = False) -> None:
+    """Empty a directory the sweep is about to (re)start, refusing anything not a run's."""
+    if not rd.path.exists():
+        return
+    foreign = rd.foreign_files()
+    if foreign:
+        raise SweepError(
+            f"{key}: {rd.path} holds files that are not part of a passk run "
+            f"({', '.join(foreign)}); move them or use another --out"
+        )
+    if remove_run or any(rd.path.iterdir()):
+        shutil.rmtree(rd.path)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    job: Job
+    process: subprocess.Popen
+    log: Any
+    t0: float
+
+
+def execute(
+    plan: Plan,
+    jobs: Sequence[Job],
+    *,
+    parallel: int = 1,
+    threads: int = 1,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """Run ``jobs`` (``parallel`` at a time); False when interrupted (Ctrl-C)."""
+    if parallel < 1:
+        raise ValueError(f"--parallel must be >= 1, got {parallel}")
+    (plan.out / LOGS).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    pending, running = list(jobs), []
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                running.append(_launch(plan, pending.pop(0), env, say))
+            time.sleep(_POLL_S)
+            for r in [r for r in running if r.process.poll() is not None]:
+                running.remove(r)
+                _finish(plan, r, say)
+    except KeyboardInterrupt:
+        _stop(running)
+        for r in running:
+            _finish(plan, r, say)
+        return False
+    return True
+
+
+def _launch(plan: Plan, job: Job, env: dict[str, str], say: Callable[[str], None]) -> _Running:
+    log_path, _ = log_paths(plan.out, job.key)
+    if job.start is not None:
+        from passk.train.config import dump_config
+
+        job.run_dir.write_config(dump_config(job.start.config))
+        what = f"evaluating the starting model (seed {job.start.seed})"
+    else:
+        assert job.run is not None
+        job.run_dir.clear_finished()  # a run extended to more steps is running again
+        what = (
+            f"{'resuming' if job.resume else 'training'} seed {job.run.seed}, {job.run.steps} steps"
+        )
+    say(f"[{job.key}] {what} (log: {log_path.relative_to(plan.out)})")
+    log = log_path.open("a", encoding="utf-8")
+    log.write(f"\n# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(job.argv())}\n")
+    log.flush()
+    process = subprocess.Popen(job.argv(), stdout=log, stderr=subprocess.STDOUT, env=env)
+    return _Running(job, process, log, time.perf_counter())
+
+
+def _finish(plan: Plan, r: _Running, say: Callable[[str], None]) -> None:
+    r.log.close()
+    job, rc, wall = r.job, r.process.wait(), time.perf_counter() - r.t0
+    status = _status(plan, job, rc, wall)
+    earlier = read_outcome(plan.out, job.key)
+    record = {
+        "status": status,
+        "returncode": rc,
+        "wall_s": wall + ((earlier.get("wall_s") or 0.0) if job.resume else 0.0),
+        "wall_s_last": wall,
+        "resumed": job.resume,
+        "steps": job.run.steps if job.run is not None else 0,
+        "fingerprint": job.run.config.fingerprint() if job.run is not None else None,
+        "ended": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    from passk.eval.report import write_json_atomic
+
+    write_json_atomic(log_paths(plan.out, job.key)[1], record)
+    say(f"[{job.key}] {status} in {wall:.0f} s{_result_line(job) if status == 'done' else ''}")
+    if status == "failed":
+        tail = log_paths(plan.out, job.key)[0].read_text(encoding="utf-8").splitlines()[-8:]
+        say("\n".join(f"    {line}" for line in tail))
+
+
+def _status(plan: Plan, job: Job, rc: int, wall: float) -> str:
+    if rc == 130:
+        return "interrupted"
+    if rc == 3:
+        return "diverged"
+    if rc != 0:
+        return "failed"
+    if job.run is None:
+        return "done" if job.run_dir.is_finished(0) else "failed"
+    rd, steps = job.run_dir, job.run.steps
+    if not rd.is_finished(steps):
+        try:
+            rd.mark_finished(steps, {"fingerprint": job.run.config.fingerprint(), "wall_s": wall})
+        except ValueError:
+            return "failed"
+    if not plan.spec.keep_checkpoints and rd.checkpoints.is_dir():
+        shutil.rmtree(rd.checkpoints)
+    return "done"
+
+
+def _result_line(job: Job) -> str:
+    rd = job.run_dir
+    step = job.run.steps if job.run is not None else 0
+    if step not in rd.eval_steps():
+        return ""
+    values = rd.read_eval(step).get("pass_at_k", {})
+    return ": " + " ".join(f"pass@{k}={v:.3f}" for k, v in values.items())
+
+
+def _stop(running: Sequence[_Running]) -> None:
+    """Let every child save its last finished step (they handle SIGINT), then wait."""
+    for r in running:
+        if r.process.poll() is None:
+            r.process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + _STOP_WAIT_S
+    for r in running:
+        try:
+            r.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            r.process.kill()
+            r.process.wait()

@@ -1,0 +1,289 @@
+"""``passk sweep``: sweep-file validation, paired comparisons, paths, shared "before"
+evaluation, and skip / resume on a tiny model (each run a real ``passk train`` process)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from passk.cli import main
+from passk.sweep.plan import portable, portable_path
+from passk.sweep.spec import SweepError, parse_sweep
+from passk.sweep.summary import paired_comparisons, paired_difference
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_TESTS = ROOT / "tests" / "train"
+if str(TRAIN_TESTS) not in sys.path:  # passk_test_rewards, importable in-process
+    sys.path.insert(0, str(TRAIN_TESTS))
+
+
+def tiny_base(checkpoint: Path) -> dict:
+    """Overrides that make a run take seconds on the tiny random model."""
+    return {
+        "model.name": str(checkpoint),
+        "model.device": "cpu",
+        "task.reward": "passk_test_rewards:parity",
+        "task.score_timeout": None,
+        "steps": 2,
+        "rollout.prompts_per_step": 2,
+        "rollout.n": 6,  # > k = 4: with n = k the analytic Pass@k advantage is zero
+        "rollout.max_new_tokens": 12,
+        "optim.lr": 1.0e-3,
+        "checkpoint.every": 1,
+        "checkpoint.keep": 2,
+    }
+
+
+def tiny_sweep(checkpoint: Path, **extra: object) -> dict:
+    return {
+        "name": "tiny",
+        "base": {"set": tiny_base(checkpoint)},
+        "arms": [
+            {"name": "pass1", "label": "(a) Pass@1", "config": str(ROOT / "configs/pass1.yaml")},
+            {"name": "passk", "config": str(ROOT / "configs/passk_analytic.yaml")},
+        ],
+        "seeds": [0],
+        "eval": {"problems": 2, "n": 8, "ks": [1, 2, 4, 8]},
+        "compare": {"reference": "pass1", "ks": [1, 8], "resamples": 200},
+        **extra,
+    }
+
+
+@pytest.fixture()
+def train_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``passk train`` subprocesses import the test reward and use one thread."""
+    path = os.pathsep.join([str(TRAIN_TESTS), os.environ.get("PYTHONPATH", "")])
+    monkeypatch.setenv("PYTHONPATH", path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def _write(path: Path, tree: dict) -> Path:
+    path.write_text(yaml.safe_dump(tree, sort_keys=False))
+    return path
+
+
+# --- the sweep file ---------------------------------------------------------------------------
+
+GOOD = {
+    "arms": [{"name": "a"}, {"name": "b", "set": ["optim.lr=1e-4"]}],
+    "seeds": [0],
+    "eval": {"problems": 2, "n": 4},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"arm": [1]}, r"^arm: unknown key; valid: name, base, arms"),
+        ({"arms": []}, r"^arms: expected a non-empty list"),
+        (
+            {"arms": [{"name": "a"}, {"name": "a"}]},
+            r"^arms\[1\]\.name: 'a' is used by an earlier arm",
+        ),
+        ({"arms": [{"name": "a b"}]}, r"^arms\[0\]\.name: expected letters"),
+        ({"arms": [{"name": "before"}]}, r"^arms\[0\]\.name: 'before' is reserved"),
+        ({"arms": [{"name": "a", "recipe": "x"}]}, r"^arms\[0\]\.recipe: unknown key"),
+        (
+            {"arms": [{"name": "a", "config": "nope.yaml"}]},
+            r"^arms\[0\]\.config: recipe 'nope.yaml' not found",
+        ),
+        (
+            {"arms": [{"name": "a", "set": ["lr"]}]},
+            r"^arms\[0\]\.set\[0\]: expected 'key=value', got 'lr'",
+        ),
+        (
+            {"arms": [{"name": "a", "set": ["seed=3"]}]},
+            r"^arms\[0\]\.set: 'seed' is set by the sweep's 'seeds'",
+        ),
+        ({"base": {"set": {"eval.n": 8}}}, r"^base\.set: 'eval\.n' is set by the sweep's 'eval'"),
+        ({"seeds": [0, 0]}, r"^seeds: \[0, 0\] has repeats"),
+        ({"seeds": ["0"]}, r"^seeds: expected a non-empty list of integers"),
+        ({"eval": None}, r"^eval: missing"),
+        (
+            {"eval": {"n": 4, "ks": [1, 8]}},
+            r"^eval\.ks: every k must be an integer in 1\.\.eval\.n=4, got \[8\]",
+        ),
+        ({"eval": {"n": 0}}, r"^eval\.n: expected an integer >= 1, got 0"),
+        ({"eval": {"n": 4, "samples": 4}}, r"^eval\.samples: unknown key"),
+        ({"compare": {"reference": "c"}}, r"^compare\.reference: 'c' is not an arm; arms: a, b"),
+        ({"compare": {"confidence": 1.5}}, r"^compare\.confidence: must be in \(0, 1\)"),
+        ({"equal_budgets": "yes"}, r"^equal_budgets: expected true or false"),
+    ],
+)
+def test_bad_sweep_files_name_the_key(change, message):
+    with pytest.raises(SweepError, match=message):
+        parse_sweep({**GOOD, **change}, ROOT)
+
+
+def test_a_good_sweep_file_and_its_defaults():
+    spec = parse_sweep({**GOOD, "base": {"set": {"task.name": "mul1", "task.options": {}}}}, ROOT)
+    assert [a.name for a in spec.arms] == ["a", "b"] and spec.arms[0].label == "a"
+    assert spec.base_overrides == ("task.name=mul1", "task.options={}")
+    assert spec.eval.ks == (1, 2, 4) and spec.compare.reference == "a"
+    assert spec.compare.ks == (1, 2, 4) and spec.compare.resamples == 1000
+    part = spec.select(["b"], [0])
+    assert [a.name for a in part.arms] == ["b"] and part.compare.reference == "b"
+    with pytest.raises(SweepError, match=r"no arm 'c'; arms: a, b"):
+        spec.select(["c"], None)
+    with pytest.raises(SweepError, match=r"--seeds \[5\]: not in the sweep's seeds \[0\]"):
+        spec.select(None, [5])
+
+
+def test_the_cli_refuses_a_bad_sweep_in_one_line_before_anything_runs(tmp_path, capsys):
+    bad = {**GOOD, "arms": [{"name": "a", "set": ["optim.lrr=1"]}]}
+    out = tmp_path / "out"
+    assert main(["sweep", str(_write(tmp_path / "s.yaml", bad)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "arm 'a', seed 0: unknown config key 'optim.lrr'" in err[0]
+    assert not out.exists()
+    bad = {**GOOD, "eval": {"problems": 2, "n": 4, "ks": [5]}}
+    assert main(["sweep", str(_write(tmp_path / "s.yaml", bad)), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("passk sweep: error: eval.ks: every k")
+
+
+def test_reproduce_sweep_file_plans_four_arms_with_equal_budgets(tmp_path, capsys):
+    file = ROOT / "configs" / "sweeps" / "reproduce.yaml"
+    assert main(["sweep", str(file), "--out", str(tmp_path / "r"), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 arms x 2 seeds" in printed and "10 to run" in printed
+    assert printed.count("--set eval.at_start=false") == 8  # "before" shared per seed
+    assert "--set algorithm.stages.0.steps=8" in printed
+    assert not (tmp_path / "r").exists()
+
+
+# --- paired comparisons -----------------------------------------------------------------------
+
+
+def _after(cs: list[int], n: int = 4) -> dict:
+    return {"n": n, "correct_per_problem": {f"p{i}": c for i, c in enumerate(cs)}}
+
+
+def test_paired_comparison_against_a_hand_computed_example():
+    # n = 4. pass@1 = c / 4; pass@2 = 1 - C(4 - c, 2) / 6: c = 0..4 -> 0, 1/2, 5/6, 1, 1
+    records = [
+        {"arm": "ref", "seed": 0, "after": _after([0, 2, 4])},
+        {"arm": "ref", "seed": 1, "after": _after([1, 2, 4])},
+        {"arm": "new", "seed": 0, "after": _after([1, 2, 3])},
+        {"arm": "new", "seed": 1, "after": _after([1, 4, 4])},
+    ]
+    got = paired_comparisons(records, "ref", [1, 2], resamples=4000)["arms"]["new"]
+    # k = 1: per-problem differences s0 (1/4, 0, -1/4), s1 (0, 1/2, 0); seed means (1/8, 1/4, -1/8)
+    assert got["1"]["mean"] == pytest.approx(1 / 12)
+    assert (got["1"]["better"], got["1"]["worse"]) == (2, 1)
+    # k = 2: s0 (1/2, 0, 0), s1 (0, 1/6, 0); seed means (1/4, 1/12, 0)
+    assert got["2"]["mean"] == pytest.approx(1 / 9)
+    assert (got["2"]["better"], got["2"]["worse"]) == (2, 0)
+    assert got["seeds"] == [0, 1] and got["problems"] == 3
+    # the exact bootstrap distribution: 27 equally likely resamples of the 3 problems; each
+    # extreme has mass 1/27 > 2.5%, so the 95% interval is [min, max] of the seed means
+    for k, d in (("1", [1 / 8, 1 / 4, -1 / 8]), ("2", [1 / 4, 1 / 12, 0.0])):
+        exact = [np.mean(s) for s in itertools.product(d, repeat=3)]
+        expected = np.quantile(exact, [0.025, 0.975], method="inverted_cdf")
+        assert list(expected) == pytest.approx([min(d), max(d)])
+        assert got[k]["ci"] == pytest.approx(list(expected))
+
+
+def test_paired_difference_degenerate_cases():
+    same = {0: {"p": [0.5]}, 1: {"p": [0.25]}}
+    d = paired_difference(same, same, [1])
+    assert d["1"] == {"mean": 0.0, "ci": [0.0, 0.0], "better": 0, "worse": 0}
+    with pytest.raises(ValueError, match="no seed has a finished run in both arms"):
+        paired_difference({0: {"p": [1.0]}}, {1: {"p": [1.0]}}, [1])
+    with pytest.raises(ValueError, match="the arms share no evaluated problem"):
+        paired_difference({0: {"p": [1.0]}}, {0: {"q": [1.0]}}, [1])
+
+
+def test_portable_paths_never_keep_a_machine_path(tmp_path):
+    root = tmp_path / "sweep"
+    assert portable_path(root / "a_s0" / "evals", root) == os.path.join("a_s0", "evals")
+    assert portable_path(tmp_path / "model", root) == os.path.join("..", "model")
+    site = "/opt/py/lib/python3.11/site-packages/llm_pkg/model.gguf"
+    assert portable_path(site, root) == "llm_pkg/model.gguf"
+    obj = {"a": [f"model.name={tmp_path / 'm'}", "eval/pass@1", 3], "b": str(root / "x.png")}
+    assert portable(obj, root) == {"a": ["model.name=../m", "eval/pass@1", 3], "b": "x.png"}
+
+
+# --- on a tiny model --------------------------------------------------------------------------
+
+
+def _sweep(file: Path, out: Path, *extra: str) -> int:
+    return main(["sweep", str(file), "--out", str(out), *extra])
+
+
+def _absolute_strings(obj: object) -> list[str]:
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _absolute_strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _absolute_strings(v)]
+    return [obj] if isinstance(obj, str) and re.search(r"(^|[\s=])/", obj) else []
+
+
+def test_shared_before_equals_a_runs_own_step0_evaluation(tiny_checkpoint, tmp_path, train_env):
+    """The claim behind evaluating "before" once per seed."""
+    from passk.sweep.plan import plan_sweep
+    from passk.sweep.start_eval import evaluate_start
+    from passk.train.config import dump_config, load_config
+    from passk.train.loop import train
+    from passk.train.run_dir import RunDir
+
+    spec = parse_sweep(tiny_sweep(tiny_checkpoint), ROOT)
+    plan = plan_sweep(spec, tmp_path / "sweep")
+    start = plan.starts[0]
+    config_file = tmp_path / "before.yaml"
+    config_file.write_text(dump_config(start.config))
+    shared = evaluate_start(config_file, tmp_path / "before").read_eval(0)
+
+    run = plan.runs[1]  # any arm: the initial model is the same
+    own_cfg = load_config(run.recipe, [*run.overrides, "eval.at_start=true", "steps=1"])
+    train(own_cfg, tmp_path / "own")
+    own = RunDir(tmp_path / "own").read_eval(0)
+    assert [p["c"] for p in own["per_problem"]] == [p["c"] for p in shared["per_problem"]]
+    assert own["pass_at_k"] == shared["pass_at_k"]
+    assert own["mean_entropy"] == pytest.approx(shared["mean_entropy"], rel=1e-6)
+
+
+def test_resume_an_interrupted_run_and_skip_the_finished(
+    tiny_checkpoint, tmp_path, train_env, capsys
+):
+    """One arm: its run is cut after step 1 and resumed; the shared "before" is not redone."""
+    file = _write(tmp_path / "s.yaml", tiny_sweep(tiny_checkpoint, keep_checkpoints=True))
+    out = tmp_path / "sweep"
+    assert _sweep(file, out, "--arms", "passk") == 0
+    first = json.loads((out / "summary.json").read_text())
+    assert _absolute_strings(first) == []
+    assert first["status"] == {"passk_s0": "done"} and first["before"]["per_seed"]["0"]
+    capsys.readouterr()
+
+    # cut passk_s0 back to its step-1 checkpoint, as if it had been killed after step 1
+    run = out / "passk_s0"
+    (run / "done.json").unlink()
+    shutil.rmtree(run / "checkpoints" / "step_000002")
+    (run / "checkpoints" / "latest").write_text("step_000001\n")
+    assert _sweep(file, out, "--arms", "passk") == 0
+    printed = capsys.readouterr().out
+    assert "[before_s0] finished earlier, skipped" in printed
+    assert "[passk_s0] resuming seed 0, 2 steps" in printed and "training" not in printed
+    resumed_log = (out / "logs" / "passk_s0.log").read_text().split("--resume")
+    assert len(resumed_log) == 2 and "step 2/2" in resumed_log[1]
+    assert "step 1/2" not in resumed_log[1]
+    (resumed,), (straight,) = json.loads((out / "summary.json").read_text())["runs"], first["runs"]
+    assert resumed["resumed"] is True and straight["resumed"] is False
+    assert resumed["after"]["correct_per_problem"] == straight["after"]["correct_per_problem"]
+    assert resumed["train"]["reward"] == straight["train"]["reward"]
+    assert resumed["wall_s"] > straight["wall_s"]  # both invocations' time
+
+    # a different config for a finished run is refused before anything runs
+    changed = tiny_sweep(tiny_checkpoint, keep_checkpoints=True)
+    changed["base"]["set"]["optim.lr"] = 5.0e-4
+    assert _sweep(_write(tmp_path / "s2.yaml", changed), out, "--arms", "passk") == 2
+    err = capsys.readouterr().err
+    assert "passk_s0" in err and "another config" in err and "optim" in err
