@@ -84,18 +84,20 @@ def test_select_rows_and_drop_columns():
 
 def test_merge_left_pads_the_narrower_cache():
     a, b = _cache(2, 5), _cache(1, 3, fill=7.0)
+    keys_a = _keys(a).clone()
     mask_a = torch.ones(2, 5, dtype=torch.long)
     mask_b = torch.tensor([[0, 1, 1]])
     merged, mask = kv_cache.merge(a, mask_a, b, mask_b)
     keys = _keys(merged)  # [3, 2, 5, 4]
     assert keys.shape == (3, 2, 5, 4) and kv_cache.width(merged) == 5
-    assert torch.equal(keys[:2], _keys(a))
+    assert torch.equal(keys[:2], keys_a)
+    assert torch.equal(list(merged)[1][1][:2], -(keys_a + 1000))  # values, second layer
     assert (keys[2, :, :2] == 0).all() and (keys[2, :, 2:] == 7).all()
     assert mask.tolist() == [[1] * 5, [1] * 5, [0, 0, 0, 1, 1]]
     # the other way round: a narrower running cache is padded instead
-    merged, mask = kv_cache.merge(b, mask_b, a, mask_a)
+    merged, mask = kv_cache.merge(_cache(1, 3, fill=7.0), mask_b, _cache(2, 5), mask_a)
     assert mask.tolist() == [[0, 0, 0, 1, 1], [1] * 5, [1] * 5]
-    assert (_keys(merged)[0, :, :2] == 0).all()
+    assert (_keys(merged)[0, :, :2] == 0).all() and torch.equal(_keys(merged)[1:], keys_a)
 
 
 def test_merge_rejects_unmergeable():

@@ -1,11 +1,10 @@
 """The one door to transformers' KV cache: make one, pass it, select, trim and merge rows.
 
 Continuous batching needs to drop rows from a cache, cut columns that no live row
-attends to, and stack two caches of different widths. transformers has public calls for
-the first (``Cache.batch_select_indices``) and for building a :class:`DynamicCache` from
-tensors (``DynamicCache(ddp_cache_data=...)``), but none for the other two, so this
-module also reads and writes the per-layer ``keys``/``values`` tensors
-(``[B, H, S, D]``) of plain ``DynamicLayer`` caches. That layout is checked before use
+attends to, and stack two caches of different widths. transformers has a public call for
+the first (``Cache.batch_select_indices``) but none for the other two, so this module
+also reads and writes the per-layer ``keys``/``values`` tensors (``[B, H, S, D]``) of
+plain ``DynamicLayer`` caches. That layout is checked before use
 (:func:`can_merge`); any other cache (sliding-window, quantised, offloaded, an untested
 transformers version) is only filled by the model and row-selected, and the sampler
 falls back to static batches, saying so once.
@@ -149,14 +148,14 @@ def width(cache: Any) -> int:
 
 
 def merge(a: Any, mask_a: Tensor, b: Any, mask_b: Tensor) -> tuple[Any, Tensor]:
-    """Stack ``b``'s rows under ``a``'s: a new cache and attention mask ``[A + B', L]``.
+    """Stack ``b``'s rows under ``a``'s: ``a``, grown in place, and the mask ``[A + B', L]``.
 
     The narrower one is left-padded with zero keys/values at mask 0, which attention
     ignores; position ids are per row, so padding does not shift RoPE. Both caches must
-    pass :func:`can_merge`.
+    pass :func:`can_merge`. Layer by layer, so only one layer's old tensors are alive
+    next to the new ones (building a fresh ``DynamicCache(ddp_cache_data=...)`` would
+    hold the whole cache three times over).
     """
-    from transformers import DynamicCache
-
     la, lb = _layers(a), _layers(b)
     if la is None or lb is None or len(la) != len(lb):
         raise ValueError(f"cannot merge a {type(a).__name__} with a {type(b).__name__}")
@@ -166,20 +165,17 @@ def merge(a: Any, mask_a: Tensor, b: Any, mask_b: Tensor) -> tuple[Any, Tensor]:
     def pad(x: Tensor, by: int) -> Tensor:  # [B, H, S, D] -> [B, H, S + by, D]
         return x if by == 0 else torch.cat([x.new_zeros(*x.shape[:2], by, x.shape[3]), x], dim=2)
 
-    data = [
-        (
-            torch.cat([pad(x.keys, L - wa), pad(y.keys, L - wb)]),
-            torch.cat([pad(x.values, L - wa), pad(y.values, L - wb)]),
-        )
-        for x, y in zip(la, lb)
-    ]
+    for x, y in zip(la, lb):
+        x.keys = torch.cat([pad(x.keys, L - wa), pad(y.keys, L - wb)])
+        x.values = torch.cat([pad(x.values, L - wa), pad(y.values, L - wb)])
+        y.keys = y.values = None  # ``b`` is spent: free its memory as we go
     mask = torch.cat(
         [
             torch.cat([mask_a.new_zeros(mask_a.shape[0], L - wa), mask_a], dim=1),
             torch.cat([mask_b.new_zeros(mask_b.shape[0], L - wb), mask_b], dim=1),
         ]
     )
-    return DynamicCache(ddp_cache_data=data), mask
+    return a, mask
 
 
 def leading_dead_columns(mask: Tensor) -> int:
