@@ -109,3 +109,33 @@ def test_ctrl_c_writes_partial_results(monkeypatch, tiny_checkpoint, tmp_path):
     assert len(report["per_problem"]) == 2 and "1" in report["pass_at_k"]
     assert (tmp_path / "passk_curve.png").is_file()
     assert issubclass(EvalInterrupted, KeyboardInterrupt)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_bad_batch_size_is_one_line_before_the_model_loads(tmp_path, capsys, bad):
+    from passk.cli import build_parser
+
+    # the model path does not exist: an error about it would mean it was loaded first
+    args = build_parser().parse_args(
+        [
+            "eval",
+            "--model",
+            str(tmp_path / "missing"),
+            f"--batch-size={bad}",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"passk eval: error: --batch-size must be 'auto' or an integer >= 1, got {bad!r}"
+
+
+def test_batch_size_defaults_to_auto(tmp_path):
+    from passk.cli import build_parser
+
+    assert build_parser().parse_args(["eval", "--out", str(tmp_path)]).batch_size == "auto"
+    args = build_parser().parse_args(["eval", "--batch-size", "32", "--out", str(tmp_path)])
+    from passk.eval.cli import parse_batch_size
+
+    assert parse_batch_size(args.batch_size) == 32

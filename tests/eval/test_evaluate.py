@@ -104,3 +104,36 @@ def test_config_validation_and_atomic_write(tmp_path):
     with pytest.raises(ValueError):
         write_json_atomic(tmp_path / "x.json", {"bad": math.nan})
     assert list(tmp_path.iterdir()) == []  # the failed write left no temp file
+
+
+def test_auto_batch_size_and_sampler_stats(tiny_model_eos, tiny_tokenizer):
+    task = ParityTask()
+    cfg = EvalConfig(n=3, max_new_tokens=6, score_timeout=None, num_resamples=50)
+    assert cfg.batch_size == "auto"
+    result = evaluate(tiny_model_eos, tiny_tokenizer, task, task.problems("test", 4), config=cfg)
+    s = result.summary()
+    assert s["sampler"]["rollout/batch_size"] == 12  # all 12 sequences fit at once
+    assert s["sampler"]["rollout/static_fallback"] == 0.0
+    assert json.loads(json.dumps(s))["sampler"] == s["sampler"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "big", 1.5, True])
+def test_bad_batch_size_is_rejected(bad):
+    with pytest.raises(ValueError, match=f"batch_size.*{bad!r}"):
+        EvalConfig(batch_size=bad)
+
+
+def test_samples_in_eval_mode_and_restores_train_mode(tiny_model, tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(**(tiny_model.config.to_dict() | {"attention_dropout": 0.5}))
+    model = LlamaForCausalLM(config)
+    model.load_state_dict(tiny_model.state_dict())
+    task = ParityTask()
+    cfg = EvalConfig(n=2, max_new_tokens=8, score_timeout=None, num_resamples=20)
+    model.eval()
+    reference = evaluate(model, tiny_tokenizer, task, task.problems("test", 2), config=cfg)
+    model.train()
+    in_train = evaluate(model, tiny_tokenizer, task, task.problems("test", 2), config=cfg)
+    assert model.training
+    assert [p.completions for p in in_train.problems] == [p.completions for p in reference.problems]

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from passk.eval.evaluate import EvalConfig, EvalInterrupted, EvalResult, ProblemResult, evaluate
 from passk.eval.report import summary_table, write_json_atomic
@@ -35,6 +35,28 @@ def parse_option(text: str) -> tuple[str, Any]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def parse_batch_size(text: str) -> int | Literal["auto"]:
+    """``auto`` or a positive integer.
+
+    >>> parse_batch_size("auto"), parse_batch_size("64")
+    ('auto', 64)
+    >>> parse_batch_size("0")
+    Traceback (most recent call last):
+    ...
+    ValueError: --batch-size must be 'auto' or an integer >= 1, got '0'
+    """
+    text = str(text).strip()
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"--batch-size must be 'auto' or an integer >= 1, got {text!r}")
+    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -78,7 +100,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
+    p.add_argument(
+        "--batch-size",
+        default="auto",
+        help="sequences in flight: an integer >= 1, or 'auto' (up to 256, as memory allows)",
+    )
     p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
     p.add_argument(
@@ -119,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    batch_size = parse_batch_size(args.batch_size)  # bad values fail before anything loads
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -158,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         ks=tuple(args.k) if args.k else None,
         num_resamples=args.num_resamples,
         score_timeout=args.score_timeout if args.score_timeout > 0 else None,

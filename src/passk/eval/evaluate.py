@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from passk.core.metrics import (
     answer_diversity,
@@ -31,6 +31,7 @@ from passk.core.metrics import (
 )
 from passk.rollout.generate import (
     SamplingParams,
+    auto_batch_size,
     chat_prompt_ids,
     sample_stream,
     stop_token_ids,
@@ -50,8 +51,8 @@ class EvalConfig:
     top_p: float = 1.0
     max_new_tokens: int = 256
     seed: int = 0
-    batch_size: int = 16
-    """Sequences per forward pass."""
+    batch_size: int | Literal["auto"] = "auto"
+    """Sequences in flight; ``"auto"``: :func:`~passk.rollout.generate.auto_batch_size`."""
     ks: tuple[int, ...] | None = None
     """k values of the curve; default 1, 2, 4, ..., n."""
     num_resamples: int = 1000
@@ -67,6 +68,14 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.batch_size != "auto" and (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
+            raise ValueError(
+                f"batch_size must be an integer >= 1 or 'auto', got {self.batch_size!r}"
+            )
         for k in self.ks or ():
             if not 1 <= k <= self.n:
                 raise ValueError(f"every k must be in 1..n={self.n}, got {k}")
@@ -116,6 +125,8 @@ class EvalResult:
     score_timeouts: int = 0
     elapsed_s: float = 0.0
     interrupted: bool = False
+    sampler: dict[str, float] = field(default_factory=dict)
+    """Sampler facts: ``rollout/batch_size`` used, ``rollout/static_fallback``, ..."""
 
     def summary(self) -> dict[str, Any]:
         """Metrics over the finished problems (JSON-ready; k keys are strings)."""
@@ -128,6 +139,7 @@ class EvalResult:
             "score_timeouts": self.score_timeouts,
             "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed_s, 3),
+            "sampler": dict(self.sampler),
         }
         if not done:
             return out | {"pass_at_k": {}, "ci95": {}, "dang_bound": {}}
@@ -195,7 +207,8 @@ def evaluate(
     """Sample ``config.n`` responses per problem, score them, and collect pass@k statistics.
 
     Args:
-        model, tokenizer: a causal LM (eval mode is set and restored) and its tokenizer.
+        model, tokenizer: a causal LM (sampled in eval mode, its mode restored after) and
+            its tokenizer.
         task: scores completions (the same ``score`` the trainer's reward uses).
         problems: what to evaluate, e.g. ``task.problems("test", 50)``.
         config: settings; keyword ``overrides`` replace single fields (``n=8``).
@@ -216,9 +229,14 @@ def evaluate(
     prompt_ids = [chat_prompt_ids(tokenizer, p.prompt, config.system_prompt) for p in problems]
     rows = [(i, j) for i in range(len(problems)) for j in range(n)]
     seeds = [derive_seed(config.seed, problems[i].id, j) for i, j in rows]
+    batch_size = config.batch_size
+    if batch_size == "auto":
+        longest = max((len(p) for p in prompt_ids), default=0)
+        batch_size = auto_batch_size(model, len(rows), longest + params.max_new_tokens)
     remaining = [n] * len(problems)
     finished: dict[int, ProblemResult] = {}
     result = EvalResult(problems=[], config=config)
+    result.sampler["rollout/batch_size"] = float(batch_size)
     scorer = SafeScorer(task, timeout=config.score_timeout)
     start = time.perf_counter()
 
@@ -236,9 +254,7 @@ def evaluate(
             if on_problem is not None:
                 on_problem(pr)
 
-    was_training = bool(getattr(model, "training", False))
-    model.eval()
-    try:
+    try:  # sample_stream samples in eval mode and restores the model's mode
         sample_stream(
             model,
             [prompt_ids[i] for i, _ in rows],
@@ -246,17 +262,16 @@ def evaluate(
             params,
             stop_ids=stop_token_ids(model, tokenizer),
             pad_id=pad_id,
-            batch_size=config.batch_size,
+            batch_size=batch_size,
             with_entropy=config.with_entropy,
             on_done=on_done,
+            stats=result.sampler,
         )
     except KeyboardInterrupt:
         result.interrupted = True
         raise EvalInterrupted(_finish(result, finished, scorer, start)) from None
     finally:
         scorer.close()
-        if was_training:
-            model.train()
     return _finish(result, finished, scorer, start)
 
 
