@@ -160,6 +160,62 @@ def test_reproduce_sweep_file_plans_four_arms_with_equal_budgets(tmp_path, capsy
     assert not (tmp_path / "r").exists()
 
 
+def test_run_directories_are_checked_before_anything_runs_and_dry_run_changes_nothing(
+    tmp_path, capsys
+):
+    from passk.sweep.plan import plan_sweep
+    from passk.train.config import dump_config
+
+    file, out = _write(tmp_path / "s.yaml", GOOD), tmp_path / "out"
+    cut = out / "a_s0"  # started, cut before its first checkpoint: restarted when it runs
+    cut.mkdir(parents=True)
+    run_a = plan_sweep(parse_sweep(GOOD, ROOT), out).runs[0]
+    (cut / "config.yaml").write_text(dump_config(run_a.config))
+    (cut / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n')
+    assert main(["sweep", str(file), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 to run, 0 finished earlier" in printed and "[a_s0] run: passk train" in printed
+    assert (cut / "metrics.jsonl").is_file()  # a dry run deletes nothing
+
+    (out / "b_s0").mkdir()
+    (out / "b_s0" / "notes.txt").write_text("mine")
+    assert main(["sweep", str(file), "--out", str(out), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "b_s0" in err and "not part of a passk run (notes.txt)" in err
+    assert (cut / "metrics.jsonl").is_file()
+
+    (cut / "config.yaml").write_text(
+        dump_config(plan_sweep(parse_sweep(GOOD, ROOT), out).runs[1].config)
+    )
+    assert main(["sweep", str(file), "--out", str(out), "--dry-run"]) == 2
+    assert "a_s0" in capsys.readouterr().err  # b's config in a's directory: another config
+
+
+def test_parallel_runs_side_by_side_and_a_failed_run_is_reported(tmp_path, monkeypatch):
+    """Two stand-in jobs (a script, not a trainer) overlap with --parallel 2; one that
+    exits 1 is "failed" and its log tail is shown."""
+    from passk.sweep import runner
+    from passk.sweep.plan import plan_sweep
+
+    plan = plan_sweep(parse_sweep(GOOD, ROOT), tmp_path / "out")
+    stamps = tmp_path / "stamps"
+    script = (
+        "import sys, time; open(sys.argv[1], 'a').write(f'{time.time()} '); time.sleep(1.5); "
+        "open(sys.argv[1], 'a').write(f'{time.time()}\\n'); print('boom'); sys.exit(1)"
+    )
+    stamps.mkdir()
+    monkeypatch.setattr(
+        runner.Job, "argv", lambda job: [sys.executable, "-c", script, str(stamps / job.key)]
+    )
+    jobs = [runner.Job(r.key, r.run_dir, run=r) for r in plan.runs]
+    said: list[str] = []
+    assert runner.execute(plan, jobs, parallel=2, say=said.append)
+    (s0, e0), (s1, e1) = (map(float, (stamps / r.key).read_text().split()) for r in plan.runs)
+    assert max(s0, s1) < min(e0, e1)  # both were running at once
+    assert [runner.read_outcome(plan.out, r.key)["status"] for r in plan.runs] == ["failed"] * 2
+    assert sum("] failed in" in line for line in said) == 2 and any("boom" in x for x in said)
+
+
 # --- paired comparisons -----------------------------------------------------------------------
 
 
@@ -271,7 +327,7 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     assert _sweep(file, out, "--arms", "passk") == 0
     printed = capsys.readouterr().out
     assert "[before_s0] finished earlier, skipped" in printed
-    assert "[passk_s0] resuming seed 0, 2 steps" in printed and "training" not in printed
+    assert "[passk_s0] resuming seed 0, 2 steps" in printed and "[passk_s0] training" not in printed
     resumed_log = (out / "logs" / "passk_s0.log").read_text().split("--resume")
     assert len(resumed_log) == 2 and "step 2/2" in resumed_log[1]
     assert "step 1/2" not in resumed_log[1]

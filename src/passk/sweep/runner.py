@@ -38,6 +38,8 @@ class Job:
     run: Run | None = None
     start: StartEval | None = None
     resume: bool = False
+    clear: bool = False
+    """Empty the directory first (checked to hold only a passk run's files)."""
 
     def argv(self) -> list[str]:
         if self.run is not None:
@@ -80,14 +82,15 @@ def decide(plan: Plan) -> Decision:
         if _start_done(start):
             d.skipped[start.key] = "finished"
         else:
-            _clear(start.run_dir, start.key)
-            d.jobs.append(Job(start.key, start.run_dir, start=start))
+            clear = _clearable(start.run_dir, start.key)
+            d.jobs.append(Job(start.key, start.run_dir, start=start, clear=clear))
     for run in plan.runs:
         why = _run_state(plan, run)
         if why in ("finished", "diverged"):
             d.skipped[run.key] = why
         else:
-            d.jobs.append(Job(run.key, run.run_dir, run=run, resume=why == "resume"))
+            clear = why == "restart" or _clearable(run.run_dir, run.key)
+            d.jobs.append(Job(run.key, run.run_dir, run=run, resume=why == "resume", clear=clear))
     return d
 
 
@@ -105,12 +108,11 @@ def _start_done(start: StartEval) -> bool:
 
 
 def _run_state(plan: Plan, run: Run) -> str:
-    """``finished``, ``diverged``, ``resume`` or ``fresh`` (clearing a run cut before it saved)."""
+    """``finished``, ``diverged``, ``resume``, ``restart`` (cut before it saved) or ``fresh``."""
     from passk.train.checkpoint import CheckpointError, latest_checkpoint
 
     rd = run.run_dir
     if not rd.holds_run() and rd.finished() is None:
-        _clear(rd, run.key)
         return "fresh"
     saved = _saved_config(rd, run.key)
     if saved.fingerprint() != run.config.fingerprint():
@@ -138,8 +140,8 @@ def _run_state(plan: Plan, run: Run) -> str:
             f"deleted, so it cannot be extended to {run.steps}; use another --out (and "
             "keep_checkpoints: true)"
         )
-    _clear(rd, run.key, remove_run=True)  # started but cut before its first checkpoint
-    return "fresh"
+    _clearable(rd, run.key)
+    return "restart"  # started but cut before its first checkpoint
 
 
 def _saved_config(rd: RunDir, key: str) -> Any:
@@ -153,18 +155,17 @@ def _saved_config(rd: RunDir, key: str) -> Any:
         raise SweepError(f"{key}: {rd.config} cannot be read as a passk config ({e})") from None
 
 
-def _clear(rd: RunDir, key: str, *, remove_run: bool = False) -> None:
-    """Empty a directory the sweep is about to (re)start, refusing anything not a run's."""
+def _clearable(rd: RunDir, key: str) -> bool:
+    """Whether a directory to (re)start holds anything; refuses files that are not a run's."""
     if not rd.path.exists():
-        return
+        return False
     foreign = rd.foreign_files()
     if foreign:
         raise SweepError(
             f"{key}: {rd.path} holds files that are not part of a passk run "
             f"({', '.join(foreign)}); move them or use another --out"
         )
-    if remove_run or any(rd.path.iterdir()):
-        shutil.rmtree(rd.path)
+    return any(rd.path.iterdir())
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -210,6 +211,8 @@ def execute(
 
 def _launch(plan: Plan, job: Job, env: dict[str, str], say: Callable[[str], None]) -> _Running:
     log_path, _ = log_paths(plan.out, job.key)
+    if job.clear and job.run_dir.path.exists():
+        shutil.rmtree(job.run_dir.path)
     if job.start is not None:
         from passk.train.config import dump_config
 

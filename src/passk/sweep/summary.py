@@ -206,6 +206,9 @@ def per_problem_pass(after: Mapping[str, Any], ks: Sequence[int]) -> dict[str, l
     return dict(zip(ids, values, strict=True))
 
 
+_TIE = 1e-9  # per-problem differences below this are rounding, not a better or worse arm
+
+
 def paired_difference(
     arm: Mapping[int, Mapping[str, Sequence[float]]],
     reference: Mapping[int, Mapping[str, Sequence[float]]],
@@ -243,8 +246,8 @@ def paired_difference(
         out[str(k)] = {
             "mean": float(diff[:, j].mean()),
             "ci": [float(lo[j]), float(hi[j])],
-            "better": int((diff[:, j] > 0).sum()),
-            "worse": int((diff[:, j] < 0).sum()),
+            "better": int((diff[:, j] > _TIE).sum()),
+            "worse": int((diff[:, j] < -_TIE).sum()),
         }
     return out
 
