@@ -20,6 +20,7 @@ import torch
 
 __all__ = [
     "answer_diversity",
+    "bootstrap_mean_ci",
     "dang_bound",
     "default_ks",
     "pass_at_k",
@@ -130,19 +131,37 @@ def pass_at_k_ci(
     The interval reflects the spread over problems (the dominant uncertainty when each
     problem has many samples); the per-problem estimate is already unbiased.
     """
+    n_t, c_t = _as_counts(n, c)
+    ks = list(ks) if ks is not None else default_ks(int(n_t.min()))
+    per_problem = pass_at_k_per_problem(n_t, c_t, ks).numpy()  # [P, K]
+    lo, hi = bootstrap_mean_ci(per_problem, num_resamples, confidence=confidence, seed=seed)
+    return {k: (float(a), float(b)) for k, a, b in zip(ks, lo, hi)}
+
+
+def bootstrap_mean_ci(
+    values: np.ndarray, num_resamples: int = 1000, *, confidence: float = 0.95, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of the column means of ``values[P, K]``, resampling rows.
+
+    Rows are the units resampled with replacement (problems; for a paired comparison,
+    per-problem differences). Returns ``(lo[K], hi[K])``.
+
+    >>> lo, hi = bootstrap_mean_ci(np.array([[0.5], [0.5]]), 10)
+    >>> float(lo[0]), float(hi[0])
+    (0.5, 0.5)
+    """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if num_resamples < 1:
         raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
-    n_t, c_t = _as_counts(n, c)
-    ks = list(ks) if ks is not None else default_ks(int(n_t.min()))
-    per_problem = pass_at_k_per_problem(n_t, c_t, ks).numpy()  # [P, K]
+    if values.ndim != 2 or len(values) == 0:
+        raise ValueError(f"values must be [P, K] with P >= 1, got shape {values.shape}")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(per_problem), size=(num_resamples, len(per_problem)))
-    means = per_problem[idx].mean(axis=1)  # [B, K]
+    idx = rng.integers(0, len(values), size=(num_resamples, len(values)))
+    means = values[idx].mean(axis=1)  # [B, K]
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha], axis=0)
-    return {k: (float(a), float(b)) for k, a, b in zip(ks, lo, hi)}
+    return lo, hi
 
 
 def dang_bound(pass1: Sequence[float] | torch.Tensor, k: int) -> float:

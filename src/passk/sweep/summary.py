@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from passk.core.metrics import pass_at_k_ci, pass_at_k_curve, pass_at_k_per_problem
+from passk.core.metrics import (
+    bootstrap_mean_ci,
+    pass_at_k_ci,
+    pass_at_k_curve,
+    pass_at_k_per_problem,
+)
 from passk.sweep.plan import Plan, Run, portable
 from passk.sweep.runner import read_outcome
 from passk.train.run_dir import RunDir, metric_series
@@ -236,11 +241,7 @@ def paired_difference(
             for s in seeds
         ]
     ).mean(axis=0)  # [P, K]: averaged over seeds
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(problems), size=(resamples, len(problems)))
-    means = diff[idx].mean(axis=1)  # [B, K]
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha], axis=0)
+    lo, hi = bootstrap_mean_ci(diff, resamples, confidence=confidence, seed=seed)
     out: dict[str, Any] = {"seeds": seeds, "problems": len(problems), "confidence": confidence}
     for j, k in enumerate(ks):
         out[str(k)] = {
