@@ -268,6 +268,88 @@ def test_portable_paths_never_keep_a_machine_path(tmp_path):
     assert portable(obj, root) == {"a": ["model.name=../m", "eval/pass@1", 3], "b": "x.png"}
 
 
+# --- summaries from run directories (fabricated: no model) -----------------------------------
+
+
+def _fake_eval(run_dir: Path, step: int, cs: list[int], n: int = 4) -> None:
+    per = [{"id": f"q{i}", "n": n, "c": c} for i, c in enumerate(cs)]
+    report = {"step": step, "per_problem": per, "mean_entropy": 1.0 - 0.1 * step}
+    report |= {"answer_diversity": 0.5, "mean_length": 10.0, "model": {"name": "m"}}
+    (run_dir / "evals").mkdir(parents=True, exist_ok=True)
+    (run_dir / "evals" / f"step_{step:06d}.json").write_text(json.dumps(report))
+
+
+def _fake_run(run, cs_after: list[int], cs_before: list[int] | None = None) -> None:
+    from passk.train.config import dump_config
+
+    rd = run.run_dir
+    rd.path.mkdir(parents=True)
+    rd.config.write_text(dump_config(run.config))
+    rows = [
+        {"kind": "train", "step": s, "actor/entropy": 2.0 - s, "reward/mean": 0.1 * s}
+        for s in (1, 2)
+    ]
+    rd.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if cs_before is not None:
+        _fake_eval(rd.path, 0, cs_before)
+    _fake_eval(rd.path, run.steps, cs_after)
+    rd.mark_finished(run.steps)
+
+
+def test_summary_when_arms_evaluate_their_own_start(tmp_path):
+    """Arms that differ in what the evaluation depends on share no "before": each run's
+    own step-0 evaluation is its "before"; tables and figures do without the shared row."""
+    from passk.plots import plot_sweep
+    from passk.sweep.plan import plan_sweep
+    from passk.sweep.report import markdown_tables
+    from passk.sweep.summary import build_summary
+
+    tree = {**GOOD, "base": {"set": {"steps": 2}}}
+    tree["arms"] = [{"name": "a"}, {"name": "b", "set": {"rollout.max_new_tokens": 32}}]
+    plan = plan_sweep(parse_sweep(tree, ROOT), tmp_path / "out")
+    assert plan.starts == {} and all(r.config.eval.at_start for r in plan.runs)
+    _fake_run(plan.runs[0], [2, 4, 0], cs_before=[1, 1, 0])
+    _fake_run(plan.runs[1], [3, 4, 1], cs_before=[1, 2, 0])
+    summary = build_summary(plan)
+    assert summary["before"] is None and summary["status"] == {"a_s0": "done", "b_s0": "done"}
+    a, b = summary["runs"]
+    assert a["before"]["pass_at_k"]["1"] == pytest.approx(2 / 12)
+    assert b["delta_pass_at_k"]["1"] == pytest.approx(8 / 12 - 3 / 12)
+    assert summary["arms"]["b"]["delta"]["1"]["mean"] == pytest.approx(5 / 12)
+    assert summary["comparisons"]["arms"]["b"]["1"]["mean"] == pytest.approx(2 / 12)
+    assert summary["comparisons"]["arms"]["b"]["1"]["better"] == 2
+    text = markdown_tables(summary)
+    assert "| before |" not in text and "| b | 0.667 |" in text and "| b | +0.417 |" in text
+    figures = plot_sweep(summary, plan.out)
+    assert sorted(figures) == ["entropy", "passk_curves", "training"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in figures.values())
+    # passk plot sweep redraws them from summary.json
+    (plan.out / "summary.json").write_text(json.dumps(summary))
+    for p in figures.values():
+        p.unlink()
+    assert main(["plot", "sweep", str(plan.out)]) == 0
+    assert all(p.is_file() for p in figures.values())
+    with pytest.raises(SystemExit, match="2"):
+        main(["plot", "sweep", str(tmp_path)])  # no summary.json: one line, exit 2
+
+
+def test_summary_of_a_sweep_with_unfinished_runs(tmp_path):
+    from passk.sweep.plan import plan_sweep
+    from passk.sweep.report import markdown_tables
+    from passk.sweep.summary import build_summary
+
+    plan = plan_sweep(parse_sweep({**GOOD, "base": {"set": {"steps": 2}}}, ROOT), tmp_path / "o")
+    _fake_eval(plan.starts[0].run_dir.path, 0, [1, 2, 0])
+    plan.starts[0].run_dir.mark_finished(0)
+    _fake_run(plan.runs[0], [2, 4, 0])
+    summary = build_summary(plan)  # b never ran
+    assert summary["status"] == {"a_s0": "done", "b_s0": "not started"}
+    assert summary["arms"]["b"] == {"label": "b", "seeds": []}
+    assert summary["comparisons"]["arms"] == {}
+    assert summary["before"]["mean"]["pass_at_k"]["1"]["mean"] == pytest.approx(3 / 12)
+    assert "| b | 0 | not started |" in markdown_tables(summary)
+
+
 # --- on a tiny model --------------------------------------------------------------------------
 
 
