@@ -277,3 +277,24 @@ def test_auto_batch_size(tiny_model, tiny_tokenizer):
 def test_generate_rejects_bad_batch_size(tiny_model, tiny_tokenizer, bad):
     with pytest.raises(ValueError, match=f"batch_size.*{bad!r}"):
         generate(tiny_model, tiny_tokenizer, PROMPTS, batch_size=bad)
+
+
+def test_lora_model_samples_in_eval_mode_without_deprecation_warnings(tiny_model, tiny_tokenizer):
+    peft = pytest.importorskip("peft")
+    import copy
+
+    base = copy.deepcopy(tiny_model)
+    config = peft.LoraConfig(  # random B (not zeros), so dropout would change the samples
+        r=4, lora_alpha=8, lora_dropout=0.5, target_modules=["q_proj"], init_lora_weights=False
+    )
+    model = peft.get_peft_model(base, config)
+    params = SamplingParams(max_new_tokens=12)
+    model.eval()
+    reference = generate(model, tiny_tokenizer, PROMPTS, n=2, params=params, batch_size=3)
+    model.train()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        in_train = generate(model, tiny_tokenizer, PROMPTS, n=2, params=params, batch_size=3)
+    assert not [w for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    assert model.training
+    assert in_train.texts == reference.texts

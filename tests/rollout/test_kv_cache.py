@@ -65,9 +65,20 @@ def test_cache_kwargs_follow_the_forward_signature():
     class Old(torch.nn.Module):
         def forward(self, input_ids, past_key_values=None, use_cache=None): ...
 
+    class Wrapper(torch.nn.Module):  # as peft's: forward(**kwargs) over the real model
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def get_base_model(self):
+            return self.inner
+
+        def forward(self, input_ids=None, **kwargs): ...
+
     c = object()
     assert kv_cache.cache_kwargs(New(), c) == {"cache": c, "use_cache": True}
     assert kv_cache.cache_kwargs(Old(), c) == {"past_key_values": c, "use_cache": True}
+    assert kv_cache.cache_kwargs(Wrapper(New()), c) == {"cache": c, "use_cache": True}
 
 
 def test_select_rows_and_drop_columns():

@@ -75,9 +75,11 @@ def new_cache(model: Any) -> Any:
 
 def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
     """``{"cache": cache, "use_cache": True}``, or ``past_key_values=`` where the model's
-    ``forward`` has no ``cache`` parameter (transformers before 5)."""
+    ``forward`` has no ``cache`` parameter (transformers before 5). A wrapper whose own
+    ``forward`` takes ``**kwargs`` (a peft model) is asked about the model it wraps."""
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        params = inspect.signature(model.forward).parameters
+        params = inspect.signature(target.forward).parameters
     except (TypeError, ValueError):
         params = {}
     name = "cache" if "cache" in params else "past_key_values"
