@@ -312,6 +312,7 @@ def test_summary_when_arms_evaluate_their_own_start(tmp_path):
     _fake_run(plan.runs[1], [3, 4, 1], cs_before=[1, 2, 0])
     summary = build_summary(plan)
     assert summary["before"] is None and summary["status"] == {"a_s0": "done", "b_s0": "done"}
+    assert summary["before_status"] == {}
     a, b = summary["runs"]
     assert a["before"]["pass_at_k"]["1"] == pytest.approx(2 / 12)
     assert b["delta_pass_at_k"]["1"] == pytest.approx(8 / 12 - 3 / 12)
@@ -344,6 +345,7 @@ def test_summary_of_a_sweep_with_unfinished_runs(tmp_path):
     _fake_run(plan.runs[0], [2, 4, 0])
     summary = build_summary(plan)  # b never ran
     assert summary["status"] == {"a_s0": "done", "b_s0": "not started"}
+    assert summary["before_status"] == {"before_s0": "done"}
     assert summary["arms"]["b"] == {"label": "b", "seeds": []}
     assert summary["comparisons"]["arms"] == {}
     assert summary["before"]["mean"]["pass_at_k"]["1"]["mean"] == pytest.approx(3 / 12)

@@ -111,4 +111,5 @@ def _run(plan: Any, decision: Any, args: argparse.Namespace) -> int:
     print(f"wrote {plan.out / 'summary.json'}")
     for name in summary["figures"].values():
         print(f"  {plan.out / name}")
-    return 0 if all(s == "done" for s in summary["status"].values()) else 3
+    statuses = [*summary["status"].values(), *summary["before_status"].values()]
+    return 0 if all(s == "done" for s in statuses) else 3

@@ -325,6 +325,10 @@ def build_summary(plan: Plan) -> dict[str, Any]:
         "arms": aggregate(records, labels, ks),
         "comparisons": paired_comparisons(records, spec.compare.reference, spec.compare.ks, **boot),
         "status": {f"{r['arm']}_s{r['seed']}": r["status"] for r in records},
+        "before_status": {
+            start.key: "done" if seed in befores else read_outcome(out, start.key).get("status")
+            for seed, start in plan.starts.items()
+        },
         "wall_s_all_runs": sum(r.get("wall_s") or 0.0 for r in records)
         + sum(b.get("wall_s") or 0.0 for b in befores.values()),
     }
