@@ -81,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
         if args.print_config:
             print(dump_config(config), end="")
             return 0
+        from passk.train.loop import check_run_dir
+        from passk.train.run_dir import RunDir
+
+        if args.out is None:
+            args.out = Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+        check_run_dir(RunDir(args.out), args.resume)
         return _train(config, args)
     except (ValueError, CheckpointError, FileNotFoundError, ImportError) as e:
         print(f"passk train: error: {e}", file=sys.stderr)
@@ -95,7 +101,7 @@ def _train(config: Any, args: argparse.Namespace) -> int:
 
     hf_logging.disable_progress_bar()
     console = Console(stderr=True)
-    out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+    out = args.out
 
     def plain(record: dict[str, Any]) -> None:
         if not config.log.progress:
@@ -123,12 +129,15 @@ def _recipe(config: Any) -> str:
 def _report(result: Any, console: Any) -> None:
     from rich.table import Table
 
-    out = result.out_dir
+    from passk.train.logging import summary
+    from passk.train.run_dir import RunDir
+
+    run = RunDir(result.out_dir)
     plots = []
     try:
         from passk.plots import plot_run
 
-        plots.append(plot_run([out], out / "training.png"))
+        plots.append(plot_run([run.path], run.training_plot))
     except ValueError as e:  # nothing to draw yet (e.g. interrupted before the first step)
         console.print(f"[yellow]no training plot: {e}[/yellow]")
     first, last = result.first_eval, result.final_eval
@@ -146,11 +155,14 @@ def _report(result: Any, console: Any) -> None:
                 table.add_row(label, *[f"{rec.get(k, float('nan')):.3f}" for k in keys])
         console.print(table)
     state = "interrupted; resume with --resume" if result.interrupted else "done"
-    console.print(f"{state}: {result.steps_done} steps")
-    console.print(f"  metrics    {out / 'metrics.jsonl'}")
+    console.print(f"{state}: {summary(run.read_metrics())}")
+    console.print(f"  metrics    {run.metrics}")
     for p in plots:
         console.print(f"  plot       {p}")
-    if (out / "evals").is_dir():
-        console.print(f"  evals      {out / 'evals'}")
-    if result.checkpoint is not None:
-        console.print(f"  checkpoint {result.checkpoint}  (passk eval --model {result.checkpoint})")
+    if run.evals_dir.is_dir():
+        console.print(f"  evals      {run.evals_dir}")
+    ck = result.checkpoint
+    if ck is not None and (ck / "adapter_model.safetensors").is_file():
+        console.print(f"  checkpoint {ck}  (LoRA adapters only; the base is model.name)")
+    elif ck is not None:
+        console.print(f"  checkpoint {ck}  (passk eval --model {ck})")

@@ -459,7 +459,11 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"override {text!r} must look like key.path=value")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({problem})") from None
     return key.strip().split("."), value
 
 
@@ -490,8 +494,19 @@ def load_config(
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"config file {str(path)!r} does not exist")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            what = "is a directory, not a YAML file" if path.is_dir() else "does not exist"
+            raise ValueError(f"config file {str(path)!r} {what}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(e, "problem", None) or "cannot be parsed"
+            raise ValueError(
+                f"config file {str(path)!r} is not valid YAML{where}: {problem}"
+            ) from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"config file {str(path)!r} is not UTF-8 text: {e}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"config file {str(path)!r} must hold a mapping, got {loaded!r}")
         tree = loaded or {}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import signal
 import threading
 import time
@@ -393,6 +394,30 @@ class Trainer:
 # ---------------------------------------------------------------------------------------------
 
 
+def check_run_dir(run: RunDir, resume: bool) -> None:
+    """The cheap checks of ``--out`` (a writable directory holding nothing foreign, and no
+    run unless resuming), so that they fail in one line before anything loads."""
+    if run.path.exists() and not run.path.is_dir():
+        raise ValueError(f"--out {run.path} is a file, not a directory")
+    try:  # fail now, not after the model has loaded
+        run.path.mkdir(parents=True, exist_ok=True)
+        probe = run.path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {run.path} is not writable: {e.strerror or e}") from None
+    foreign = run.foreign_files()
+    if foreign:
+        raise ValueError(
+            f"{run.path} holds files that are not part of a passk run: {', '.join(foreign)}; "
+            "choose another --out"
+        )
+    if not resume and run.holds_run():
+        raise ValueError(
+            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
+        )
+
+
 def prepare_run_dir(
     run: RunDir, config: TrainConfig, resume: bool
 ) -> tuple[Path | None, dict[str, Any] | None]:
@@ -401,21 +426,9 @@ def prepare_run_dir(
     A fresh run refuses a directory that holds a run or files that are not a passk run's.
     ``--resume`` of a run that never reached a checkpoint starts it again from step 0.
     """
-    if run.path.exists() and not run.path.is_dir():
-        raise ValueError(f"--out {run.path} is a file, not a directory")
-    foreign = run.foreign_files()
-    if foreign:
-        raise ValueError(
-            f"{run.path} holds files that are not part of a passk run: {', '.join(foreign)}; "
-            "choose another --out"
-        )
+    check_run_dir(run, resume)
     ckpt.remove_stale_temporaries(run.path)
     if not resume:
-        if run.holds_run():
-            raise ValueError(
-                f"{run.path} already holds a run; pass --resume to continue it or choose "
-                "another --out"
-            )
         return None, None
     path = ckpt.latest_checkpoint(run.path, on_skip=_warn_skipped)
     if path is None:
