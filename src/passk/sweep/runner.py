@@ -110,14 +110,16 @@ def _start_done(start: StartEval) -> bool:
 def _run_state(plan: Plan, run: Run) -> str:
     """``finished``, ``diverged``, ``resume``, ``restart`` (cut before it saved) or ``fresh``."""
     from passk.train.checkpoint import CheckpointError, latest_checkpoint
+    from passk.train.config import RESUMABLE_KEYS
 
     rd = run.run_dir
+    _clearable(rd, run.key)  # refuses files that are not a run's, whatever the state
     if not rd.holds_run() and rd.finished() is None:
         return "fresh"
     saved = _saved_config(rd, run.key)
     if saved.fingerprint() != run.config.fingerprint():
         now, before = run.config.to_dict(), saved.to_dict()
-        diff = sorted(k for k in now if k not in ("steps", "log") and now[k] != before.get(k))
+        diff = sorted(k for k in now if k not in RESUMABLE_KEYS and now[k] != before.get(k))
         raise SweepError(
             f"{run.key}: {rd.path} was trained with another config than the sweep now gives "
             f"(sections differ: {', '.join(diff) or 'unknown'}); use another --out"
@@ -140,7 +142,6 @@ def _run_state(plan: Plan, run: Run) -> str:
             f"deleted, so it cannot be extended to {run.steps}; use another --out (and "
             "keep_checkpoints: true)"
         )
-    _clearable(rd, run.key)
     return "restart"  # started but cut before its first checkpoint
 
 
