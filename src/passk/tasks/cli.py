@@ -50,8 +50,10 @@ def describe(factory: Callable[..., Any]) -> str:
 
 def task_table() -> list[tuple[str, str]]:
     """``(name, description)`` of every registered task, then every prefix as ``PREFIX:NAME``."""
-    rows = [(name, describe(registry._TASKS.get(name))) for name in registry.list_tasks()]
-    rows += [(f"{p}:NAME", describe(registry._PREFIXES.get(p))) for p in registry._PREFIXES.names()]
+    rows = [(name, describe(registry.task_factory(name))) for name in registry.list_tasks()]
+    rows += [
+        (f"{p}:NAME", describe(registry.task_factory(p))) for p in registry.list_task_prefixes()
+    ]
     return rows
 
 

@@ -46,6 +46,18 @@ def list_tasks() -> list[str]:
     return _TASKS.names()
 
 
+def list_task_prefixes() -> list[str]:
+    """Registered ``prefix:NAME`` families (e.g. ``rg`` for reasoning-gym), sorted."""
+    _load_builtins()
+    return _PREFIXES.names()
+
+
+def task_factory(name: str) -> TaskFactory:
+    """The registered factory of task ``name`` or of prefix ``name`` (for its docs)."""
+    _load_builtins()
+    return _TASKS.get(name) if name in _TASKS else _PREFIXES.get(name)
+
+
 def get_task(name: str, **options: Any) -> Task:
     """Build a task by registry name or by ``"package.module:factory"`` dotted path."""
     _load_builtins()
