@@ -18,7 +18,9 @@ A sweep file is YAML::
 
 An arm's ``config`` replaces the base recipe; ``set`` overrides apply base first, then
 the arm's. The seed and every ``eval.*`` key belong to the sweep (``seeds``, ``eval``),
-so an override of them is an error. Every error names the key: ``arms[1].config: ...``.
+so an override of them is an error; an ``eval`` key left out keeps the trainer's
+default. ``compare.resamples`` and ``confidence`` also set each run's pass@k intervals.
+Every error names the key: ``arms[1].config: ...``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from passk.train.config import EvalSection
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RESERVED_ARM_NAMES = ("before", "logs", "figures")
@@ -51,17 +55,22 @@ class ArmSpec:
     overrides: tuple[str, ...]
 
 
+_TRAINER_EVAL = EvalSection()  # a key the sweep file leaves out keeps the trainer's default
+
+
 @dataclass(frozen=True)
 class EvalSpec:
-    split: str = "test"
-    problems: int = 16
-    n: int = 8
+    """The evaluation of every run (the trainer's ``eval`` section) and the k reported."""
+
+    split: str = _TRAINER_EVAL.split
+    problems: int = _TRAINER_EVAL.problems
+    n: int = _TRAINER_EVAL.n
     ks: tuple[int, ...] = ()
     """k values reported (default 1, 2, 4, ..., n)."""
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int | None = None
-    every: int = 0
+    temperature: float = _TRAINER_EVAL.temperature
+    top_p: float = _TRAINER_EVAL.top_p
+    max_new_tokens: int | None = _TRAINER_EVAL.max_new_tokens
+    every: int = _TRAINER_EVAL.every
 
     def overrides(self) -> list[str]:
         """The trainer's ``eval.*`` settings of every run (not ``at_start``)."""
@@ -265,7 +274,7 @@ def _eval(value: Any) -> EvalSpec:
         if key in tree:
             kw[key] = _float(tree[key], f"eval.{key}")
     if "split" in tree:
-        kw["split"] = _optional_str(tree["split"], "eval.split") or "test"
+        kw["split"] = _optional_str(tree["split"], "eval.split") or EvalSpec.split
     n = kw.get("n", EvalSpec.n)
     from passk.core.metrics import default_ks
 
