@@ -103,12 +103,22 @@ def test_merge_left_pads_the_narrower_cache():
     assert keys.shape == (3, 2, 5, 4) and kv_cache.width(merged) == 5
     assert torch.equal(keys[:2], keys_a)
     assert torch.equal(list(merged)[1][1][:2], -(keys_a + 1000))  # values, second layer
-    assert (keys[2, :, :2] == 0).all() and (keys[2, :, 2:] == 7).all()
+    assert (keys[2, :, :3] == 0).all() and (keys[2, :, 3:] == 7).all()  # b's dead column cut
     assert mask.tolist() == [[1] * 5, [1] * 5, [0, 0, 0, 1, 1]]
     # the other way round: a narrower running cache is padded instead
     merged, mask = kv_cache.merge(_cache(1, 3, fill=7.0), mask_b, _cache(2, 5), mask_a)
     assert mask.tolist() == [[0, 0, 0, 1, 1], [1] * 5, [1] * 5]
     assert (_keys(merged)[0, :, :2] == 0).all() and torch.equal(_keys(merged)[1:], keys_a)
+
+
+def test_merge_cuts_dead_leading_columns():
+    a, b = _cache(2, 6), _cache(1, 3, fill=7.0)
+    keys_a = _keys(a).clone()
+    mask_a = torch.tensor([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 1, 1]])  # 2 dead columns
+    merged, mask = kv_cache.merge(a, mask_a, b, torch.ones(1, 3, dtype=torch.long))
+    assert mask.tolist() == [[0, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 1]]
+    assert torch.equal(_keys(merged)[:2], keys_a[:, :, 2:])
+    assert (_keys(merged)[2, :, :1] == 0).all() and (_keys(merged)[2, :, 1:] == 7).all()
 
 
 def test_merge_rejects_unmergeable():

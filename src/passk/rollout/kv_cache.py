@@ -152,7 +152,8 @@ def width(cache: Any) -> int:
 def merge(a: Any, mask_a: Tensor, b: Any, mask_b: Tensor) -> tuple[Any, Tensor]:
     """Stack ``b``'s rows under ``a``'s: ``a``, grown in place, and the mask ``[A + B', L]``.
 
-    The narrower one is left-padded with zero keys/values at mask 0, which attention
+    Leading columns masked in every row of ``a`` (or of ``b``) are dropped, then the
+    narrower one is left-padded with zero keys/values at mask 0, which attention
     ignores; position ids are per row, so padding does not shift RoPE. Both caches must
     pass :func:`can_merge`. Layer by layer, so only one layer's old tensors are alive
     next to the new ones (building a fresh ``DynamicCache(ddp_cache_data=...)`` would
@@ -161,15 +162,19 @@ def merge(a: Any, mask_a: Tensor, b: Any, mask_b: Tensor) -> tuple[Any, Tensor]:
     la, lb = _layers(a), _layers(b)
     if la is None or lb is None or len(la) != len(lb):
         raise ValueError(f"cannot merge a {type(a).__name__} with a {type(b).__name__}")
+    # columns masked in every row of a part are cut on the way (the copy is made anyway)
+    da, db = leading_dead_columns(mask_a), leading_dead_columns(mask_b)
+    mask_a, mask_b = mask_a[:, da:], mask_b[:, db:]
     wa, wb = mask_a.shape[1], mask_b.shape[1]
     L = max(wa, wb)
 
-    def pad(x: Tensor, by: int) -> Tensor:  # [B, H, S, D] -> [B, H, S + by, D]
+    def pad(x: Tensor, dead: int, by: int) -> Tensor:  # [B, H, S, D] -> [B, H, S - dead + by, D]
+        x = x[:, :, dead:]
         return x if by == 0 else torch.cat([x.new_zeros(*x.shape[:2], by, x.shape[3]), x], dim=2)
 
     for x, y in zip(la, lb):
-        x.keys = torch.cat([pad(x.keys, L - wa), pad(y.keys, L - wb)])
-        x.values = torch.cat([pad(x.values, L - wa), pad(y.values, L - wb)])
+        x.keys = torch.cat([pad(x.keys, da, L - wa), pad(y.keys, db, L - wb)])
+        x.values = torch.cat([pad(x.values, da, L - wa), pad(y.values, db, L - wb)])
         y.keys = y.values = None  # ``b`` is spent: free its memory as we go
     mask = torch.cat(
         [
