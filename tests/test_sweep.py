@@ -176,6 +176,16 @@ def test_run_directories_are_checked_before_anything_runs_and_dry_run_changes_no
     printed = capsys.readouterr().out
     assert "3 to run, 0 finished earlier" in printed and "[a_s0] run: passk train" in printed
     assert (cut / "metrics.jsonl").is_file()  # a dry run deletes nothing
+    from passk.sweep.runner import decide
+
+    plan = plan_sweep(parse_sweep(GOOD, ROOT), out)
+    jobs = {j.key: j for j in decide(plan).jobs}
+    assert (jobs["a_s0"].resume, jobs["a_s0"].clear) == (False, True)  # restarted from scratch
+    (cut / "checkpoints" / "step_000001").mkdir(parents=True)
+    (cut / "checkpoints" / "step_000001" / "state.json").write_text("{}")
+    (cut / "checkpoints" / "latest").write_text("step_000001\n")
+    jobs = {j.key: j for j in decide(plan).jobs}
+    assert (jobs["a_s0"].resume, jobs["a_s0"].clear) == (True, False)  # its checkpoint kept
 
     (out / "b_s0").mkdir()
     (out / "b_s0" / "notes.txt").write_text("mine")
@@ -412,9 +422,9 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     printed = capsys.readouterr().out
     assert "[before_s0] finished earlier, skipped" in printed
     assert "[passk_s0] resuming seed 0, 2 steps" in printed and "[passk_s0] training" not in printed
-    resumed_log = (out / "logs" / "passk_s0.log").read_text().split("--resume")
-    assert len(resumed_log) == 2 and "step 2/2" in resumed_log[1]
-    assert "step 1/2" not in resumed_log[1]
+    invocations = (out / "logs" / "passk_s0.log").read_text().split("\n# ")[1:]
+    assert len(invocations) == 2 and invocations[1].splitlines()[0].endswith(" --resume")
+    assert "step 2/2" in invocations[1] and "step 1/2" not in invocations[1]
     (resumed,), (straight,) = json.loads((out / "summary.json").read_text())["runs"], first["runs"]
     assert resumed["resumed"] is True and straight["resumed"] is False
     assert resumed["after"]["correct_per_problem"] == straight["after"]["correct_per_problem"]

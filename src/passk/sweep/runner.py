@@ -89,7 +89,8 @@ def decide(plan: Plan) -> Decision:
         if why in ("finished", "diverged"):
             d.skipped[run.key] = why
         else:
-            clear = why == "restart" or _clearable(run.run_dir, run.key)
+            # a fresh run's directory may hold leftovers of a passk run (a config.yaml)
+            clear = why == "restart" or (why == "fresh" and _clearable(run.run_dir, run.key))
             d.jobs.append(Job(run.key, run.run_dir, run=run, resume=why == "resume", clear=clear))
     return d
 
