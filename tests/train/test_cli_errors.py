@@ -60,3 +60,30 @@ def test_one_line_and_exit_2(make, args, message, tmp_path):
     assert message in lines[0]
     if (tmp_path / "p" / "config.yaml").exists():
         assert (tmp_path / "p" / "config.yaml").read_text() == "mine\n"
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(
+    tiny_checkpoint, tmp_path, monkeypatch, capsys
+):
+    import torch
+
+    from conftest import tiny_overrides
+    from passk.cli import main
+
+    real = torch.save
+
+    def full(obj, f, *a, **k):
+        if str(f).endswith("optimizer.pt"):
+            raise OSError(28, "No space left on device", str(f))
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full)
+    sets = [x for o in tiny_overrides(tiny_checkpoint) for x in ("--set", o)]
+    code = main(
+        ["train", *sets, "--set", "eval.problems=0", "--steps", "1", "--out", str(tmp_path / "r")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.startswith("passk train: error:")]
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "Traceback" not in err
+    assert list((tmp_path / "r" / "checkpoints").glob(".tmp-*")) == []

@@ -117,6 +117,14 @@ def _train(config: Any, args: argparse.Namespace) -> int:
     except TrainingDiverged as e:
         console.print(f"[red]passk train: {e}[/red]")
         return 3
+    except OSError as e:  # a full disk or a vanished directory while writing the run
+        where = f" ({e.filename})" if e.filename else ""
+        print(
+            f"passk train: error: cannot write the run: {e.strerror or e}{where}; "
+            "the last complete checkpoint is intact (resume with --resume)",
+            file=sys.stderr,
+        )
+        return 2
     _report(result, console)
     return 130 if result.interrupted else 0
 
