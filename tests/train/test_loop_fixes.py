@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import pytest
@@ -99,11 +98,16 @@ def test_resume_without_latest_falls_back_to_the_newest_valid_checkpoint(tiny_ch
     data = bytearray(newest.read_bytes())
     data[-1] ^= 0xFF
     newest.write_bytes(bytes(data))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        path = ckpt.latest_checkpoint(run, on_skip=lambda p, e: warnings.warn(f"{p.name}: {e}"))
+    skipped: list[str] = []
+    path = ckpt.latest_checkpoint(run, on_skip=lambda p, e: skipped.append(f"{p.name}: {e}"))
     assert path is not None and path.name == "step_000001"
-    assert any("step_000002" in str(w.message) and "corrupt" in str(w.message) for w in caught)
+    assert len(skipped) == 1 and "step_000002" in skipped[0] and "corrupt" in skipped[0]
+    with pytest.warns(UserWarning, match="skipping checkpoint step_000002"):
+        train(
+            _config(tiny_checkpoint, "steps=3", "checkpoint.every=1", "eval.problems=0"),
+            run,
+            resume=True,
+        )
 
 
 def test_a_foreign_config_yaml_is_refused(tiny_checkpoint, tmp_path):
@@ -132,3 +136,36 @@ def test_a_full_disk_during_a_checkpoint_leaves_no_temporary(
     leftovers = list((tmp_path / "full" / "checkpoints").glob(".tmp-*"))
     assert leftovers == []
     shutil.rmtree(tmp_path / "full")
+
+
+def test_ctrl_c_in_step_1_then_resume_starts_over(tiny_checkpoint, tmp_path, monkeypatch):
+    import json
+
+    import passk.train.collect as collect
+
+    cfg = _config(tiny_checkpoint, "steps=2")  # evaluation at start, no checkpoint before 2
+    straight = tmp_path / "straight"
+    train(cfg, straight)
+    real = collect.GroupSampler.sample
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collect.GroupSampler, "sample", stop)
+    run = tmp_path / "run"
+    result = train(cfg, run)
+    assert result.interrupted and result.steps_done == 0 and result.checkpoint is None
+    monkeypatch.setattr(collect.GroupSampler, "sample", real)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(cfg, run)  # a plain run refuses (the step-0 evaluation is there) ...
+    again = train(cfg, run, resume=True)  # ... and --resume starts it from step 0
+    assert again.steps_done == 2 and again.resumed_from is None
+
+    def records(path: Path) -> list[dict]:
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+        return [
+            {k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "perf/"))}
+            for x in lines
+        ]
+
+    assert records(run) == records(straight)

@@ -162,6 +162,8 @@ def _report(result: Any, console: Any) -> None:
             if rec:
                 table.add_row(label, *[f"{rec.get(k, float('nan')):.3f}" for k in keys])
         console.print(table)
+    if result.resumed_from is not None:
+        console.print(f"resumed from {result.resumed_from}")
     state = "interrupted; resume with --resume" if result.interrupted else "done"
     console.print(f"{state}: {summary(run.read_metrics())}")
     console.print(f"  metrics    {run.metrics}")
