@@ -134,6 +134,7 @@ def test_recipes_cover_the_family():
 def test_fingerprint_ignores_length_and_logging_only():
     a = load_config()
     assert a.fingerprint() == load_config(None, ["steps=99", "log.progress=false"]).fingerprint()
+    assert a.fingerprint() == load_config(None, ["model.threads=2"]).fingerprint()
     assert a.fingerprint() != load_config(None, ["optim.lr=3e-5"]).fingerprint()
 
 

