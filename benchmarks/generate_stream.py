@@ -51,7 +51,9 @@ def main() -> None:
     ap.add_argument("--waves", type=int, default=4, help="sequences = waves * batch size")
     ap.add_argument("--prompts", default="mul1", choices=["mul1", "add"])
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--n", type=int, default=16, help="samples per problem")
+    ap.add_argument(
+        "--n", type=int, default=None, help="samples per problem (default: enough for the stream)"
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
@@ -68,11 +70,16 @@ def main() -> None:
     model, tok = loaded.model, loaded.tokenizer
     total = args.waves * args.batch_size
     task = get_task("mul1") if args.prompts == "mul1" else get_task("add", digits=2)
-    problems = task.problems("train", -(-total // args.n), args.seed)
-    if len(problems) * args.n < total:
-        raise SystemExit(f"task {args.prompts!r} has only {len(problems)} problems")
+    if args.n is None:  # as few samples per problem as the task's train split allows
+        problems = task.problems("train", total, args.seed)
+        n = -(-total // len(problems))
+    else:
+        n = args.n
+        problems = task.problems("train", -(-total // n), args.seed)
+    if len(problems) * n < total:
+        raise SystemExit(f"task {args.prompts!r} has only {len(problems)} problems; raise --n")
     prompt_ids = [gen.chat_prompt_ids(tok, p.prompt) for p in problems]
-    rows = [(i, j) for i in range(len(problems)) for j in range(args.n)][:total]
+    rows = [(i, j) for i in range(len(problems)) for j in range(n)][:total]
     seeds = [derive_seed(args.seed, problems[i].id, j) for i, j in rows]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
