@@ -115,14 +115,27 @@ def test_update_is_micro_batch_invariant(case, share, tiny_model, tiny_tokenizer
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
-def test_prefix_sharing_gives_the_unshared_update(case, tiny_model, tiny_tokenizer):
+def test_prefix_sharing_gives_the_unshared_update(case, tiny_model, tiny_tokenizer, monkeypatch):
+    import passk.rollout.logprobs as forward
+
+    shared_rows = []
+    real = forward._shared_hidden
+
+    def counting(model, prompt_ids, *args):
+        hidden = real(model, prompt_ids, *args)
+        shared_rows.append(0 if hidden is None else len(prompt_ids))
+        return hidden
+
+    monkeypatch.setattr(forward, "_shared_hidden", counting)
     batch = _batch(len(tiny_tokenizer), seed=3)
     ref = torch.randn(batch.response_mask.shape) * 0.1 - 3.0 if case.get("kl_coef") else None
     runs = []
     for share in (False, True):
         loss, optim = _sections(case, micro_batch_size=4, share_prefix=share)
         runs.append(_run(tiny_model, batch, loss, optim, ref=ref))
+        assert bool(shared_rows) == share  # the shared path ran, and only when asked
     _assert_same_update(runs[0], runs[1])
+    assert sum(shared_rows) >= len(batch) * case.get("ppo_epochs", 1) // 2
     assert runs[0][1]["actor/entropy"] == pytest.approx(runs[1][1]["actor/entropy"], rel=1e-5)
 
 
