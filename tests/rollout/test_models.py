@@ -33,10 +33,53 @@ def test_load_local_checkpoint(tiny_checkpoint):
 
 
 def test_unknown_model_lists_choices(tmp_path):
-    with pytest.raises(ValueError, match=r"valid choices are 'embedded' or a path"):
+    with pytest.raises(ValueError, match=r"does not exist; valid choices are 'embedded' or a path"):
         load_model(str(tmp_path / "nope"))
-    with pytest.raises(ValueError, match="valid choices"):
+    with pytest.raises(ValueError, match=r"has no config\.json; valid choices"):
         load_model(str(tmp_path))  # a directory without config.json
+
+
+def _copy_checkpoint(src, tmp_path):
+    import shutil
+
+    shutil.copytree(src, tmp_path / "ckpt")
+    return tmp_path / "ckpt"
+
+
+def test_broken_checkpoints_are_named_before_loading(tiny_checkpoint, tmp_path):
+    ckpt = _copy_checkpoint(tiny_checkpoint, tmp_path)
+    weights = ckpt / "model.safetensors"
+    data = weights.read_bytes()
+    assert models.check_checkpoint(str(ckpt)) == ckpt
+    for junk in (b"junk\n", b"\x00" * 64, data[:4]):
+        weights.write_bytes(junk)
+        with pytest.raises(ValueError, match=rf"{weights} is not a safetensors file"):
+            load_model(str(ckpt), device="cpu")
+    weights.write_bytes(data[: len(data) - 10])
+    with pytest.raises(ValueError, match=rf"{weights} is truncated: {len(data) - 10} bytes"):
+        load_model(str(ckpt), device="cpu")
+    weights.write_bytes(data[:20])  # inside the header
+    with pytest.raises(ValueError, match="is truncated"):
+        load_model(str(ckpt), device="cpu")
+    weights.unlink()
+    with pytest.raises(ValueError, match="no weight files"):
+        load_model(str(ckpt), device="cpu")
+    (ckpt / "config.json").write_text("{oops")
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
+        load_model(str(ckpt), device="cpu")
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        load_model(str(ckpt / "config.json"), device="cpu")
+
+
+def test_weights_that_do_not_fit_the_config(tiny_checkpoint, tmp_path):
+    import json
+
+    ckpt = _copy_checkpoint(tiny_checkpoint, tmp_path)
+    config = json.loads((ckpt / "config.json").read_text())
+    config["vocab_size"] += 1
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"does not fit .*config.json: tensor .* has shape"):
+        load_model(str(ckpt), device="cpu")
 
 
 def test_dtype_and_device_resolution():

@@ -127,3 +127,29 @@ def test_golden_table_of_real_model_outputs():
                 if p.id == r["problem"]
             )
             assert task.score(p, r["output"]).correct == (r["expected"] == p.answer)
+
+
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("add", {"digits": "abc"}, r"task 'add': option digits='abc' is not valid; expected an integer"),
+        ("add", {"digits": 2.5}, r"option digits=2.5 is not valid; expected an integer"),
+        ("add", {"digits": True}, r"option digits=True is not valid; expected an integer"),
+        ("chain", {"terms": "x"}, r"task 'chain': option terms='x' is not valid"),
+        ("chain", {"terms": 1}, r"option terms=1 is not valid; expected an integer >= 2"),
+        ("mul1", {"format_weight": "x"}, r"option format_weight='x' is not valid; expected a number"),
+        ("mul1", {"test_fraction": 1}, r"option test_fraction=1.0 is not valid; expected a number in \(0, 1\)"),
+        ("mul1", {"partial_credit": "yes"}, r"option partial_credit='yes' is not valid; expected true or false"),
+        ("mul1", {"template": "{x}"}, r"option template='\{x\}' is not valid; expected a text with \{expression\}"),
+        ("mul1", {"template": 3}, r"option template=3 is not valid; expected a string"),
+        ("add", {"digitz": 3}, r"task 'add': unknown option digitz=3; valid: .*digits"),
+    ],
+)  # fmt: skip
+def test_bad_options_name_the_option_its_value_and_what_is_valid(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        get_task(name, **options)
+
+
+def test_numeric_options_accept_json_numbers():
+    assert get_task("add", format_weight=1).format_weight == 1.0  # an int where a float goes
+    assert get_task("chain", terms=3, digits=1, partial_credit=True).terms == 3

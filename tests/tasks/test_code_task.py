@@ -110,7 +110,8 @@ def test_score_without_code_and_hostile_completion():
     p = task.problems("test", 1)[0]
     s = task.score(p, "I don't know.")
     assert (s.reward, s.correct, s.extracted) == (0.0, False, None)
-    assert s.info["pass_rate"] == 0.0 and s.info["full_pass"] is False and s.error
+    assert s.info["pass_rate"] == 0.0 and s.info["full_pass"] is False
+    assert s.error is None and s.info["error"] == "no code found"  # a wrong answer
     s = task.score(p, "```python\nimport os\nos._exit(0)\n```")
     assert s.reward == 0.0 and not s.correct and s.info["total"] == 8
 
@@ -161,7 +162,7 @@ def test_jsonl_task(tmp_path):
         ({"prompt": "x", "entrypoint": "f", "tests": "assert f()"}, "p.jsonl:2: 'tests' must be"),
         ({"prompt": "x", "entrypoint": "f g", "tests": ["assert 1"]}, "not an identifier"),
         ({"prompt": "x", "entrypoint": "f", "tests": ["a"], "split": "dev"}, "'split'"),
-        ("{not json", "p.jsonl:2: invalid JSON"),
+        ("{not json", "p.jsonl:2: not valid JSON"),
         ("[1, 2]", "p.jsonl:2: expected a JSON object"),
     ],
 )
@@ -174,3 +175,51 @@ def test_jsonl_errors_name_the_line(tmp_path, row, message):
 def test_jsonl_needs_path():
     with pytest.raises(ValueError, match="path"):
         get_task("code_jsonl")
+
+
+def test_a_candidate_syntax_error_is_a_wrong_answer_not_a_reward_error():
+    from passk.tasks.guard import SafeScorer
+
+    task = get_task("code", timeout_s=3)
+    p = task.problems("test", 1)[0]
+    broken = f"```python\ndef {p.answer['entrypoint']}(x:\n    return x\n```"
+    with SafeScorer(task, timeout=30.0) as scorer:
+        s = scorer.score(p, broken)
+        none = scorer.score(p, "no code here")
+    assert (s.reward, s.correct, s.error) == (0.0, False, None)
+    assert "SyntaxError" in s.info["error"]
+    assert none.error is None and none.info["error"] == "no code found"
+    assert scorer.errors == 0 and scorer.timeouts == 0
+
+
+def test_a_verifier_failure_is_still_a_reward_error():
+    task = get_task("code", timeout_s=3)
+    p = task.problems("test", 1)[0]
+    no_tests = Problem(p.id, p.prompt, {"entrypoint": p.answer["entrypoint"], "tests": []})
+    s = task.score(no_tests, f"```python\n{p.meta['reference']}```")
+    assert s.error == "no tests" and not s.correct
+
+
+def test_code_jsonl_non_utf8_names_the_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    ok = json.dumps({"prompt": "x", "entrypoint": "f", "tests": ["assert f() == 1"]})
+    path.write_bytes(ok.encode() + b"\n\n" + b'{"prompt": "\xff"}\n')
+    with pytest.raises(ValueError, match=r"p.jsonl:3: not UTF-8 \(byte 0xff at column 13\)"):
+        load_jsonl(path)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"difficulty": "abc"}, "option difficulty='abc' is not valid; expected an integer"),
+        ({"n_tests": 0}, "option n_tests=0 is not valid; expected an integer >= 1"),
+        ({"families": "clamp"}, "option families='clamp' is not valid; expected a list of"),
+        ({"timeout_s": 0}, r"option timeout_s=0.0 is not valid; expected a number of seconds"),
+        ({"reward": "partial"}, "option reward='partial' is not valid; expected one of"),
+        ({"difficult": 2}, "unknown option difficult=2; valid: .*difficulty"),
+    ],
+)
+def test_code_options_are_checked_at_construction(options, message):
+    with pytest.raises(ValueError, match=message):
+        get_task("code", **options)
+    assert get_task("code", families=["clamp"]).families == ("clamp",)  # a JSON list is fine

@@ -117,3 +117,29 @@ def test_task_registry():
     with pytest.raises(ValueError, match="already registered"):
         register_task("mul1")(object)
     assert get_task("passk.tasks.arithmetic:AddTask", digits=2).name == "add"
+
+
+def test_jsonl_errors_count_lines_from_one_everywhere(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "answer": "1"}\n\n{"prompt": "b"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: lacks 'prompt' or 'answer'"):
+        get_task("jsonl", path=str(bad))
+    bad.write_text('{"prompt": "a", "answer": "1"}\n[1, 2]\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: expected a JSON object, got list"):
+        get_task("jsonl", path=str(bad))
+    bad.write_bytes(b'{"prompt": "a", "answer": "1"}\n{"prompt": "\xc3("}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not UTF-8 \(byte 0xc3 at column 13\)"):
+        get_task("math", path=str(bad))
+    with pytest.raises(ValueError, match=r"cannot read .*missing.jsonl: No such file"):
+        get_task("jsonl", path=str(tmp_path / "missing.jsonl"))
+
+
+def test_dataset_options_are_checked(jsonl_file):
+    with pytest.raises(ValueError, match=r"option verifier='fuzzy' is not valid; expected one of"):
+        get_task("jsonl", path=str(jsonl_file), verifier="fuzzy")
+    with pytest.raises(ValueError, match=r"option test_fraction=2.0 is not valid"):
+        get_task("jsonl", path=str(jsonl_file), test_fraction=2)
+    with pytest.raises(ValueError, match=r"option prompt_field=3 is not valid; expected a string"):
+        get_task("math", prompt_field=3)
+    with pytest.raises(ValueError, match=r"task 'math': unknown option colour='red'"):
+        get_task("math", colour="red")

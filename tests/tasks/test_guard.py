@@ -11,7 +11,7 @@ import pytest
 
 from passk.tasks.arithmetic import Mul1Task
 from passk.tasks.base import Problem, Score
-from passk.tasks.guard import SafeScorer, sanitize
+from passk.tasks.guard import RewardWarning, SafeScorer, sanitize
 from passk.tasks.rewards import RewardTask
 
 PROBLEM = Problem(id="p", prompt="q", answer="1")
@@ -57,7 +57,7 @@ def test_hanging_verifier_times_out_and_the_next_call_works():
     assert elapsed < 5.0
     assert after.correct and after.error is None
     assert "timeout" in hung_again.error
-    assert scorer.errors == 2 and scorer.timeouts == 2
+    assert scorer.errors == 0 and scorer.timeouts == 2  # a timeout is not also an error
 
 
 def test_worker_survives_ctrl_c_under_a_parent_sigint_handler():
@@ -134,3 +134,54 @@ def test_a_worker_that_cannot_start_scores_zero_instead_of_crashing(monkeypatch)
     with SafeScorer(FlakyTask(), timeout=5.0) as scorer:
         result = scorer.score(PROBLEM, "ok")
     assert result.reward == 0.0 and "did not start" in result.error and scorer.errors == 1
+
+
+def test_out_of_range_user_reward_is_an_error_warned_once_per_cause():
+    values = {"five": 5.0, "seven": 7.0, "minus": -1, "text": "1", "ok": 1.0, "true": True}
+    task = RewardTask(FlakyTask(), lambda completion, answer: values[completion])
+    scorer = SafeScorer(task)  # in-process: the same checks as in a worker
+    with pytest.warns(RewardWarning) as caught:
+        scores = {c: scorer.score(PROBLEM, c) for c in ["five", "seven", "minus", "text"]}
+    assert all(s.reward == 0.0 and not s.correct for s in scores.values())
+    assert "returned 5.0" in scores["five"].error and "[0, 1]" in scores["five"].error
+    assert "returned '1'" in scores["text"].error
+    assert scorer.errors == 4 and scorer.timeouts == 0
+    # 5.0, 7.0 and -1 are one cause (shown with its first value); the string another
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and "returned 5.0" in messages[0], messages
+    good = [scorer.score(PROBLEM, c) for c in ["ok", "true"]]
+    assert [(s.reward, s.correct, s.error) for s in good] == [(1.0, True, None)] * 2
+    assert scorer.errors == 4
+
+
+class ScoreTask(FlakyTask):
+    """Returns whatever Score the completion names."""
+
+    def score(self, problem: Problem, completion: str) -> Score:
+        return {
+            "big": Score(5.0, True),
+            "negative": Score(-0.5, False),
+            "fuzzy": Score(1.0, 0.7),  # type: ignore[arg-type]
+            "int_verdict": Score(1, 1),  # type: ignore[arg-type]
+        }[completion]
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_a_task_score_outside_its_declared_range_is_an_error(timeout):
+    with SafeScorer(ScoreTask(), timeout=timeout) as scorer:
+        big, negative, fuzzy, fine = (
+            scorer.score(PROBLEM, c) for c in ["big", "negative", "fuzzy", "int_verdict"]
+        )
+    assert (big.reward, big.correct) == (0.0, False) and "5.0 is outside [0, 1]" in big.error
+    assert negative.reward == 0.0 and "outside [0, 1]" in negative.error
+    assert fuzzy.reward == 0.0 and "correct=0.7" in fuzzy.error
+    assert (fine.reward, fine.correct, fine.error) == (1.0, True, None)
+    assert scorer.errors == 3 and scorer.timeouts == 0
+
+
+def test_a_timeout_counts_in_timeouts_only():
+    with SafeScorer(FlakyTask(), timeout=0.5) as scorer:
+        hung = scorer.score(PROBLEM, "hang")
+        failed = scorer.score(PROBLEM, "raise")
+    assert "timeout" in hung.error and "RuntimeError" in failed.error
+    assert (scorer.errors, scorer.timeouts) == (1, 1)

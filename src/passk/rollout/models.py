@@ -9,7 +9,10 @@ directory). Later loads read that cache only. The cache is written to a temporar
 directory and renamed into place, so an interrupted build never leaves a half cache.
 
 A local checkpoint directory (``--model PATH``) is read with ``local_files_only=True``;
-nothing is ever downloaded.
+nothing is ever downloaded. Before any weight is read, :func:`check_checkpoint` checks
+the directory: it exists, has a ``config.json`` that parses, has weights, each
+safetensors file is one (not junk, not truncated) and its tensor shapes fit the config.
+Each problem is a ValueError naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -263,17 +266,124 @@ def _checkpoint_fingerprint(path: Path) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+_VALID_MODELS = (
+    f"valid choices are {EMBEDDED_NAME!r} or a path to a local Hugging Face checkpoint "
+    "directory (containing config.json, weights and a tokenizer)"
+)
+_WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "*.pt")
+# a safetensors header is a few kB to a few MB; a "length" beyond this is not one
+_MAX_HEADER = 100 << 20
+
+
+def safetensors_header(file: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, read without loading any tensor.
+
+    A ValueError names the file when it is not a safetensors file or is truncated."""
+    size = file.stat().st_size
+    with file.open("rb") as f:
+        prefix = f.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+        start = f.read(1)
+        if len(prefix) < 8 or start != b"{" or length > _MAX_HEADER:
+            raise ValueError(
+                f"{file} is not a safetensors file (it does not start with a safetensors "
+                f"header; {size} bytes)"
+            )
+        if 8 + length > size:
+            raise ValueError(
+                f"{file} is truncated: {size} bytes, but its header alone needs {8 + length}"
+            )
+        try:
+            header = json.loads(start + f.read(length - 1))
+            spans = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise ValueError(
+                f"{file} is not a safetensors file (its header is not valid)"
+            ) from None
+    needed = 8 + length + max(spans, default=0)
+    if needed > size:
+        raise ValueError(f"{file} is truncated: {size} bytes, but its header describes {needed}")
+    return header
+
+
+def _expected_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
+    """Parameter shapes the config implies (a model built on the meta device: no memory),
+    or None where the architecture cannot be built that way (then loading will tell)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{path / 'config.json'} is not a usable model config: {e}") from None
+    try:
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except Exception:  # an architecture transformers cannot build from config alone
+        return None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def check_checkpoint(spec: str) -> Path:
+    """The checkpoint directory ``spec`` names, checked before any weight is loaded.
+
+    A ValueError says what is wrong: the path does not exist or is not a directory, it
+    has no ``config.json`` or one that does not parse, it has no weight files, a
+    safetensors file is junk or truncated, or a tensor's shape does not fit the config.
+    """
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise ValueError(f"model {spec!r} does not exist; {_VALID_MODELS}")
+    if not path.is_dir():
+        raise ValueError(f"model {spec!r} is a file, not a directory; {_VALID_MODELS}")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"model {spec!r}: the directory has no config.json; {_VALID_MODELS}")
+    try:
+        json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{config_file} is not valid JSON ({e})") from None
+    weights = sorted({f for pattern in _WEIGHT_FILES for f in path.glob(pattern) if f.is_file()})
+    if not weights:
+        raise ValueError(
+            f"model {spec!r}: no weight files (model.safetensors, pytorch_model.bin) in {path}"
+        )
+    headers = {f: safetensors_header(f) for f in weights if f.suffix == ".safetensors"}
+    expected = _expected_shapes(path) if headers else None
+    for file, header in headers.items():
+        for key, entry in header.items():
+            want = (expected or {}).get(key)
+            if want is not None and tuple(entry.get("shape", ())) != want:
+                raise ValueError(
+                    f"{file} does not fit {config_file}: tensor {key!r} has shape "
+                    f"{list(entry['shape'])}, the config implies {list(want)}"
+                )
+    return path
+
+
 def _load_checkpoint(path: Path, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, **_dtype_kwarg(dtype))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot load the tokenizer in {path}: {_first_line(e)}") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, **_dtype_kwarg(dtype)
+        )
+    except (OSError, ValueError, KeyError) as e:  # what check_checkpoint cannot see (.bin)
+        raise ValueError(f"cannot load the model in {path}: {_first_line(e)}") from None
     model.to(device)
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 def load_model(
@@ -302,12 +412,7 @@ def load_model(
             num_parameters=sum(p.numel() for p in model.parameters()),
         )
         return LoadedModel(model, tokenizer, identity)
-    path = Path(spec).expanduser()
-    if not (path.is_dir() and (path / "config.json").is_file()):
-        raise ValueError(
-            f"unknown model {spec!r}: valid choices are {EMBEDDED_NAME!r} or a path to a local "
-            "Hugging Face checkpoint directory (containing config.json, weights and a tokenizer)"
-        )
+    path = check_checkpoint(spec)
     model, tokenizer = _load_checkpoint(path, dt, dev)
     identity = ModelIdentity(
         name=path.name,

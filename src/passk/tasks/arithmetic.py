@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from passk.tasks.base import Problem, Score
+from passk.tasks.base import Problem, Score, check_options, option_error
 from passk.tasks.extract import extract_number, numbers_equal
 from passk.tasks.registry import register_task
 from passk.tasks.splits import check_split, enumerate_split, hash_fraction, sample_split
@@ -69,10 +69,17 @@ class _Arithmetic:
     name: ClassVar[str] = "arithmetic"
 
     def __post_init__(self) -> None:
+        check_options(self)  # types first: a range check on a string would be a TypeError
         if not 0.0 <= self.format_weight <= 1.0:
-            raise ValueError(f"format_weight must be in [0, 1], got {self.format_weight}")
+            raise option_error(self, "format_weight", self.format_weight, "a number in [0, 1]")
         if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
+            raise option_error(self, "test_fraction", self.test_fraction, "a number in (0, 1)")
+        try:
+            self.template.format(expression="1 + 1")
+        except (KeyError, IndexError, ValueError):
+            raise option_error(
+                self, "template", self.template, "a text with {expression} and no other {...}"
+            ) from None
 
     # --- problem space (subclasses) ---
     def _space_size(self) -> int:
@@ -219,7 +226,7 @@ class AddTask(_Arithmetic):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 1 <= self.digits <= 18:
-            raise ValueError(f"digits must be in 1..18, got {self.digits}")
+            raise option_error(self, "digits", self.digits, "an integer in 1..18")
 
     def _range(self) -> range:
         return range(10 ** (self.digits - 1), 10**self.digits)
@@ -262,7 +269,7 @@ class ChainTask(AddTask):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.terms < 2:
-            raise ValueError(f"terms must be >= 2, got {self.terms}")
+            raise option_error(self, "terms", self.terms, "an integer >= 2")
 
     def _space_size(self) -> int:
         return len(self._range()) ** self.terms

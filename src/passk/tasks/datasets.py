@@ -1,7 +1,7 @@
 r"""Dataset-backed tasks: ``jsonl`` (any file, chosen verifier) and ``math`` (math-verify).
 
 A JSONL file has one object per line with a prompt and an answer field (names
-configurable). If an object has a ``split`` field ("train"/"test") it is used;
+configurable); errors name the file and the line, counted from 1 (blank lines count). If an object has a ``split`` field ("train"/"test") it is used;
 otherwise the split is by a salted hash of the prompt (``test_fraction`` of the rows are
 test). ``math`` is the same with the ``math`` verifier, over ``path`` or, without one,
 a small built-in set of short-answer problems (a smoke test, not a benchmark).
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from passk.tasks.base import Problem, Score
+from passk.tasks.base import Problem, Score, check_options, option_error
 from passk.tasks.registry import register_task
 from passk.tasks.splits import check_split, split_of
-from passk.tasks.verifiers import get_verifier
+from passk.tasks.verifiers import VERIFIERS, get_verifier
 
 MATH_SUFFIX = " Put your final answer in \\boxed{}."
 
@@ -59,18 +60,34 @@ BUILTIN_MATH: list[tuple[str, str]] = [
 ]
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Objects of a JSONL file (blank lines skipped); errors name the line."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+def jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number from 1, parsed value)`` for each non-blank line of a JSONL file.
+
+    A missing or unreadable file, a line that is not UTF-8 or not JSON: a ValueError
+    naming the file and the line."""
+    try:
+        f = Path(path).open("rb")  # noqa: SIM115 (closed by the with below; open errors named)
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{lineno}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from e
-    return rows
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from None
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Objects of a JSONL file (blank lines skipped); errors name the line."""
+    return [obj for _, obj in jsonl_lines(path)]
 
 
 @register_task("jsonl")
@@ -88,15 +105,25 @@ class JsonlTask:
     name: ClassVar[str] = "jsonl"
 
     def __post_init__(self) -> None:
-        get_verifier(self.verifier)  # fail early on a bad name
+        check_options(self)
+        try:
+            get_verifier(self.verifier)  # fail early on a bad name
+        except ValueError:
+            valid = "one of " + ", ".join(sorted(VERIFIERS))
+            raise option_error(self, "verifier", self.verifier, valid) from None
+        if not 0.0 < self.test_fraction < 1.0:
+            raise option_error(self, "test_fraction", self.test_fraction, "a number in (0, 1)")
         if not self.rows:
             if not self.path:
                 raise ValueError(f"task {self.name!r} needs path=FILE.jsonl")
             loaded = []
-            for i, obj in enumerate(read_jsonl(self.path)):
+            for lineno, obj in jsonl_lines(self.path):
+                where = f"{self.path}:{lineno}"
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
                 if self.prompt_field not in obj or self.answer_field not in obj:
                     raise ValueError(
-                        f"{self.path}: row {i} lacks {self.prompt_field!r} or "
+                        f"{where}: lacks {self.prompt_field!r} or "
                         f"{self.answer_field!r} (has {sorted(obj)})"
                     )
                 loaded.append(

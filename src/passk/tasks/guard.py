@@ -2,10 +2,17 @@
 
 :class:`SafeScorer` wraps any task's ``score``:
 
-* an exception, a non-finite reward, or a return value that is not a :class:`Score` or
-  a number -> ``Score(0.0, False, error=...)`` and ``errors`` is incremented;
+* an exception, a non-finite reward, a reward outside [0, 1] (the range
+  :class:`~passk.tasks.base.Score` declares), a ``correct`` that is not a bool, or a
+  return value that is not a :class:`Score` or a number -> ``Score(0.0, False,
+  error=...)`` and ``errors`` is incremented;
 * a call that takes longer than ``timeout`` seconds -> the same, with
-  ``error="timeout..."``.
+  ``error="timeout..."``, counted in ``timeouts`` only (not in ``errors``): the trainer
+  logs the two apart as ``reward/errors`` and ``reward/timeouts``.
+
+Each distinct cause (the error text up to its first ":", or with its numbers blanked)
+is also reported once, as a :class:`RewardWarning` that shows the first offending value;
+later occurrences are only counted.
 
 **How the timeout is enforced.** A thread cannot be killed: a verifier stuck in a
 regular expression or in sympy would keep its thread (and often the GIL) forever, and
@@ -26,32 +33,80 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing as mp
+import numbers
 import pickle
+import re
 import signal
+import threading
 import warnings
 from typing import Any
 
 from passk.tasks.base import Problem, Score, Task
 
 
+class RewardWarning(UserWarning):
+    """A scorer failed or returned an invalid reward (printed once per distinct cause)."""
+
+
+def _check_reward(value: float) -> str | None:
+    if not math.isfinite(value):
+        return f"non-finite reward: {value}"
+    if not 0.0 <= value <= 1.0:
+        return f"reward out of range: {value!r} is outside [0, 1]"
+    return None
+
+
 def sanitize(result: Any) -> Score:
     """Turn whatever a scorer returned into a valid :class:`Score` (errors score 0).
 
+    A reward must be a finite number in [0, 1] and ``correct`` a bool: anything else is
+    an error, not silently clipped, so that a broken reward shows up in
+    ``reward/errors`` instead of training on it.
+
     >>> sanitize(float("nan")).error
     'non-finite reward: nan'
+    >>> sanitize(5.0).error
+    'reward out of range: 5.0 is outside [0, 1]'
     >>> sanitize(1.0)
     Score(reward=1.0, correct=True, extracted=None, error=None, info={})
     """
     if isinstance(result, Score):
-        if not math.isfinite(result.reward):
-            return Score(0.0, False, result.extracted, f"non-finite reward: {result.reward}")
-        return result
-    if isinstance(result, (int, float)) and not isinstance(result, bool):
+        reward, correct = result.reward, result.correct
+        if isinstance(reward, bool) or not isinstance(reward, numbers.Real):
+            error = f"bad reward: {reward!r} ({type(reward).__name__}) is not a number"
+            return Score(0.0, False, result.extracted, error)
+        if (error := _check_reward(float(reward))) is not None:
+            return Score(0.0, False, result.extracted, error)
+        if not isinstance(correct, bool):
+            if type(correct).__name__ == "bool_" or (
+                isinstance(correct, numbers.Integral) and correct in (0, 1)
+            ):
+                correct = bool(correct)  # numpy bool, 0/1
+            else:
+                error = f"bad verdict: correct={correct!r} is not True/False"
+                return Score(0.0, False, result.extracted, error)
+        if reward is result.reward and correct is result.correct:
+            return result
+        return Score(float(reward), correct, result.extracted, result.error, result.info)
+    if isinstance(result, numbers.Real) and not isinstance(result, bool):
         value = float(result)
-        if not math.isfinite(value):
-            return Score(0.0, False, None, f"non-finite reward: {value}")
+        if (error := _check_reward(value)) is not None:
+            return Score(0.0, False, None, error)
         return Score(value, value >= 1.0)
     return Score(0.0, False, None, f"scorer returned {type(result).__name__}, not a Score")
+
+
+def error_cause(error: str) -> str:
+    """What makes two errors "the same cause": the text before the first ":", numbers
+    blanked (a reward of 5.0 and one of 7.0 are one cause).
+
+    >>> error_cause("reward out of range: 5.0 is outside [0, 1]")
+    'reward out of range'
+    >>> error_cause("timeout after 2s") == error_cause("timeout after 30s")
+    True
+    """
+    head = error.split(":", 1)[0]
+    return re.sub(r"\d+(?:\.\d*)?(?:e[-+]?\d+)?", "#", head).strip()
 
 
 def _score_in_process(task: Task, problem: Problem, completion: str) -> Score:
@@ -71,16 +126,37 @@ def _worker_main(conn: Any, task: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if isinstance(task, bytes):
         task = pickle.loads(task)
-    conn.send(_READY)  # imports done: the parent's timeout covers scoring only
-    while True:
-        try:
+    try:
+        conn.send(_READY)  # imports done: the parent's timeout covers scoring only
+        while True:
             msg = conn.recv()
-        except EOFError:
-            return
-        if msg is None:
-            return
-        problem, completion = msg
-        conn.send(_score_in_process(task, problem, completion))
+            if msg is None:
+                return
+            problem, completion = msg
+            conn.send(_score_in_process(task, problem, completion))
+    except (EOFError, OSError):
+        # the parent is gone (interrupted, killed) or closed the pipe: nobody to answer
+        return
+
+
+def _ensure_forkserver() -> None:
+    """Start the forkserver with SIGINT ignored, so that a Ctrl-C while it imports its
+    preload modules cannot print a traceback from it (the disposition survives exec;
+    the server ignores SIGINT anyway once started, and so do its workers)."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    old = signal.getsignal(signal.SIGINT)
+    if old is None:  # a handler installed outside Python: leave it alone
+        forkserver.ensure_running()
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 class SafeScorer:
@@ -101,6 +177,7 @@ class SafeScorer:
         self.timeout = timeout
         self.errors = 0
         self.timeouts = 0
+        self._warned: set[str] = set()
         self._proc: Any = None
         self._conn: Any = None
         self.isolated = timeout is not None
@@ -135,6 +212,7 @@ class SafeScorer:
             # the server imports this module (and torch with it) once; each worker is then
             # a cheap fork of that small process
             self._ctx.set_forkserver_preload(["passk.tasks.guard"])
+            _ensure_forkserver()
         parent, child = self._ctx.Pipe()
         with warnings.catch_warnings():
             # Python >= 3.12 warns about fork in a threaded process; the worker runs
@@ -171,29 +249,50 @@ class SafeScorer:
         self._proc = self._conn = None
 
     def score(self, problem: Problem, completion: str) -> Score:
-        """The task's score, or a zero score carrying the error."""
+        """The task's score, or a zero score carrying the error.
+
+        A timeout increments ``timeouts``; every other failure increments ``errors``."""
+        timed_out = False
         if not self.isolated:
             result = _score_in_process(self.task, problem, completion)
         else:
-            result = self._score_isolated(problem, completion)
+            result, timed_out = self._score_isolated(problem, completion)
         if result.error is not None:
-            self.errors += 1
+            if timed_out:
+                self.timeouts += 1
+            else:
+                self.errors += 1
+            self._warn_once(result.error)
         return result
 
-    def _score_isolated(self, problem: Problem, completion: str) -> Score:
+    def _warn_once(self, error: str) -> None:
+        cause = error_cause(error)
+        if cause in self._warned:
+            return
+        self._warned.add(cause)
+        name = getattr(self.task, "name", type(self.task).__name__)
+        warnings.warn(
+            f"task {name!r}: {error} (scored 0; further such cases are only counted)",
+            RewardWarning,
+            stacklevel=3,
+        )
+
+    def _score_isolated(self, problem: Problem, completion: str) -> tuple[Score, bool]:
+        timed_out = False
         try:
             if self._proc is None or not self._proc.is_alive():
                 self._kill()
                 self._start()
             self._conn.send((problem, completion))
             if self._conn.poll(self.timeout):
-                return self._conn.recv()
+                return sanitize(self._conn.recv()), False
             error = f"timeout after {self.timeout:g}s"
-            self.timeouts += 1
+            timed_out = True
         except (EOFError, OSError, RuntimeError, pickle.PicklingError) as e:
+            # a broken pipe means the worker is gone: score 0, a fresh one starts next call
             error = f"scoring worker failed: {type(e).__name__}: {e}"
         self._kill()
-        return Score(0.0, False, None, error)
+        return Score(0.0, False, None, error), timed_out
 
     def close(self) -> None:
         """Stop the worker process (also done at garbage collection)."""

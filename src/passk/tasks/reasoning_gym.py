@@ -17,11 +17,11 @@ kept.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
-from passk.tasks.base import Problem, Score
+from passk.tasks.base import Problem, Score, check_options, option_error
 from passk.tasks.extract import extract_free_answer
 from passk.tasks.registry import register_task, register_task_prefix
 from passk.tasks.splits import check_split, hash_fraction, split_of
@@ -53,6 +53,13 @@ class ReasoningGymTask:
                 f"unknown reasoning-gym dataset {self.dataset!r}; valid: {', '.join(sorted(DATASETS))}"
             )
         self.name = f"rg:{self.dataset}"
+        check_options(self)
+        if not 0.0 < self.test_fraction < 1.0:
+            raise option_error(self, "test_fraction", self.test_fraction, "a number in (0, 1)")
+        try:  # the dataset's own config class checks the keys and values
+            self._create(seed=0, size=1)
+        except (TypeError, ValueError, AssertionError) as e:
+            raise option_error(self, "config", self.config, f"a valid config ({e})") from None
 
     def _create(self, seed: int, size: int) -> Any:
         import reasoning_gym
@@ -100,6 +107,13 @@ class ReasoningGymTask:
 
 
 def _rg_from_prefix(dataset: str, **options: Any) -> ReasoningGymTask:
+    valid = [f.name for f in fields(ReasoningGymTask) if f.name != "dataset"]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"task 'rg:{dataset}': unknown option {unknown[0]}={options[unknown[0]]!r}; "
+            f"valid: {', '.join(valid)}"
+        )
     return ReasoningGymTask(dataset=dataset, **options)
 
 

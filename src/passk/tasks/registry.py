@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -58,10 +59,28 @@ def task_factory(name: str) -> TaskFactory:
     return _TASKS.get(name) if name in _TASKS else _PREFIXES.get(name)
 
 
+def _check_option_names(name: str, factory: TaskFactory, options: dict[str, Any]) -> None:
+    """An option the factory does not take is a ValueError listing the ones it does."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"task {name!r}: unknown option {unknown[0]}={options[unknown[0]]!r}; "
+            f"valid: {', '.join(valid) or '(none)'}"
+        )
+
+
 def get_task(name: str, **options: Any) -> Task:
     """Build a task by registry name or by ``"package.module:factory"`` dotted path."""
     _load_builtins()
     if name in _TASKS:
+        _check_option_names(name, _TASKS.get(name), options)
         return _TASKS.get(name)(**options)
     prefix, sep, rest = name.partition(":")
     if sep and prefix in _PREFIXES:

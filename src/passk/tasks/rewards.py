@@ -6,6 +6,12 @@ A reward function is ``fn(completion: str, answer) -> float`` (a bool counts as 
 ``correct`` is ``reward >= correct_threshold``. Exceptions and NaN are handled by
 :class:`~passk.tasks.guard.SafeScorer` like any scorer's.
 
+**Out-of-range rewards are errors.** A reward must be a number (or bool) in [0, 1]; a
+function returning 5.0, -1 or a string scores 0 with ``Score.error`` set, which
+:class:`~passk.tasks.guard.SafeScorer` counts in ``errors`` (logged as
+``reward/errors``) and reports once per distinct cause with the offending value.
+Nothing is clipped: a reward on another scale must be rescaled by the function itself.
+
 >>> from passk.tasks.arithmetic import Mul1Task
 >>> task = RewardTask(Mul1Task(), get_reward("numeric"))
 >>> p = task.problems("test", 1)[0]
@@ -16,6 +22,7 @@ A reward function is ``fn(completion: str, answer) -> float`` (a bool counts as 
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,9 +94,36 @@ class RewardTask:
         return self.base.problems(split, n, seed)
 
     def score(self, problem: Problem, completion: str) -> Score:
-        reward = float(self.reward_fn(completion, problem.answer))
+        value = self.reward_fn(completion, problem.answer)
         try:
             extracted = self.base.score(problem, completion).extracted
         except Exception:  # the base task's extraction is only informative here
             extracted = None
+        error = _reward_error(value)
+        if error is not None:
+            fn_name = getattr(self.reward_fn, "__qualname__", None) or repr(self.reward_fn)
+            return Score(
+                0.0,
+                False,
+                extracted,
+                f"{error}: reward function {fn_name} returned "
+                f"{value!r}, expected a number in [0, 1]",
+            )
+        reward = float(value)
         return Score(reward=reward, correct=reward >= self.correct_threshold, extracted=extracted)
+
+
+def _reward_error(value: Any) -> str | None:
+    """The cause when ``value`` is not a valid reward: a number (a bool, a NumPy or a
+    0-d tensor scalar too) in [0, 1]. A string is not a number, even "1"."""
+    if isinstance(value, (str, bytes)):
+        return "bad reward"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "bad reward"
+    if not math.isfinite(number):
+        return "non-finite reward"
+    if not 0.0 <= number <= 1.0:
+        return "reward out of range"
+    return None

@@ -5,12 +5,17 @@ hidden tests in the sandbox, and return ``Score(reward, correct=full_pass, ...)`
 ``reward`` is the pass rate (dense) or ``float(full_pass)`` (sparse), and ``info`` always
 carries both ``pass_rate`` and ``full_pass`` so a dense -> sparse schedule can switch
 without rescoring.
+
+A candidate's own failure (no code, a ``SyntaxError``, an exception, a failed test, its
+time limit) is a wrong answer: reward 0 for what failed, ``correct`` False, the reason in
+``info["error"]`` and ``Score.error`` None. ``Score.error`` (a reward error, counted by
+:class:`~passk.tasks.guard.SafeScorer`) is set only when the verifier itself could not
+judge: the sandbox failed, or the problem has no tests.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import random
 import re
 from collections.abc import Sequence
@@ -18,10 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from passk.tasks.base import Problem, Score
+from passk.tasks.base import Problem, Score, check_options, option_error
 from passk.tasks.code import problems as _problems
 from passk.tasks.code.problems import split_of
 from passk.tasks.code.sandbox import SandboxLimits, VerifyResult, verify, verify_many
+from passk.tasks.datasets import jsonl_lines
 from passk.tasks.registry import register_task
 
 REWARDS = ("pass_rate", "full_pass")
@@ -68,13 +74,18 @@ def _parses(text: str) -> bool:
     return True
 
 
+def _verifier_failed(result: VerifyResult) -> bool:
+    """The verifier could not judge (as opposed to: the candidate failed its tests)."""
+    return result.total == 0 or (result.error or "").startswith("sandbox error:")
+
+
 def _score(result: VerifyResult, code: str, reward: str) -> Score:
     value = result.pass_rate if reward == "pass_rate" else float(result.full_pass)
     return Score(
         reward=value,
         correct=result.full_pass,
         extracted=code,
-        error=result.error,
+        error=result.error if _verifier_failed(result) else None,
         info=result.info(),
     )
 
@@ -83,7 +94,7 @@ def _no_code(problem: Problem) -> Score:
     total = len(problem.answer.get("tests", ())) if isinstance(problem.answer, dict) else 0
     info = {"pass_rate": 0.0, "full_pass": False, "n_passed": 0, "total": total}
     info.update(timed_out=False, error="no code found")
-    return Score(0.0, False, None, "no code found", info)
+    return Score(0.0, False, None, None, info)
 
 
 @dataclass
@@ -95,9 +106,12 @@ class _CodeScorer:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
 
     def __post_init__(self) -> None:
+        check_options(self)  # types first, then the ranges below
         if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
+            raise option_error(self, "reward", self.reward, f"one of {', '.join(REWARDS)}")
         if self.timeout_s is not None:
+            if self.timeout_s <= 0:
+                raise option_error(self, "timeout_s", self.timeout_s, "a number of seconds > 0")
             self.limits = replace(self.limits, timeout_s=float(self.timeout_s))
 
     def score(self, problem: Problem, completion: str) -> Score:
@@ -143,6 +157,22 @@ class CodeTask(_CodeScorer):
     n_tests: int = 8
     families: tuple[str, ...] | None = None
     name: ClassVar[str] = "code"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.difficulty not in (1, 2, 3):
+            raise option_error(self, "difficulty", self.difficulty, "1, 2 or 3")
+        if self.n_tests < 1:
+            raise option_error(self, "n_tests", self.n_tests, "an integer >= 1")
+        unknown = [f for f in self.families or () if f not in _problems.FAMILIES]
+        if unknown:
+            raise option_error(
+                self,
+                "families",
+                list(self.families or ()),
+                f"names of known code families ({', '.join(_problems.FAMILIES)}); "
+                f"unknown code families: {', '.join(unknown)}",
+            )
 
     def problems(self, split: str, n: int, seed: int = 0) -> list[Problem]:
         """``n`` problems of ``split`` ("train"/"test"); the splits share no function."""
@@ -194,49 +224,36 @@ class CodeJsonlTask(_CodeScorer):
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read and validate a code-problem JSONL file; errors name the file and line."""
     records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except ValueError as e:
-                raise ValueError(f"{where}: invalid JSON ({e})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            missing = [k for k in ("prompt", "entrypoint", "tests") if k not in obj]
-            if missing:
-                raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
-            if not isinstance(obj["prompt"], str) or not isinstance(obj["entrypoint"], str):
-                raise ValueError(f"{where}: 'prompt' and 'entrypoint' must be strings")
-            if not obj["entrypoint"].isidentifier():
-                raise ValueError(
-                    f"{where}: 'entrypoint' {obj['entrypoint']!r} is not an identifier"
-                )
-            tests = obj["tests"]
-            if (
-                not isinstance(tests, list)
-                or not tests
-                or not all(isinstance(t, str) for t in tests)
-            ):
-                raise ValueError(f"{where}: 'tests' must be a non-empty list of strings")
-            rid = str(obj.get("id", f"{Path(path).name}:{lineno}"))
-            split = obj.get("split", split_of(rid))
-            if split not in ("train", "test"):
-                raise ValueError(f"{where}: 'split' must be 'train' or 'test', got {split!r}")
-            meta = {
-                k: v
-                for k, v in obj.items()
-                if k not in ("prompt", "entrypoint", "tests", "id", "split")
+    for lineno, obj in jsonl_lines(path):  # not UTF-8, not JSON: file:line errors
+        where = f"{path}:{lineno}"
+        if not isinstance(obj, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        missing = [k for k in ("prompt", "entrypoint", "tests") if k not in obj]
+        if missing:
+            raise ValueError(f"{where}: missing field(s) {', '.join(map(repr, missing))}")
+        if not isinstance(obj["prompt"], str) or not isinstance(obj["entrypoint"], str):
+            raise ValueError(f"{where}: 'prompt' and 'entrypoint' must be strings")
+        if not obj["entrypoint"].isidentifier():
+            raise ValueError(f"{where}: 'entrypoint' {obj['entrypoint']!r} is not an identifier")
+        tests = obj["tests"]
+        if not isinstance(tests, list) or not tests or not all(isinstance(t, str) for t in tests):
+            raise ValueError(f"{where}: 'tests' must be a non-empty list of strings")
+        rid = str(obj.get("id", f"{Path(path).name}:{lineno}"))
+        split = obj.get("split", split_of(rid))
+        if split not in ("train", "test"):
+            raise ValueError(f"{where}: 'split' must be 'train' or 'test', got {split!r}")
+        meta = {
+            k: v
+            for k, v in obj.items()
+            if k not in ("prompt", "entrypoint", "tests", "id", "split")
+        }
+        records.append(
+            {
+                "id": rid,
+                "prompt": obj["prompt"],
+                "entrypoint": obj["entrypoint"],
+                "tests": tests,
             }
-            records.append(
-                {
-                    "id": rid,
-                    "prompt": obj["prompt"],
-                    "entrypoint": obj["entrypoint"],
-                    "tests": tests,
-                }
-                | {"split": split, "meta": meta}
-            )
+            | {"split": split, "meta": meta}
+        )
     return records
