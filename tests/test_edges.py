@@ -134,7 +134,7 @@ def test_a_directory_without_config_json(tiny_checkpoint, tmp_path):
 
 def test_a_model_path_that_does_not_exist(tmp_path):
     line = one_error_line(eval_cli(tmp_path / "nope", tmp_path / "out"))
-    assert f"{tmp_path / 'nope'}' does not exist" in line and "'embedded'" in line
+    assert f"{tmp_path / 'nope'}': the path does not exist" in line and "'embedded'" in line
 
 
 # --- 3. Ctrl-C and the scoring worker --------------------------------------------------------

@@ -33,7 +33,9 @@ def test_load_local_checkpoint(tiny_checkpoint):
 
 
 def test_unknown_model_lists_choices(tmp_path):
-    with pytest.raises(ValueError, match=r"does not exist; valid choices are 'embedded' or a path"):
+    with pytest.raises(
+        ValueError, match=r"the path does not exist; valid choices are 'embedded' or a path"
+    ):
         load_model(str(tmp_path / "nope"))
     with pytest.raises(ValueError, match=r"has no config\.json; valid choices"):
         load_model(str(tmp_path))  # a directory without config.json
@@ -67,7 +69,7 @@ def test_broken_checkpoints_are_named_before_loading(tiny_checkpoint, tmp_path):
     (ckpt / "config.json").write_text("{oops")
     with pytest.raises(ValueError, match=r"config\.json is not valid JSON"):
         load_model(str(ckpt), device="cpu")
-    with pytest.raises(ValueError, match="is a file, not a directory"):
+    with pytest.raises(ValueError, match="a file, not a directory"):
         load_model(str(ckpt / "config.json"), device="cpu")
 
 

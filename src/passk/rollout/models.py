@@ -332,12 +332,14 @@ def check_checkpoint(spec: str) -> Path:
     """
     path = Path(spec).expanduser()
     if not path.exists():
-        raise ValueError(f"model {spec!r} does not exist; {_VALID_MODELS}")
+        raise ValueError(f"unknown model {spec!r}: the path does not exist; {_VALID_MODELS}")
     if not path.is_dir():
-        raise ValueError(f"model {spec!r} is a file, not a directory; {_VALID_MODELS}")
+        raise ValueError(f"unknown model {spec!r}: a file, not a directory; {_VALID_MODELS}")
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise ValueError(f"model {spec!r}: the directory has no config.json; {_VALID_MODELS}")
+        raise ValueError(
+            f"unknown model {spec!r}: the directory has no config.json; {_VALID_MODELS}"
+        )
     try:
         json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
