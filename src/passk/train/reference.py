@@ -43,6 +43,7 @@ class Reference:
             temperature=c.rollout.temperature,
             autocast=self.autocast,
             topk=False,
+            share_prefix=c.optim.share_prefix,
         )
         return logp
 
