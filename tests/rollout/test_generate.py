@@ -17,7 +17,7 @@ from passk.rollout.generate import (
     generate,
     kv_bytes_per_token,
 )
-from passk.rollout.logprobs import recompute_logprobs
+from passk.rollout.logprobs import forward_logprobs_batched
 
 PROMPTS = ["hi", "What is 7 * 8? Put the answer in a box.", "12 + 30 ="]
 
@@ -31,13 +31,18 @@ def _sample(model, tok, **kw):
     return generate(model, tok, PROMPTS, n=kw.pop("n", 4), params=params, **kw)
 
 
+def _recompute(model, r, *, temperature=1.0, with_entropy=False):
+    """The trainer's own forward pass over a sampled batch: ``(logp, entropy | None)``."""
+    need = frozenset({"logp", "entropy"} if with_entropy else {"logp"})
+    out = forward_logprobs_batched(model, r, micro_batch_size=8, temperature=temperature, need=need)
+    return out["logp"], out.get("entropy")
+
+
 def test_recomputed_logprobs_match_sampling_at_temperature_one(tiny_model_eos, tiny_tokenizer):
     r = _sample(tiny_model_eos, tiny_tokenizer, seed=5, batch_size=5, with_entropy=True)
     assert r.lengths.min() < r.lengths.max(), "want ragged lengths to exercise padding"
     assert (~r.truncated).any() and r.truncated.any()
-    lp, ent = recompute_logprobs(
-        tiny_model_eos, r.input_ids, r.attention_mask, r.response_mask, with_entropy=True
-    )
+    lp, ent = _recompute(tiny_model_eos, r, with_entropy=True)
     mask = r.response_mask
     torch.testing.assert_close(lp[mask], r.logprobs[mask], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(ent[mask], r.entropy[mask], atol=1e-4, rtol=1e-4)
@@ -46,9 +51,7 @@ def test_recomputed_logprobs_match_sampling_at_temperature_one(tiny_model_eos, t
 
 def test_temperature_scaled_recompute_matches_sampling(tiny_model, tiny_tokenizer):
     r = _sample(tiny_model, tiny_tokenizer, seed=1, temperature=0.7, n=2)
-    lp, _ = recompute_logprobs(
-        tiny_model, r.input_ids, r.attention_mask, r.response_mask, temperature=0.7
-    )
+    lp, _ = _recompute(tiny_model, r, temperature=0.7)
     torch.testing.assert_close(lp, r.logprobs, atol=1e-4, rtol=1e-4)
 
 
@@ -101,7 +104,7 @@ def test_greedy_and_tiny_top_p_agree(tiny_model, tiny_tokenizer):
 
 def test_top_p_logprobs_are_renormalised(tiny_model, tiny_tokenizer):
     r = _sample(tiny_model, tiny_tokenizer, top_p=0.5, seed=2)
-    lp, _ = recompute_logprobs(tiny_model, r.input_ids, r.attention_mask, r.response_mask)
+    lp, _ = _recompute(tiny_model, r)
     m = r.response_mask
     assert (r.logprobs[m] >= lp[m] - 1e-5).all()
     assert (r.logprobs[m] > lp[m] + 1e-3).any()
@@ -146,9 +149,7 @@ def test_continuous_batching_refills_and_matches_static(
     assert stream.texts == static.texts
     assert stream.stats["rollout/static_fallback"] == 0.0
     torch.testing.assert_close(stream.logprobs, static.logprobs, atol=1e-4, rtol=1e-4)
-    lp, _ = recompute_logprobs(
-        tiny_model_eos, stream.input_ids, stream.attention_mask, stream.response_mask
-    )
+    lp, _ = _recompute(tiny_model_eos, stream)
     torch.testing.assert_close(lp, stream.logprobs, atol=1e-4, rtol=1e-4)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from passk.rollout.batch import Rollouts
 from passk.rollout.generate import SamplingParams, generate
-from passk.rollout.logprobs import forward_logprobs, recompute_logprobs
+from passk.rollout.logprobs import forward_logprobs, forward_logprobs_batched
 
 ALL = frozenset({"logp", "entropy", "topk_logp", "topk_ids", "sampled_is_top1"})
 
@@ -149,7 +149,7 @@ def test_prefix_sharing_on_a_real_sampled_batch(tiny_model_eos, tiny_tokenizer):
     torch.testing.assert_close(full["logp"][mask], r.logprobs[mask], atol=1e-4, rtol=1e-4)
 
 
-def test_recompute_logprobs_is_micro_batch_and_chunk_invariant(tiny_model_eos, tiny_tokenizer):
+def test_batched_forward_is_micro_batch_and_chunk_invariant(tiny_model_eos, tiny_tokenizer):
     prompts = ["a", "a much longer prompt than the first one", "mid length"]
     r = generate(
         tiny_model_eos,
@@ -159,14 +159,14 @@ def test_recompute_logprobs_is_micro_batch_and_chunk_invariant(tiny_model_eos, t
         params=SamplingParams(max_new_tokens=20),
         seed=4,
     )
-    args = (tiny_model_eos, r.input_ids, r.attention_mask, r.response_mask)
-    ref, ref_ent = recompute_logprobs(*args, micro_batch_size=len(r), with_entropy=True)
+    need = frozenset({"logp", "entropy"})
+    ref = forward_logprobs_batched(tiny_model_eos, r, micro_batch_size=len(r), need=need)
     for mb, chunk in [(1, 1024), (2, 7), (4, 1)]:
-        lp, ent = recompute_logprobs(
-            *args, micro_batch_size=mb, chunk_tokens=chunk, with_entropy=True
+        out = forward_logprobs_batched(
+            tiny_model_eos, r, micro_batch_size=mb, chunk_size=chunk, need=need
         )
-        torch.testing.assert_close(lp, ref, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(ent, ref_ent, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out["logp"], ref["logp"], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out["entropy"], ref["entropy"], atol=1e-5, rtol=1e-5)
 
 
 def test_unknown_output_is_an_error(tiny_model, tiny_tokenizer):

@@ -123,6 +123,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--system-prompt", default=None)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished report in --out (without it such a directory is refused)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -142,10 +147,63 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"passk eval: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk or a vanished directory while writing the report
+        where = f" ({e.filename})" if e.filename else ""
+        print(
+            f"passk eval: error: cannot write the report: {e.strerror or e}{where}", file=sys.stderr
+        )
+        return 2
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every setting that can be checked without a model, named by its flag."""
+    checks = [
+        (args.n >= 1, f"--n must be >= 1, got {args.n}"),
+        (args.problems >= 1, f"--problems must be >= 1, got {args.problems}"),
+        (args.threads >= 0, f"--threads must be >= 0 (0: torch's default), got {args.threads}"),
+        (
+            args.score_timeout >= 0,
+            f"--score-timeout must be >= 0 (0: no timeout), got {args.score_timeout}",
+        ),
+        (args.temperature >= 0, f"--temperature must be >= 0, got {args.temperature}"),
+        (0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}"),
+        (args.max_new_tokens >= 1, f"--max-new-tokens must be >= 1, got {args.max_new_tokens}"),
+        (args.num_resamples >= 1, f"--num-resamples must be >= 1, got {args.num_resamples}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """``--out`` must be a writable directory that holds no finished report (unless
+    ``--overwrite``): an interrupted new run must not destroy a complete old one."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out} is not writable: {e.strerror or e}") from None
+    report = out / "eval.json"
+    if report.is_file() and not overwrite:
+        try:
+            finished = not json.loads(report.read_text(encoding="utf-8")).get("interrupted")
+        except (OSError, ValueError):
+            finished = False  # unreadable: not a report worth keeping
+        if finished:
+            raise ValueError(
+                f"{report} holds a finished report; pass --overwrite to replace it or "
+                "choose another --out"
+            )
 
 
 def _run(args: argparse.Namespace) -> int:
     batch_size = parse_batch_size(args.batch_size)  # bad values fail before anything loads
+    check_args(args)
+    check_out_dir(args.out, args.overwrite)
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -172,8 +230,7 @@ def _run(args: argparse.Namespace) -> int:
         task = RewardTask(task, get_reward(args.reward))
     problems = select_problems(task, args.split, args.problems, args.seed)
     if not problems:
-        console.print(f"[red]task {args.task!r} has no {args.split} problems[/red]")
-        return 2
+        raise ValueError(f"task {args.task!r} has no {args.split} problems")
     if len(problems) < args.problems:
         console.print(
             f"[yellow]task {task.name!r} split {args.split!r} has only {len(problems)} problems; "
@@ -208,7 +265,6 @@ def _run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     eval_path = out / "eval.json"
     finished: list[ProblemResult] = []
     last_write = [time.perf_counter()]

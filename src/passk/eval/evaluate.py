@@ -79,6 +79,11 @@ class EvalConfig:
         for k in self.ks or ():
             if not 1 <= k <= self.n:
                 raise ValueError(f"every k must be in 1..n={self.n}, got {k}")
+        if self.num_resamples < 1:
+            raise ValueError(f"num_resamples must be >= 1, got {self.num_resamples}")
+        if self.score_timeout is not None and not self.score_timeout > 0:
+            raise ValueError(f"score_timeout must be > 0 or None, got {self.score_timeout}")
+        self.sampling()  # temperature, top_p and max_new_tokens are checked there
 
     def resolved_ks(self) -> list[int]:
         return sorted(set(self.ks)) if self.ks else default_ks(self.n)

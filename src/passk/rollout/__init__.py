@@ -6,7 +6,7 @@ name ``passk.rollout.generate`` keeps meaning the module).
 
 from passk.rollout.batch import Rollouts
 from passk.rollout.generate import SamplingParams
-from passk.rollout.logprobs import forward_logprobs, forward_logprobs_batched, recompute_logprobs
+from passk.rollout.logprobs import forward_logprobs, forward_logprobs_batched
 from passk.rollout.models import LoadedModel, ModelIdentity, load_model
 
 __all__ = [
@@ -17,5 +17,4 @@ __all__ = [
     "forward_logprobs",
     "forward_logprobs_batched",
     "load_model",
-    "recompute_logprobs",
 ]

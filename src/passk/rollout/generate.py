@@ -10,7 +10,7 @@ smallest set of most likely tokens whose probability reaches ``top_p``; the most
 token is always in it) and renormalised. ``Rollouts.logprobs[b, t]`` is
 ``log`` of that renormalised probability of the token that was drawn. With
 ``temperature == 1`` and ``top_p == 1`` it is the model's own log-probability, so it
-equals :func:`passk.rollout.logprobs.recompute_logprobs` up to numerics; with
+equals :func:`passk.rollout.logprobs.forward_logprobs` up to numerics; with
 ``top_p < 1`` it is larger (the nucleus mass was renormalised to 1). ``temperature == 0``
 means greedy decoding; the distribution is then a point mass and the log-prob is 0.
 ``Rollouts.entropy`` (when asked for) is the entropy of ``softmax(logits / temperature)``

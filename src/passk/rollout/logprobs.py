@@ -33,7 +33,6 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from passk.core.entropy import logprobs_and_entropy
-from passk.rollout.batch import Rollouts
 
 OUTPUTS = frozenset({"logp", "entropy", "topk_logp", "topk_ids", "sampled_is_top1"})
 _TOPK_OUTPUTS = frozenset({"topk_logp", "topk_ids"})
@@ -367,43 +366,3 @@ def micro_batch_rows(batch: Any, size: int) -> list[Tensor]:
     key = g_rank[g] * (T + 1) + resp_len.cpu().long()
     order = torch.argsort(key, stable=True)
     return list(order.split(size))
-
-
-def recompute_logprobs(
-    model: Any,
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    response_mask: Tensor,
-    *,
-    micro_batch_size: int = 8,
-    temperature: float = 1.0,
-    with_entropy: bool = False,
-    chunk_tokens: int = 512,
-) -> tuple[Tensor, Tensor | None]:
-    """Log-probs (and entropy) ``[B, T]`` of padded tensors, via :func:`forward_logprobs_batched`.
-
-    For callers that hold ``input_ids`` ``[B, S]`` rather than a
-    :class:`~passk.rollout.batch.Rollouts`; every row is its own group.
-    """
-    B, T = response_mask.shape
-    batch = Rollouts(
-        prompt_ids=input_ids[:, :-T],
-        prompt_mask=attention_mask[:, :-T].bool(),
-        response_ids=input_ids[:, -T:],
-        response_mask=response_mask.bool(),
-        logprobs=torch.zeros(B, T),
-        lengths=response_mask.sum(1),
-        truncated=torch.zeros(B, dtype=torch.bool),
-        texts=[""] * B,
-        group=torch.arange(B),
-        n=1,
-    )
-    out = forward_logprobs_batched(
-        model,
-        batch,
-        micro_batch_size=micro_batch_size,
-        temperature=temperature,
-        need=frozenset({"logp", "entropy"} if with_entropy else {"logp"}),
-        chunk_size=chunk_tokens,
-    )
-    return out["logp"], out.get("entropy")
