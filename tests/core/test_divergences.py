@@ -8,36 +8,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loss_inputs import D, garbage_batch, ln, poison
 
 from passk.core.aggregate import aggregate_loss
 from passk.core.divergences import DPH_GENERATORS, dph_divergence_loss, dph_generator
 
-NAN, INF = float("nan"), float("inf")
-D = torch.float64
 LN2 = math.log(2.0)
-
-
-def _ln(*xs: float) -> torch.Tensor:
-    return torch.log(torch.tensor([xs], dtype=D))
-
-
-def _garbage_batch(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    B, T = 4, 6
-    logp = -torch.rand(B, T, generator=g, dtype=D) * 3
-    old = logp + 0.3 * torch.randn(B, T, generator=g, dtype=D)
-    adv = torch.randn(B, T, generator=g, dtype=D)
-    mask = torch.rand(B, T, generator=g) < 0.6
-    mask[0] = False  # one fully masked row
-    return logp, old, adv, mask
-
-
-def _poison(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    y = x.clone()
-    m = mask if mask.ndim == x.ndim else mask[..., None].expand_as(x)
-    vals = torch.tensor([NAN, INF, -INF, 1e30], dtype=x.dtype)
-    y[~m] = vals.repeat(int((~m).sum()) // 4 + 1)[: int((~m).sum())]
-    return y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,7 +38,7 @@ def _closed_form(u: torch.Tensor, kind: str, alpha: float = 0.2) -> torch.Tensor
     ],
 )
 def test_generators_golden(kind: str, at2: float, at_half: float) -> None:
-    got = dph_generator(_ln(2.0, 0.5, 1.0)[0], kind, alpha=0.2)
+    got = dph_generator(ln(2.0, 0.5, 1.0)[0], kind, alpha=0.2)
     torch.testing.assert_close(got, torch.tensor([at2, at_half, 0.0], dtype=D))
 
 
@@ -120,10 +96,10 @@ def test_js_generator_gives_twice_jensen_shannon() -> None:
 
 @pytest.mark.parametrize("kind", DPH_GENERATORS)
 def test_dph_loss_masked_and_clamped(kind: str) -> None:
-    logp, ref, _, mask = _garbage_batch(6)
+    logp, ref, _, mask = garbage_batch(6)
     logp[1, :] = 500.0  # huge log u: clamped, finite
-    leaf = _poison(logp, mask).requires_grad_(True)
-    loss, m = dph_divergence_loss(leaf, _poison(ref, mask), mask, kind=kind)
+    leaf = poison(logp, mask).requires_grad_(True)
+    loss, m = dph_divergence_loss(leaf, poison(ref, mask), mask, kind=kind)
     aggregate_loss(loss, mask, "token-mean").backward()
     assert torch.isfinite(loss).all() and (loss[~mask] == 0).all()
     assert torch.isfinite(leaf.grad).all() and (leaf.grad[~mask] == 0).all()

@@ -8,17 +8,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loss_inputs import INF, NAN, D
 
 from passk.core.aggregate import aggregate_loss
 from passk.core.entropy import entropy_from_logits, entropy_loss, logprobs_and_entropy
 
-NAN, INF = float("nan"), float("inf")
-D = torch.float64
 LN2 = math.log(2.0)
-
-
-def _ln(*xs: float) -> torch.Tensor:
-    return torch.log(torch.tensor([xs], dtype=D))
 
 
 # ---------------------------------------------------------------------------------------------

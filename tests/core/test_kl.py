@@ -6,35 +6,9 @@ import math
 
 import pytest
 import torch
+from loss_inputs import D, garbage_batch, poison
 
 from passk.core.kl import kl_penalty, kl_penalty_loss
-
-NAN, INF = float("nan"), float("inf")
-D = torch.float64
-
-
-def _ln(*xs: float) -> torch.Tensor:
-    return torch.log(torch.tensor([xs], dtype=D))
-
-
-def _garbage_batch(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    B, T = 4, 6
-    logp = -torch.rand(B, T, generator=g, dtype=D) * 3
-    old = logp + 0.3 * torch.randn(B, T, generator=g, dtype=D)
-    adv = torch.randn(B, T, generator=g, dtype=D)
-    mask = torch.rand(B, T, generator=g) < 0.6
-    mask[0] = False  # one fully masked row
-    return logp, old, adv, mask
-
-
-def _poison(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    y = x.clone()
-    m = mask if mask.ndim == x.ndim else mask[..., None].expand_as(x)
-    vals = torch.tensor([NAN, INF, -INF, 1e30], dtype=x.dtype)
-    y[~m] = vals.repeat(int((~m).sum()) // 4 + 1)[: int((~m).sum())]
-    return y
-
 
 # ---------------------------------------------------------------------------------------------
 # KL estimators
@@ -87,9 +61,9 @@ def test_kl_clamp() -> None:
 
 
 def test_kl_loss_masked_garbage() -> None:
-    logp, ref, _, mask = _garbage_batch(2)
-    leaf = _poison(logp, mask).requires_grad_(True)
-    kl, m = kl_penalty_loss(leaf, _poison(ref, mask), mask, kind="k3")
+    logp, ref, _, mask = garbage_batch(2)
+    leaf = poison(logp, mask).requires_grad_(True)
+    kl, m = kl_penalty_loss(leaf, poison(ref, mask), mask, kind="k3")
     kl.sum().backward()
     clean, mc = kl_penalty_loss(logp, ref, mask, kind="k3")
     assert torch.equal(kl, clean) and torch.equal(m["actor/kl"], mc["actor/kl"])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from loss_inputs import D, garbage_batch, ln, poison
 
 from passk.core import policy_losses
 from passk.core.aggregate import aggregate_loss
@@ -24,14 +25,6 @@ from passk.core.policy_losses import (
     simko_loss,
 )
 from passk.core.registry import Registry
-
-NAN, INF = float("nan"), float("inf")
-D = torch.float64
-
-
-def _ln(*xs: float) -> torch.Tensor:
-    return torch.log(torch.tensor([xs], dtype=D))
-
 
 # ---------------------------------------------------------------------------------------------
 # PPO clip
@@ -84,7 +77,7 @@ def test_ppo_dual_clip_golden() -> None:
 
 
 def test_ppo_decoupled_bounds() -> None:
-    logp = _ln(1.3, 1.35)
+    logp = ln(1.3, 1.35)
     loss, _ = ppo_clip_loss(
         logp, torch.zeros_like(logp), torch.ones(1), torch.ones(1, 2), eps_low=0.2, eps_high=0.4
     )  # ProRL
@@ -106,35 +99,14 @@ def test_ppo_advantage_broadcast() -> None:
     assert all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
-def _garbage_batch(seed: int = 0) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    B, T = 4, 6
-    logp = -torch.rand(B, T, generator=g, dtype=D) * 3
-    old = logp + 0.3 * torch.randn(B, T, generator=g, dtype=D)
-    adv = torch.randn(B, T, generator=g, dtype=D)
-    mask = torch.rand(B, T, generator=g) < 0.6
-    mask[0] = False  # one fully masked row
-    return logp, old, adv, mask
-
-
-def _poison(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    y = x.clone()
-    m = mask if mask.ndim == x.ndim else mask[..., None].expand_as(x)
-    vals = torch.tensor([NAN, INF, -INF, 1e30], dtype=x.dtype)
-    y[~m] = vals.repeat(int((~m).sum()) // 4 + 1)[: int((~m).sum())]
-    return y
-
-
 def test_ppo_masked_garbage_stays_out() -> None:
-    logp, old, adv, mask = _garbage_batch()
+    logp, old, adv, mask = garbage_batch()
     clean_leaf = logp.clone().requires_grad_(True)
     clean, mc = ppo_clip_loss(clean_leaf, old, adv, mask, dual_clip=3.0)
     aggregate_loss(clean, mask, "token-mean").backward()
 
-    dirty_leaf = _poison(logp, mask).requires_grad_(True)
-    dirty, md = ppo_clip_loss(
-        dirty_leaf, _poison(old, mask), _poison(adv, mask), mask, dual_clip=3.0
-    )
+    dirty_leaf = poison(logp, mask).requires_grad_(True)
+    dirty, md = ppo_clip_loss(dirty_leaf, poison(old, mask), poison(adv, mask), mask, dual_clip=3.0)
     aggregate_loss(dirty, mask, "token-mean").backward()
 
     assert torch.equal(dirty, clean)
@@ -315,9 +287,9 @@ def test_simko_masked_garbage_stays_out() -> None:
     clean_leaf = b["logp"].clone().requires_grad_(True)
     clean, mc = _call_simko({**b, "logp": clean_leaf})
     clean.sum().backward()
-    dirty = {k: (_poison(v, mask) if k in ("old_logp", "topk_logp", "topk_old_logp", "entropy") else v)
+    dirty = {k: (poison(v, mask) if k in ("old_logp", "topk_logp", "topk_old_logp", "entropy") else v)
              for k, v in b.items()}  # fmt: skip
-    dirty_leaf = _poison(b["logp"], mask).requires_grad_(True)
+    dirty_leaf = poison(b["logp"], mask).requires_grad_(True)
     dirty["logp"] = dirty_leaf
     out, md = _call_simko(dirty)
     out.sum().backward()
