@@ -178,15 +178,9 @@ def check_args(args: argparse.Namespace) -> None:
 def check_out_dir(out: Path, overwrite: bool) -> None:
     """``--out`` must be a writable directory that holds no finished report (unless
     ``--overwrite``): an interrupted new run must not destroy a complete old one."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"--out {out} is not writable: {e.strerror or e}") from None
+    from passk.train.run_dir import check_output_dir
+
+    check_output_dir(out)
     report = out / "eval.json"
     if report.is_file() and not overwrite:
         try:
@@ -265,6 +259,7 @@ def _run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     eval_path = out / "eval.json"
     finished: list[ProblemResult] = []
     last_write = [time.perf_counter()]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import signal
 import threading
 import time
@@ -45,7 +44,7 @@ from passk.train.hooks import (
 )
 from passk.train.lora import apply_lora, is_lora, load_adapter
 from passk.train.reference import Reference
-from passk.train.run_dir import RunDir
+from passk.train.run_dir import RunDir, check_output_dir
 from passk.train.schedule import PromptSampler, StageSchedule
 from passk.train.update import behaviour_pass, needs_topk, policy_update
 
@@ -398,15 +397,7 @@ class Trainer:
 def check_run_dir(run: RunDir, resume: bool) -> None:
     """The cheap checks of ``--out`` (a writable directory holding nothing foreign, and no
     run unless resuming), so that they fail in one line before anything loads."""
-    if run.path.exists() and not run.path.is_dir():
-        raise ValueError(f"--out {run.path} is a file, not a directory")
-    try:  # fail now, not after the model has loaded
-        run.path.mkdir(parents=True, exist_ok=True)
-        probe = run.path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"--out {run.path} is not writable: {e.strerror or e}") from None
+    check_output_dir(run.path)  # fail now, not after the model has loaded
     foreign = run.foreign_files()
     if foreign:
         raise ValueError(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -281,6 +282,28 @@ def metric_series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int
             by_step[int(step)] = float(value)
     steps = sorted(by_step)
     return steps, [by_step[s] for s in steps]
+
+
+def check_output_dir(path: Path, flag: str = "--out") -> None:
+    """Fail now, in one line, if ``path`` cannot become a writable output directory;
+    creates nothing (an error must not leave an empty directory behind)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file, not a directory")
+    if path.is_dir():
+        probe = path / f".write-test-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ValueError(f"{flag} {path} is not writable: {e.strerror or e}") from None
+        return
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path} is not writable: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path} is not writable: permission denied in {parent}")
 
 
 def _is_passk_config(path: Path) -> bool:
