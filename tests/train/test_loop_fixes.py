@@ -25,6 +25,11 @@ def test_train_k_is_the_estimators_default_when_params_omit_it(tiny_checkpoint, 
     recs: list[dict] = []
     train(cfg, tmp_path / "k", on_step=recs.append)
     assert recs[0]["train/k"] == 4
+    r = recs[0]  # the non-model share counts the update's forward+backward as model time
+    model = r["time/generate"] + r["time/forward_backward"] + r["time/logprob_passes"]
+    assert r["time/non_model_frac"] == pytest.approx(
+        max(r["time/step"] - model, 0) / r["time/step"]
+    )
 
 
 def test_reference_resets_happen_with_dph_alone(tiny_checkpoint, tmp_path):

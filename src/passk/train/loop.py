@@ -222,7 +222,7 @@ class Trainer:
         record.update(rollout_metrics(got, int(params.get("k", 1))))
         record.update(upd)
         record.setdefault("actor/entropy", record["rollout/entropy"])
-        record.update(self._step_facts(got, timer))
+        record.update(self._step_facts(got, timer, upd))
         self.state.step = step
         self.state.elapsed_s += timer.seconds["step"]
         return record
@@ -264,11 +264,12 @@ class Trainer:
         metrics["perf/trained_tokens"] = int(batch.response_mask.sum())
         return metrics
 
-    def _step_facts(self, got: Collected, timer: Timer) -> dict[str, Any]:
+    def _step_facts(self, got: Collected, timer: Timer, upd: dict[str, float]) -> dict[str, Any]:
         """Time split, throughput and sampler facts of the step just taken."""
         times, t_step = self.group_sampler.times, timer.seconds["step"]
+        # the update's own split: forward + backward, and the no-grad log-prob passes
         model_time = times.generate + sum(
-            timer.seconds.get(k, 0.0) for k in ("forward_backward", "logprob_passes")
+            upd.get(k, 0.0) for k in ("time/forward_backward", "time/logprob_passes")
         )
         tokens = sum(int(g.rollouts.lengths.sum()) for g in got.generated)
         facts = {
