@@ -8,6 +8,7 @@ loads them back into a freshly wrapped base model.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ def apply_lora(model: Any, lora: Any, seed: int) -> Any:
             f"model.lora.target_modules {missing} are not modules of this model; "
             f"e.g. {', '.join(sorted(n for n in names if n.endswith('proj'))[:8])}"
         )
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft asks the model the deprecated is_gradient_checkpointing: not ours to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         torch.manual_seed(seed)
         return get_peft_model(model, config)
 
