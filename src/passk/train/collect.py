@@ -238,7 +238,7 @@ def assign(
     kwargs = dict(params)
     if "entropy" in spec.needs:
         kwargs["entropy"] = group_entropy(groups)
-    if spec.stochastic and "seed" in {f.name for f in _fields(spec.params)}:
+    if spec.stochastic and "seed" in {f.name for f in dataclasses.fields(spec.params)}:
         kwargs["seed"] = seed
     adv = compute_advantages(
         stage.estimator, rewards, None if bool(mask.all()) else mask, **kwargs
@@ -247,10 +247,6 @@ def assign(
     flat = torch.zeros(len(ro))
     flat[row[mask]] = adv[mask].float()
     ro.advantages = flat  # [B]
-
-
-def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
-    return dataclasses.fields(cls)
 
 
 def informative(groups: Groups) -> list[int]:

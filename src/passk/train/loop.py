@@ -159,10 +159,9 @@ class Trainer:
         if c.model.lora is not None:
             self.model = apply_lora(self.model, c.model.lora, derive_seed(c.seed, "lora-init"))
         self.sampler = self.model  # the sampling copy: the policy itself, or a low-precision copy
-        if resolve_dtype(c.model.rollout_dtype, self.device) != next(self.model.parameters()).dtype:
-            self.sampler = copy.deepcopy(self.model).to(
-                resolve_dtype(c.model.rollout_dtype, self.device)
-            )
+        rollout_dtype = resolve_dtype(c.model.rollout_dtype, self.device)
+        if rollout_dtype != next(self.model.parameters()).dtype:
+            self.sampler = copy.deepcopy(self.model).to(rollout_dtype)
             self.sampler.eval().requires_grad_(False)
         self.autocast = autocast_dtype(c.model.autocast, self.device)
         self.reference = Reference(self.model, c, self.autocast)
@@ -171,15 +170,17 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0
         )
-        r = c.rollout
-        max_len = r.max_new_tokens + 256  # prompt allowance
-        batch_size = r.batch_size
-        if batch_size == "auto":
-            batch_size = auto_batch_size(self.sampler, r.prompts_per_step * r.n, max_len)
-        eval_rows = len(self.eval_problems) * c.eval.n
-        self.eval_batch_size = auto_batch_size(self.sampler, max(eval_rows, 1), max_len)
-        if r.batch_size != "auto":
-            self.eval_batch_size = r.batch_size
+        r, prompt_allowance = c.rollout, 256  # tokens budgeted per row for the prompt
+        batch_size, self.eval_batch_size = r.batch_size, r.batch_size
+        if r.batch_size == "auto":
+            batch_size = auto_batch_size(
+                self.sampler, r.prompts_per_step * r.n, r.max_new_tokens + prompt_allowance
+            )
+            self.eval_batch_size = auto_batch_size(
+                self.sampler,
+                max(len(self.eval_problems) * c.eval.n, 1),
+                (c.eval.max_new_tokens or r.max_new_tokens) + prompt_allowance,
+            )
         self.prompts = PromptSampler(self.train_problems, c.seed)
         self.schedule = StageSchedule(c.algorithm.stages)
         self.group_sampler = GroupSampler(self.sampler, self.tokenizer, self.scorer, c, batch_size)
