@@ -567,3 +567,5 @@ register_policy_loss(
     params=SimKOParams,
     needs=("topk_logp", "topk_old_logp", "entropy", "correct", "sampled_is_top1"),
 )(simko_loss)
+
+import passk.core.field_losses  # noqa: E402, F401  (registers gspo, cispo, sapo, clip_cov, kl_cov)

@@ -174,11 +174,12 @@ class AlgorithmConfig:
 @dataclass(frozen=True)
 class LossConfig:
     policy_loss: str = "ppo_clip"
-    """Registered policy loss: ``ppo_clip`` or ``simko``."""
+    """Registered policy loss: ``ppo_clip``, ``simko``, ``gspo``, ``cispo``, ``sapo``,
+    ``clip_cov`` or ``kl_cov``."""
     params: dict[str, Any] = field(default_factory=dict)
     """Parameters of the policy loss, validated by its registered params dataclass
     (``ppo_clip``: ``eps_low`` 0.2, ``eps_high`` 0.28 (DAPO clip-higher), ``dual_clip``
-    None; ``simko`` adds K, alpha, tau, lam)."""
+    None; ``simko`` adds K, alpha, tau, lam; the others: see passk.core.field_losses)."""
     aggregation: str = "token-mean"
     """``token-mean``, ``seq-mean-token-mean``, ``seq-mean-token-sum``,
     ``seq-mean-token-sum-norm`` or ``constant``."""
@@ -192,6 +193,10 @@ class LossConfig:
     """Clamp of the per-token KL estimate (None disables)."""
     entropy_coef: float = 0.0
     """Entropy bonus: loss -= entropy_coef * token entropy."""
+    entropy_mask_top: float | None = None
+    """Forking tokens (arXiv 2506.01939): only the top fraction of each mini-batch's valid
+    tokens by entropy keep the policy-gradient loss (paper: 0.2); works with any policy
+    loss; None or 0: off."""
 
 
 @dataclass(frozen=True)
@@ -633,6 +638,11 @@ def validate(config: TrainConfig) -> None:
         raise ValueError("loss.aggregation=constant needs loss.aggregation_constant > 0")
     _positive("loss.kl_coef", lo.kl_coef, allow_zero=True)
     _positive("loss.entropy_coef", lo.entropy_coef, allow_zero=True)
+    if lo.entropy_mask_top is not None and not 0 <= lo.entropy_mask_top <= 1:
+        raise ValueError(
+            f"loss.entropy_mask_top must be in (0, 1] (e.g. 0.2), or 0/null to disable, "
+            f"got {lo.entropy_mask_top!r}"
+        )
 
     ref = c.reference
     resets = ref.reset_every or ref.reset_patience or ref.reset_kl_above is not None

@@ -10,12 +10,21 @@ spec (:func:`passk.core.policy_losses.get_policy_loss`) with its own validated p
 extra inputs it ``needs`` come from the providers in :data:`NEED_PROVIDERS`. With
 ``optim.share_prefix`` a group's rows share one micro-batch and its prompt runs once
 (:func:`passk.rollout.logprobs.forward_logprobs`).
+
+Token selections that are global over a mini-batch (Clip-Cov / KL-Cov's covariance
+selection, the need :data:`~passk.core.field_losses.COV_SELECT`; the forking-token mask of
+``loss.entropy_mask_top``, arXiv 2506.01939) come from a no-grad pre-pass over the
+mini-batch's micro-batches (the same micro-batches as the gradient pass, so the same
+current-policy log-probs and entropies), computed once on the whole mini-batch and sliced
+per micro-batch: the update stays independent of the micro-batch size. Without them, there
+is no pre-pass.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,8 +34,10 @@ from torch import Tensor
 from passk.core.aggregate import aggregate_loss, global_normalizer
 from passk.core.divergences import dph_divergence_loss
 from passk.core.entropy import entropy_loss
+from passk.core.field_losses import COV_SELECT
 from passk.core.kl import kl_penalty_loss
 from passk.core.policy_losses import PolicyLossSpec, get_policy_loss
+from passk.core.token_select import entropy_top_mask
 from passk.rollout.batch import Rollouts
 from passk.rollout.logprobs import (
     autocast_context,
@@ -34,6 +45,7 @@ from passk.rollout.logprobs import (
     forward_logprobs_batched,
     micro_batch_rows,
 )
+from passk.seeds import derive_seed
 
 # Top tokens gathered when a loss needs them (SimKO uses the first K <= this).
 TOPK_WIDTH = 3
@@ -60,6 +72,17 @@ NEED_PROVIDERS: dict[str, Callable[[dict[str, Tensor], Rollouts], Tensor]] = {
 
 # needs that the forward provides through its top-K outputs
 _TOPK_NEEDS = frozenset({"topk_logp", "topk_old_logp", "sampled_is_top1"})
+
+# needs computed once per mini-batch by ``params.select_tokens`` (then sliced per micro-batch)
+MINI_BATCH_NEEDS = frozenset({COV_SELECT})
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, stacklevel=3)
 
 
 def needs_topk(policy_loss: str | PolicyLossSpec) -> bool:
@@ -139,6 +162,54 @@ def _mini_batches(n_rows: int, optim: Any, generator: torch.Generator) -> Iterat
         yield from rows.tensor_split(optim.mini_batches)
 
 
+@torch.no_grad()
+def mini_batch_selections(
+    model: Any,
+    mini: Rollouts,
+    spec: PolicyLossSpec,
+    loss_params: Any,
+    *,
+    entropy_mask_top: float | None,
+    micro_batch_size: int,
+    temperature: float,
+    autocast: torch.dtype | None,
+    share_prefix: bool,
+    generator: torch.Generator,
+) -> tuple[dict[str, Tensor], Tensor | None]:
+    """The mini-batch-global selections of ``mini`` under the current ``model`` (CPU, bool
+    ``[B, T]``): ``({need: selection}, forking-token mask or None)``.
+
+    One no-grad pass over the same micro-batches as the gradient pass gives the current
+    log-probs and entropies; each need of :data:`MINI_BATCH_NEEDS` is
+    ``loss_params.select_tokens(logp, old_logp, advantages, mask, generator=generator)`` over
+    the whole mini-batch (``old_logp`` None: the current log-probs, on-policy), and the
+    forking mask is :func:`~passk.core.token_select.entropy_top_mask`.
+    """
+    select = spec.needs & MINI_BATCH_NEEDS
+    need = {"logp"} | ({"entropy"} if entropy_mask_top else set())
+    out = forward_logprobs_batched(
+        model,
+        mini,
+        micro_batch_size=micro_batch_size,
+        autocast=autocast,
+        temperature=temperature,
+        need=frozenset(need),
+        share_prefix=share_prefix,
+    )
+    mask = mini.response_mask
+    needs: dict[str, Tensor] = {}
+    if select:
+        assert mini.advantages is not None
+        logp = out["logp"]
+        old = logp if mini.old_logp is None else mini.old_logp
+        for name in sorted(select):
+            needs[name] = loss_params.select_tokens(
+                logp, old, mini.advantages, mask, generator=generator
+            )
+    keep = entropy_top_mask(out["entropy"], mask, entropy_mask_top) if entropy_mask_top else None
+    return needs, keep
+
+
 def policy_update(
     model: Any,
     optimizer: torch.optim.Optimizer,
@@ -161,17 +232,30 @@ def policy_update(
         loss, optim, dph: the config sections ``LossConfig``, ``OptimConfig``, ``DPHConfig``.
         temperature: the sampling temperature (the ratio's distribution).
         autocast: compute dtype of the forward/backward (None: the weights' dtype).
-        generator: draws the mini-batch permutations.
+        generator: draws the mini-batch permutations; the random token selections (Clip-Cov)
+            use seeds derived from its initial seed, without drawing from it.
         dph_batch: stored reference samples with ``ref_logp`` (the DPH term, when
             ``dph.generator`` is set).
 
     A mini-batch whose loss or gradient norm is not finite is skipped (no optimizer
     step) and counted in ``update/skipped_steps``. The model is left in the train/eval
     mode it came in.
+
+    With ``loss.entropy_mask_top = rho`` only the policy-loss matrix is masked to the
+    mini-batch's top-rho tokens by entropy (the paper restricts the policy gradient; the
+    entropy bonus and KL terms keep every token) and the normaliser still counts every valid
+    token (the paper's ``1 / sum |o_i|``; the official code divides by the kept tokens, a
+    constant factor ``1 / rho`` under token-mean). ``actor/entropy_mask_frac`` is the
+    fraction of valid tokens that keep the policy gradient.
     """
     spec = get_policy_loss(loss.policy_loss)
     loss_params = spec.make_params(loss.params)
     outputs = _forward_outputs(spec)
+    ent_top = getattr(loss, "entropy_mask_top", None) or None
+    pre_pass = bool(spec.needs & MINI_BATCH_NEEDS) or ent_top is not None
+    warning = getattr(loss_params, "on_policy_warning", None)
+    if warning and optim.ppo_epochs == 1 and optim.mini_batches == 1:
+        _warn_once(warning)
     if batch.advantages is None:
         raise ValueError("policy_update needs batch.advantages")
     if loss.kl_coef > 0 and batch.ref_logp is None:
@@ -186,7 +270,8 @@ def policy_update(
     was_training = model.training
     model.train()
     try:
-        for mb_rows in _mini_batches(len(batch), optim, generator):
+        seed = generator.initial_seed()  # selections draw from their own derived seeds
+        for mb_index, mb_rows in enumerate(_mini_batches(len(batch), optim, generator)):
             mini = batch.rows(mb_rows)
             mask = mini.response_mask
             norm = global_normalizer(
@@ -195,10 +280,30 @@ def policy_update(
             optimizer.zero_grad(set_to_none=True)
             finite = True
             size = optim.micro_batch_size
+            mini_needs: dict[str, Tensor] = {}
+            keep_mini = None
+            if pre_pass:
+                t0 = time.perf_counter()
+                mini_needs, keep_mini = mini_batch_selections(
+                    model,
+                    mini,
+                    spec,
+                    loss_params,
+                    entropy_mask_top=ent_top,
+                    micro_batch_size=size,
+                    temperature=temperature,
+                    autocast=autocast,
+                    share_prefix=share,
+                    generator=torch.Generator().manual_seed(
+                        derive_seed(seed, "token-select", mb_index)
+                    ),
+                )
+                t_model += time.perf_counter() - t0
             for index in micro_batch_rows(mini, size):
                 t0 = time.perf_counter()
                 mb = mini.rows(index)
                 rmask = mb.response_mask.to(device)
+                t = rmask.shape[1]  # the micro-batch's columns are a prefix of the mini-batch's
                 with autocast_context(device, autocast):
                     out = forward_logprobs(
                         model,
@@ -211,11 +316,21 @@ def policy_update(
                     )
                 logp = out["logp"]
                 old = logp.detach() if mb.old_logp is None else mb.old_logp.to(device)
-                extra = {need: NEED_PROVIDERS[need](out, mb) for need in spec.needs}
+                extra = {
+                    need: mini_needs[need][index, :t].to(device)
+                    if need in mini_needs
+                    else NEED_PROVIDERS[need](out, mb)
+                    for need in spec.needs
+                }
                 assert mb.advantages is not None
                 total, m = spec.compute(
                     logp, old, mb.advantages.to(device), rmask, loss_params, **extra
                 )
+                if keep_mini is not None:  # forking tokens: the policy term only
+                    keep = keep_mini[index, :t].to(device)
+                    total = torch.where(keep, total, torch.zeros_like(total))
+                    kept = (keep & rmask).sum() / rmask.sum().clamp(min=1)
+                    m["actor/entropy_mask_frac"] = kept.float()
                 ent_mat, ent_m = entropy_loss(out["entropy"], rmask)
                 m.update(ent_m)
                 if loss.entropy_coef:
