@@ -41,9 +41,16 @@ __all__ = [
     "ExceedParams",
     "FullParams",
     "MaxKParams",
+    "MaxRLParams",
+    "MixtureParams",
     "PKPOParams",
     "Pass1Params",
     "PassKParams",
+    "RLOOParams",
+    "RSGRPOParams",
+    "ReinforcePPParams",
+    "UnlikelinessParams",
+    "WReinforceParams",
     "compute_advantages",
     "eta_curve",
     "exceed_scale_default",
@@ -624,4 +631,12 @@ from passk.core.maxk import (  # noqa: E402
     MaxKParams,
     PKPOParams,
     maxk_subset_stats,
+)
+from passk.core.mixtures import MaxRLParams, MixtureParams  # noqa: E402
+from passk.core.weighted import (  # noqa: E402
+    ReinforcePPParams,
+    RLOOParams,
+    RSGRPOParams,
+    UnlikelinessParams,
+    WReinforceParams,
 )

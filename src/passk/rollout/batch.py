@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 # Optional per-row tensors set by the trainer: name -> number of dims ([B] or [B, T, ...]).
-_ROW_FIELDS = ("advantages", "rewards", "correct")  # [B]
+_ROW_FIELDS = ("advantages", "rewards", "correct", "bonus")  # [B]
 _TOKEN_FIELDS = ("logprobs", "entropy", "old_logp", "ref_logp", "old_topk_ids", "old_topk_logp")
 
 
@@ -54,6 +54,7 @@ class Rollouts:
     advantages: Tensor | None = None  # [B] float32
     rewards: Tensor | None = None  # [B] float32
     correct: Tensor | None = None  # [B] bool
+    bonus: Tensor | None = None  # [B] float32, answer-level exploration bonus (in advantages)
     old_logp: Tensor | None = None  # [B, T] behaviour log-probs (None: current, detached)
     ref_logp: Tensor | None = None  # [B, T] reference-policy log-probs
     old_topk_ids: Tensor | None = None  # [B, T, K] long, behaviour policy's top tokens

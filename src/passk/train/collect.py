@@ -30,6 +30,7 @@ from torch import Tensor
 
 from passk.core.advantages import compute_advantages, get_estimator
 from passk.core.allocation import dars_extra_rollouts
+from passk.core.exploration import AnswerCounts, batch_answer_bonus
 from passk.core.metrics import answer_diversity, pass_at_k
 from passk.core.rewards import noisy_rewards, overlong_penalty
 from passk.rollout.batch import Rollouts
@@ -218,6 +219,33 @@ def group_entropy(groups: Groups) -> Tensor:
     return sums / torch.tensor(groups.sizes).clamp(min=1)
 
 
+def sequence_logp(ro: Rollouts) -> Tensor:
+    """Token-mean sampling log-prob of each response, ``[B]`` (0 for an empty one)."""
+    mask = ro.response_mask
+    return (ro.logprobs * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def answers_of(groups: Groups) -> list[list[str | None]]:
+    """Extracted final answers per group, in row order (None: no answer found)."""
+    return [[s.extracted for s in _group_scores(groups, g)] for g in range(len(groups))]
+
+
+def exploration_bonus(
+    groups: Groups, config: TrainConfig, counts: AnswerCounts | None
+) -> Tensor | None:
+    """The answer-level exploration bonus ``[G, N_max]`` (None when it is off)."""
+    kind = config.algorithm.exploration
+    if kind is None:
+        return None
+    answers = answers_of(groups)
+    if kind == "batch":
+        return batch_answer_bonus(answers)
+    if counts is None:
+        raise ValueError(f"algorithm.exploration={kind!r} needs the trainer's answer counts")
+    ids = [p.id for p in groups.problems]
+    return counts.bonus(ids, answers, kind=kind, baseline=config.algorithm.exploration_baseline)
+
+
 def assign(
     groups: Groups,
     stage: StageConfig,
@@ -225,8 +253,14 @@ def assign(
     config: TrainConfig,
     step: int,
     seed: int,
+    counts: AnswerCounts | None = None,
 ) -> None:
-    """Rewards, correctness and advantages of every row, set on ``groups.rollouts``."""
+    """Rewards, correctness and advantages of every row, set on ``groups.rollouts``.
+
+    With ``algorithm.exploration`` the bonus times ``exploration_coef`` is added to the
+    estimator's advantages (and kept in ``rollouts.bonus``); ``counts`` holds the
+    historical answer counts (read, not changed).
+    """
     ro = groups.rollouts
     ro.rewards = rewards_of(groups, stage, config, step).float()
     ro.correct = groups.correct
@@ -238,12 +272,20 @@ def assign(
     kwargs = dict(params)
     if "entropy" in spec.needs:
         kwargs["entropy"] = group_entropy(groups)
+    if "seq_logp" in spec.needs:
+        kwargs["seq_logp"] = groups.grid(sequence_logp(ro).double())[0]
     if spec.stochastic and "seed" in {f.name for f in dataclasses.fields(spec.params)}:
         kwargs["seed"] = seed
     adv = compute_advantages(
         stage.estimator, rewards, None if bool(mask.all()) else mask, **kwargs
     )  # [G, N]
     row, _ = groups.grid(torch.arange(len(ro), dtype=torch.long))  # [G, N]: row of each slot
+    bonus = exploration_bonus(groups, config, counts)
+    if bonus is not None:
+        flat_bonus = torch.zeros(len(ro))
+        flat_bonus[row[mask]] = bonus[mask].float()
+        ro.bonus = flat_bonus  # [B]
+        adv = adv + config.algorithm.exploration_coef * bonus.to(adv.dtype)
     flat = torch.zeros(len(ro))
     flat[row[mask]] = adv[mask].float()
     ro.advantages = flat  # [B]
@@ -280,8 +322,15 @@ class Collector(Protocol):
 class PlainCollector:
     """``prompts_per_step`` fresh prompts, ``n`` responses each."""
 
-    def __init__(self, sampler: GroupSampler, prompts: PromptSampler, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        sampler: GroupSampler,
+        prompts: PromptSampler,
+        config: TrainConfig,
+        counts: AnswerCounts | None = None,
+    ) -> None:
         self.sampler, self.prompts, self.config = sampler, prompts, config
+        self.counts = counts  # historical answer counts of the exploration bonus
 
     def _round(self, step: int, count: int, rnd: int) -> Groups:
         problems = self.prompts.draw(count)
@@ -296,6 +345,7 @@ class PlainCollector:
             self.config,
             step,
             derive_seed(self.config.seed, "adv", step, *tag),
+            self.counts,
         )
 
     def collect(self, step: int, stage: StageConfig, params: dict[str, Any]) -> Collected:
@@ -351,13 +401,18 @@ def _group_scores(groups: Groups, g: int) -> list[Score]:
     return [s for s, gg in zip(groups.scores, groups.rollouts.group.tolist()) if gg == g]
 
 
-def make_collector(sampler: GroupSampler, prompts: PromptSampler, config: TrainConfig) -> Collector:
+def make_collector(
+    sampler: GroupSampler,
+    prompts: PromptSampler,
+    config: TrainConfig,
+    counts: AnswerCounts | None = None,
+) -> Collector:
     """The collector the config asks for."""
     if config.algorithm.dynamic_sampling:
-        return DynamicSamplingCollector(sampler, prompts, config)
+        return DynamicSamplingCollector(sampler, prompts, config, counts)
     if config.algorithm.dars is not None:
-        return DarsCollector(sampler, prompts, config)
-    return PlainCollector(sampler, prompts, config)
+        return DarsCollector(sampler, prompts, config, counts)
+    return PlainCollector(sampler, prompts, config, counts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,9 +435,16 @@ def rollout_metrics(collected: Collected, k: int) -> dict[str, Any]:
     entropy = torch.cat([_response_entropy(g.rollouts) for g in gen])
     rewards = batch.rollouts.rewards if batch.rollouts.rewards is not None else torch.zeros(0)
     adv = batch.rollouts.advantages if batch.rollouts.advantages is not None else torch.zeros(0)
-    answers = [[s.extracted for s in _group_scores(g, i)] for g in gen for i in range(len(g))]
+    answers = [a for g in gen for a in answers_of(g)]
     correct = [[bool(s.correct) for s in _group_scores(g, i)] for g in gen for i in range(len(g))]
-    return {
+    bonus = batch.rollouts.bonus
+    explore = {}
+    if bonus is not None:
+        explore = {
+            "explore/bonus_mean": float(bonus.mean()) if len(bonus) else math.nan,
+            "explore/bonus_abs_mean": float(bonus.abs().mean()) if len(bonus) else math.nan,
+        }
+    return explore | {
         "train/k": k,
         "reward/mean": _mean(rewards.tolist()),
         "reward/std": float(rewards.std(unbiased=False)) if len(rewards) else math.nan,

@@ -150,6 +150,14 @@ class AlgorithmConfig:
     """Largest group after DARS (None: 32 for et, 64 for hw)."""
     dars_std_normalized: bool = False
     """DARS allocation for std-normalised advantages (A_peak = N)."""
+    exploration: Literal["batch", "ucb", "ucb_mean", "ucb_con"] | None = None
+    """Answer-level exploration bonus added to the advantages (arXiv 2509.06941):
+    ``batch`` penalises answers repeated within a group; ``ucb``/``ucb_mean``/``ucb_con``
+    reward answers seldom seen for the problem over training (counts are checkpointed)."""
+    exploration_coef: float = 0.2
+    """Scale c of the exploration bonus (0.2 in the paper)."""
+    exploration_baseline: float = 0.5
+    """b0 of ``ucb_con``: answers seen more than 1/b0^2 times get a negative bonus."""
 
     def __post_init__(self) -> None:
         sugar = {"estimator": self.estimator, "params": self.params, "reward": self.reward}
@@ -593,6 +601,14 @@ def validate(config: TrainConfig) -> None:
             raise ValueError(
                 f"{where}.params.k={k} must be between 1 and rollout.n={r.n} (the group size)"
             )
+        orders = {"order": s.params.get("order")} if s.params.get("order") is not None else {}
+        orders.update({f"weights.{w}": w for w in dict(s.params.get("weights") or {})})
+        for key, value in orders.items():
+            if not 1 <= int(value) <= r.n:
+                raise ValueError(
+                    f"{where}.params.{key}: k={value} must be between 1 and rollout.n={r.n} "
+                    "(the group size)"
+                )
         if s.k_final is not None:
             if not spec.uses_k:
                 raise ValueError(f"{where}.k_final is set but {s.estimator!r} takes no k")
@@ -626,6 +642,9 @@ def validate(config: TrainConfig) -> None:
             raise ValueError("algorithm.dars and algorithm.dynamic_sampling cannot be combined")
         if a.dars_n_max is not None and a.dars_n_max < r.n:
             raise ValueError(f"algorithm.dars_n_max={a.dars_n_max} must be >= rollout.n={r.n}")
+    if a.exploration is not None:
+        _positive("algorithm.exploration_coef", a.exploration_coef)
+        _positive("algorithm.exploration_baseline", a.exploration_baseline, allow_zero=True)
 
     lo = c.loss
     spec = get_policy_loss(lo.policy_loss)  # unknown name: lists the valid ones

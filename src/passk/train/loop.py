@@ -25,12 +25,14 @@ from typing import Any
 
 import torch
 
+from passk.core.exploration import AnswerCounts
 from passk.seeds import derive_seed
 from passk.train import checkpoint as ckpt
 from passk.train.collect import (
     Collected,
     GroupSampler,
     StepTimes,
+    answers_of,
     make_collector,
     rollout_metrics,
 )
@@ -184,7 +186,10 @@ class Trainer:
         self.prompts = PromptSampler(self.train_problems, c.seed)
         self.schedule = StageSchedule(c.algorithm.stages)
         self.group_sampler = GroupSampler(self.sampler, self.tokenizer, self.scorer, c, batch_size)
-        self.collector = make_collector(self.group_sampler, self.prompts, c)
+        # historical answer counts of the UCB exploration bonus: trainer state, checkpointed
+        ucb = c.algorithm.exploration not in (None, "batch")
+        self.answer_counts = AnswerCounts() if ucb else None
+        self.collector = make_collector(self.group_sampler, self.prompts, c, self.answer_counts)
         self.state = RunState()
         self.last_checkpoint: Path | None = resume_from
         self.last_eval: dict[str, Any] | None = None
@@ -218,10 +223,15 @@ class Trainer:
                 self.prompts.drawn = drawn
             raise
         self.last_collected = got
+        if self.answer_counts is not None:  # every sampled answer counts once, after the step
+            for g in got.generated:
+                self.answer_counts.add([p.id for p in g.problems], answers_of(g))
         record: dict[str, Any] = {"kind": "train", "step": step, "stage": stage.name}
         record["stage/index"] = self.schedule.index
         record.update(rollout_metrics(got, int(params.get("k", 1))))
         record.update(upd)
+        if self.answer_counts is not None:
+            record["explore/answers_per_problem"] = self.answer_counts.distinct()
         record.setdefault("actor/entropy", record["rollout/entropy"])
         record.update(self._step_facts(got, timer, upd))
         self.state.step = step
@@ -362,7 +372,12 @@ class Trainer:
                 "prompts_drawn": self.prompts.drawn,
                 "run": st.__dict__,
             },
-            extra={"dph": self.reference.dph_state()},
+            extra={
+                "dph": self.reference.dph_state(),
+                "answer_counts": (
+                    None if self.answer_counts is None else self.answer_counts.state_dict()
+                ),
+            },
             reference=self.reference.weights() if st.ref_step > 0 else None,
             keep=c.checkpoint.keep,
         )
@@ -384,6 +399,11 @@ class Trainer:
             by_id = {p.id: p for p in self.train_problems}
             self.prompts.problems = [by_id[i] for i in self.state.pool]
         self.reference.load_dph_state(extra.get("dph"))
+        if self.answer_counts is not None:
+            saved = extra.get("answer_counts")
+            if saved is None:
+                raise ckpt.CheckpointError(f"checkpoint {path} lacks the exploration answer counts")
+            self.answer_counts.load_state_dict(saved)
         if self.reference.model is not None and self.state.ref_step:
             if not (path / "reference.safetensors").is_file():
                 raise ckpt.CheckpointError(f"checkpoint {path} lacks reference.safetensors")
