@@ -64,6 +64,24 @@ class RecordingTrainer(PassKGRPOTrainer):
         super().__init__(*args, **kwargs)
         self.produced: list[torch.Tensor] = []
         self.consumed: list[torch.Tensor] = []
+        self.needed: list[dict[str, torch.Tensor]] = []
+        self.manual_seq_logp: list[torch.Tensor] = []
+
+    def _needed_inputs(self, output, needs):
+        got = super()._needed_inputs(output, needs)
+        self.needed.append({k: v.detach().clone() for k, v in got.items()})
+        if "seq_logp" in needs:  # an independent forward: token-mean log-prob per completion
+            ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+            att = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+            T = output["completion_ids"].size(1)
+            with torch.no_grad():
+                logits = self.model(input_ids=ids, attention_mask=att).logits[:, -T - 1 : -1]
+            logp = torch.log_softmax(logits.float() / self.temperature, -1)
+            token = logp.gather(-1, output["completion_ids"][..., None])[..., 0]
+            m = output["completion_mask"].bool()
+            manual = torch.where(m, token, 0.0).sum(1) / m.sum(1).clamp(min=1)
+            self.manual_seq_logp.append(manual.view(-1, N_GEN))
+        return got
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
@@ -151,6 +169,56 @@ def test_two_steps_use_passk_advantages_and_update(tiny, advantage: str, kwargs:
     logged = [h for h in trainer.state.log_history if "adv/zero_frac" in h]
     assert logged and logged[0]["adv/zero_frac"] == pytest.approx(4 / 12)
     assert logged[0]["adv/zero_group_frac"] == pytest.approx(1 / 3)
+
+
+# SPEC 1.8-1.9 (issue 13): listed explicitly, so a missing estimator fails, not vanishes.
+NEW_ESTIMATORS = {
+    "passk_mixture": {"weights": {1: 0.5, 2: 0.5}},
+    "maxrl": {"order": 2},
+    "rs_grpo": {"beta": 2.0},
+    "w_reinforce": {"positive_weight": 0.1, "negative_weight": 1.0},
+    "rloo": {},
+    "reinforce_pp": {},
+    "unlikeliness": {"beta": 0.25},
+}
+
+
+@pytest.mark.parametrize("advantage", sorted(NEW_ESTIMATORS))
+def test_new_estimators_drive_training(tiny, advantage: str) -> None:
+    assert advantage in passk.list_estimators(), f"passk has no estimator {advantage!r} yet"
+    kwargs = NEW_ESTIMATORS[advantage]
+    trainer = make_trainer(tiny, advantage, kwargs, max_steps=1)
+    trainer.train()
+    assert len(trainer.produced) == 1
+    rewards = torch.tensor(PATTERN).view(-1, N_GEN)
+    extra = {}
+    if advantage == "unlikeliness":  # seq_logp [G, N] from the policy that sampled
+        seq = trainer.needed[0]["seq_logp"]
+        assert seq.shape == rewards.shape and (seq < 0).all()
+        torch.testing.assert_close(seq, trainer.manual_seq_logp[0], rtol=1e-4, atol=1e-4)
+        extra["seq_logp"] = seq
+    expected = passk.compute_advantages(advantage, rewards, **kwargs, **extra).view(-1)
+    torch.testing.assert_close(trainer.produced[0], expected.to(trainer.produced[0]))
+    torch.testing.assert_close(
+        trainer.produced[0].sort().values, trainer.consumed[0].reshape(-1).sort().values
+    )
+
+
+def test_estimator_with_an_input_trl_cannot_supply_is_refused(tiny) -> None:
+    from dataclasses import dataclass
+
+    from passk.core.advantages import _REGISTRY, register_estimator
+
+    @dataclass(frozen=True)
+    class NeedsFoo:
+        foo: object = None
+
+    register_estimator("_test_needs_foo", params=NeedsFoo, needs=("foo",))(lambda r, m, p: r)
+    try:
+        with pytest.raises(ValueError, match=r"needs \['foo'\], which PassKGRPOTrainer cannot"):
+            make_trainer(tiny, "_test_needs_foo", {})
+    finally:
+        _REGISTRY.unregister("_test_needs_foo")
 
 
 def test_stochastic_estimator_draws_anew_each_step_and_reproduces(tiny) -> None:

@@ -30,7 +30,7 @@ import passk.integrations.verl as pv  # noqa: E402
 
 CONFIG = pv.CONFIG_KEY
 
-# Estimator name -> parameters under algorithm.passk, and whether it takes binary rewards.
+# passk estimator name -> parameters under algorithm.passk, and whether it takes binary rewards.
 CASES = {
     "passk_analytic": ({"k": 3}, True),
     "passk_full": ({"k": 2, "shuffle": True, "seed": 3}, True),
@@ -39,7 +39,28 @@ CASES = {
     "passk_combination": ({"k": 3}, True),
     "passk_exceed": ({"k": 2}, True),
     "pkpo_loo": ({"k": 3}, False),
+    # SPEC 1.8-1.9 (issue 13)
+    "passk_mixture": ({"weights": {1: 0.5, 3: 0.5}}, True),
+    "maxrl": ({"order": 3}, True),
+    "rs_grpo": ({"beta": 2.0}, False),
+    "w_reinforce": ({"positive_weight": 0.1, "negative_weight": 1.0}, True),
+    "rloo": ({}, False),
+    "reinforce_pp": ({}, False),
 }
+# Every estimator of SPEC 1.8-1.9 and the name verl knows it by: listed explicitly, so a
+# missing estimator fails here instead of dropping out of a parametrisation.
+NEW_ESTIMATORS = {
+    "passk_mixture": "passk_mixture",
+    "maxrl": "maxrl",
+    "rs_grpo": "rs_grpo",
+    "w_reinforce": "w_reinforce",
+    "rloo": "passk_rloo",  # verl's own rloo stays verl's
+    "reinforce_pp": "reinforce_pp",
+    "unlikeliness": "unlikeliness",
+}
+# passk losses verl's PolicyLossFn can carry, and those it cannot (their needs).
+VERL_LOSSES = ("passk_ppo_clip", "passk_gspo", "passk_cispo", "passk_sapo")
+NOT_VERL_LOSSES = ("simko", "clip_cov", "kl_cov")
 
 
 def make_batch(
@@ -87,17 +108,45 @@ def ragged_uids(rng: np.random.Generator, sizes: list[int]) -> np.ndarray:
 
 
 def test_estimators_are_registered_under_passk_names() -> None:
-    for name in pv.VERL_ESTIMATORS:
-        fn = core_algos.get_adv_estimator_fn(name)
+    for verl_name, name in pv.VERL_ESTIMATOR_NAMES.items():
+        fn = core_algos.get_adv_estimator_fn(verl_name)
         assert getattr(fn, "__passk_verl__", None) == name
     assert core_algos.get_policy_loss_fn("passk_ppo_clip") is pv.passk_ppo_clip_policy_loss
     # verl's own grpo_passk is a different method and stays untouched
     assert not hasattr(core_algos.get_adv_estimator_fn("grpo_passk"), "__passk_verl__")
 
 
+def test_registered_set_follows_the_registry() -> None:
+    expected = {
+        pv.verl_estimator_name(n): n
+        for n in passk.list_estimators()
+        if n != "pass1" and passk.get_estimator(n).needs <= {"entropy", "seq_logp"}
+    }
+    assert expected == pv.VERL_ESTIMATOR_NAMES
+    assert set(pv.VERL_ESTIMATORS) == set(expected)
+
+
+@pytest.mark.parametrize("name", sorted(NEW_ESTIMATORS))
+def test_new_estimators_are_registered_with_verl(name: str) -> None:
+    assert name in passk.list_estimators(), f"passk has no estimator {name!r} yet"
+    verl_name = NEW_ESTIMATORS[name]
+    assert pv.verl_estimator_name(name) == verl_name
+    assert pv.VERL_ESTIMATOR_NAMES.get(verl_name) == name
+    assert core_algos.get_adv_estimator_fn(verl_name).__passk_verl__ == name
+
+
+def test_verl_names_verl_already_uses_stay_verls() -> None:
+    for verl_name in ("rloo", "reinforce_plus_plus_baseline", "grpo", "gspo", "clip_cov"):
+        fn = core_algos.ADV_ESTIMATOR_REGISTRY.get(
+            verl_name
+        ) or core_algos.POLICY_LOSS_REGISTRY.get(verl_name)
+        assert fn is not None and not hasattr(fn, "__passk_verl__"), verl_name
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("seed", [0, 1])
 def test_verl_compute_advantage_matches_core(name: str, seed: int) -> None:
+    assert name in passk.list_estimators(), f"passk has no estimator {name!r} yet"
     params, binary = CASES[name]
     rng = np.random.default_rng(seed)
     sizes = [8, 5, 8, 6, 3]  # ragged groups (DARS-style), smallest >= every k above
@@ -109,8 +158,9 @@ def test_verl_compute_advantage_matches_core(name: str, seed: int) -> None:
         scores = torch.as_tensor(rng.random(B), dtype=torch.float32)
     scores[uids == "uid-1"] = 1.0  # one degenerate group
     data, mask = make_batch(scores, uids, seed=seed)
-    config = OmegaConf.create({"adv_estimator": name, CONFIG: params})
-    out = compute_advantage(data, adv_estimator=name, config=config)
+    verl_name = pv.verl_estimator_name(name)
+    config = OmegaConf.create({"adv_estimator": verl_name, CONFIG: params})
+    out = compute_advantage(data, adv_estimator=verl_name, config=config)
     expected = reference_advantages(name, scores, uids, **params)  # [B]
     adv, ret = out.batch["advantages"], out.batch["returns"]
     assert adv.shape == mask.shape
@@ -223,6 +273,40 @@ def test_adaptive_uses_response_entropy() -> None:
     torch.testing.assert_close(adv.batch["advantages"], expected[:, None] * mask)
 
 
+def test_unlikeliness_uses_per_response_seq_logp() -> None:
+    assert "unlikeliness" in passk.list_estimators(), "passk has no estimator 'unlikeliness' yet"
+    rng = np.random.default_rng(1)
+    uids = ragged_uids(rng, [6, 4, 6])
+    B = len(uids)
+    scores = torch.as_tensor(rng.integers(0, 2, B), dtype=torch.float32)
+    seq_logp = -torch.as_tensor(rng.random(B) * 3, dtype=torch.float32)  # token-mean log-prob
+    data, mask = make_batch(scores, uids)
+    cfg = OmegaConf.create({CONFIG: {"beta": 0.25}})
+    with pytest.raises(ValueError, match="trainer_mode=passk_sync"):
+        compute_advantage(data, adv_estimator="unlikeliness", config=cfg)
+    with pv.response_inputs(seq_logp=seq_logp):
+        adv = compute_advantage(data, adv_estimator="unlikeliness", config=cfg).batch["advantages"]
+    # loop reference: the same [G, N] layout as reference_advantages, seq_logp alongside
+    r, m, rows, cols = pv.group_by_uid(scores, uids)
+    grid = torch.zeros(r.shape, dtype=torch.float64)
+    grid[rows, cols] = seq_logp.double()
+    core = passk.compute_advantages("unlikeliness", r, m, seq_logp=grid, beta=0.25)
+    torch.testing.assert_close(adv, core[rows, cols].float()[:, None] * mask)
+    assert not torch.equal(
+        core, passk.compute_advantages("unlikeliness", r, m, seq_logp=-grid, beta=0.25)
+    ), "seq_logp did not change the advantages"
+
+
+def test_estimator_without_parameters_needs_no_passk_key() -> None:
+    assert "rloo" in passk.list_estimators(), "passk has no estimator 'rloo' yet"
+    scores = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    uids = np.array(["a", "a", "a", "b", "b", "b"], dtype=object)
+    data, mask = make_batch(scores, uids)
+    adv = compute_advantage(data, adv_estimator="passk_rloo", config=OmegaConf.create({}))
+    expected = reference_advantages("rloo", scores, uids)
+    torch.testing.assert_close(adv.batch["advantages"], expected[:, None] * mask)
+
+
 def test_response_token_mean_ignores_padding() -> None:
     values = torch.tensor([[1.0, 2.0, float("nan")], [4.0, 0.0, 0.0]])
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
@@ -300,6 +384,54 @@ def test_policy_loss_logs_verl_metric_names_with_verl_values() -> None:
     assert not {"actor/ratio_max", "actor/ratio_min", "actor/clip_frac"} & set(ours)
 
 
+@pytest.mark.parametrize("verl_name", VERL_LOSSES)
+def test_passk_losses_registered_with_verl_match_core(verl_name: str) -> None:
+    from passk.core.aggregate import aggregate_loss
+    from passk.core.policy_losses import get_policy_loss, list_policy_losses
+
+    name = verl_name.removeprefix("passk_")
+    assert name in list_policy_losses(), f"passk has no policy loss {name!r} yet"
+    assert verl_name in pv.PASSK_POLICY_LOSSES
+    fn = core_algos.get_policy_loss_fn(verl_name)
+    g = torch.Generator().manual_seed(4)
+    B, T = 6, 5
+    old = torch.randn(B, T, generator=g) - 2.0
+    new = (old + 0.3 * torch.randn(B, T, generator=g)).requires_grad_(True)
+    adv = torch.randn(B, generator=g)[:, None].expand(B, T).contiguous()
+    mask = torch.rand(B, T, generator=g) > 0.2
+    mask[:, 0] = True
+    cfg = _actor_config(clip_ratio_low=0.1, clip_ratio_high=0.15, tau_pos=1.0, tau_neg=1.05)
+    loss, metrics = fn(old, new, adv, mask, "token-mean", cfg, None)
+    spec = get_policy_loss(name)
+    params = pv.policy_loss_params_from_verl(name, cfg)
+    for field, key in (("eps_low", "clip_ratio_low"), ("eps_high", "clip_ratio_high")):
+        if hasattr(params, field):  # verl's clip ratios reach the passk spec
+            assert getattr(params, field) == pytest.approx(getattr(cfg, key))
+    loss_mat, _ = spec.compute(new, old, adv, mask, params)
+    ref = aggregate_loss(loss_mat, mask, "token-mean", normalizer=mask.sum())
+    torch.testing.assert_close(loss, ref)
+    (grad,) = torch.autograd.grad(loss, new)
+    assert torch.isfinite(grad).all() and grad[~mask].abs().sum() == 0
+    assert all(isinstance(v, float) for v in metrics.values())
+    # micro-batch invariance with verl's global token count
+    cfg.global_batch_info.update({"dp_size": 1, "batch_num_tokens": int(mask.sum())})
+    halves = sum(
+        fn(old[s], new[s].detach(), adv[s], mask[s], "token-mean", cfg, None)[0]
+        for s in (slice(0, 2), slice(2, B))
+    )
+    torch.testing.assert_close(halves, loss.detach())
+
+
+@pytest.mark.parametrize("name", NOT_VERL_LOSSES)
+def test_losses_needing_more_than_verls_signature_are_not_registered(name: str) -> None:
+    from passk.core.policy_losses import get_policy_loss, list_policy_losses
+
+    assert name in list_policy_losses(), f"passk has no policy loss {name!r} yet"
+    assert get_policy_loss(name).needs, f"{name} should declare what verl cannot pass"
+    assert f"passk_{name}" not in pv.PASSK_POLICY_LOSSES
+    assert f"passk_{name}" not in core_algos.POLICY_LOSS_REGISTRY
+
+
 @pytest.mark.parametrize(
     ("cfg", "match"),
     [
@@ -339,11 +471,14 @@ def test_policy_loss_with_rollout_is_weights_and_micro_batches() -> None:
 
 def test_reimport_is_harmless() -> None:
     before = {n: core_algos.ADV_ESTIMATOR_REGISTRY[n] for n in pv.VERL_ESTIMATORS}
+    losses = {n: core_algos.POLICY_LOSS_REGISTRY[n] for n in pv.PASSK_POLICY_LOSSES}
     importlib.reload(pv)
     pv.register()
-    for name in pv.VERL_ESTIMATORS:
-        assert core_algos.ADV_ESTIMATOR_REGISTRY[name].__passk_verl__ == name
+    for verl_name, name in pv.VERL_ESTIMATOR_NAMES.items():
+        assert core_algos.ADV_ESTIMATOR_REGISTRY[verl_name].__passk_verl__ == name
     assert set(before) <= set(core_algos.ADV_ESTIMATOR_REGISTRY)
+    for name in losses:
+        assert core_algos.POLICY_LOSS_REGISTRY[name].__passk_verl__ == name
 
 
 def test_entry_point_loads_the_plugin() -> None:
@@ -386,8 +521,15 @@ def test_env_var_loads_plugin_on_import_verl() -> None:
     assert _registered_in_fresh_process(env) == "True True"
 
 
-def test_passk_sync_trainer_exposes_entropy(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("estimator", "field", "params"),
+    [("passk_adaptive", "entropy", {"k": 2}), ("unlikeliness", "old_log_probs", {"beta": 0.25})],
+)
+def test_passk_sync_trainer_exposes_per_response_inputs(
+    monkeypatch: pytest.MonkeyPatch, estimator: str, field: str, params: dict
+) -> None:
     pytest.importorskip("transfer_queue", reason="verl's v1 trainer needs TransferQueue")
+    assert estimator in passk.list_estimators(), f"passk has no estimator {estimator!r} yet"
     from tensordict import TensorDict
     from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
 
@@ -399,18 +541,20 @@ def test_passk_sync_trainer_exposes_entropy(monkeypatch: pytest.MonkeyPatch) -> 
     B, T = len(uids), 5
     scores = torch.as_tensor(rng.integers(0, 2, B), dtype=torch.float32)
     data, mask = make_batch(scores, uids, T=T)
-    token_entropy = torch.as_tensor(rng.random((B, T)), dtype=torch.float32)
+    token_values = torch.as_tensor(rng.random((B, T)), dtype=torch.float32)
+    if field == "old_log_probs":
+        token_values = -3 * token_values
 
     import transfer_queue as tq
 
     def fake_get(keys, partition_id, select_fields):  # what TransferQueue holds for the batch
-        assert set(select_fields) == {"entropy", "response_mask"}
-        return TensorDict({"entropy": token_entropy, "response_mask": mask}, batch_size=[B])
+        assert set(select_fields) == {field, "response_mask"}
+        return TensorDict({field: token_values, "response_mask": mask}, batch_size=[B])
 
-    cfg = OmegaConf.create({"algorithm": {"adv_estimator": "passk_adaptive", CONFIG: {"k": 2}}})
+    cfg = OmegaConf.create({"algorithm": {"adv_estimator": estimator, CONFIG: params}})
 
     def parent_compute(self, batch, metrics):  # verl's own step, on the same rows
-        return compute_advantage(data, adv_estimator="passk_adaptive", config=cfg.algorithm)
+        return compute_advantage(data, adv_estimator=estimator, config=cfg.algorithm)
 
     monkeypatch.setattr(tq, "kv_batch_get", fake_get)
     monkeypatch.setattr(PPOTrainerSync, "_compute_advantage", parent_compute)
@@ -420,14 +564,21 @@ def test_passk_sync_trainer_exposes_entropy(monkeypatch: pytest.MonkeyPatch) -> 
     metrics: dict = {}
     out = trainer._compute_advantage(batch, metrics)
 
-    ent = pv.response_token_mean(token_entropy, mask)
-    keys = sorted(set(uids.tolist()))
-    group_entropy = torch.tensor(
-        [float(ent[torch.as_tensor(uids == k)].double().mean()) for k in keys]
-    )
-    expected = reference_advantages("passk_adaptive", scores, uids, k=2, entropy=group_entropy)
-    torch.testing.assert_close(out.batch["advantages"], expected[:, None] * mask)
-    assert "passk/response_entropy_mean" in metrics
+    per_row = pv.response_token_mean(token_values, mask)  # [B]
+    if estimator == "passk_adaptive":
+        keys = sorted(set(uids.tolist()))
+        group_entropy = torch.tensor(
+            [float(per_row[torch.as_tensor(uids == k)].double().mean()) for k in keys]
+        )
+        expected = reference_advantages(estimator, scores, uids, k=2, entropy=group_entropy)
+        assert "passk/response_entropy_mean" in metrics
+    else:  # per response, token-mean of the old log-probs, in the group layout
+        r, m, rows, cols = pv.group_by_uid(scores, uids)
+        grid = torch.zeros(r.shape, dtype=torch.float64)
+        grid[rows, cols] = per_row.double()
+        expected = passk.compute_advantages(estimator, r, m, seq_logp=grid, **params)[rows, cols]
+        assert "passk/response_seq_logp_mean" in metrics
+    torch.testing.assert_close(out.batch["advantages"], expected.float()[:, None] * mask)
 
 
 def test_example_config_composes_and_passes_verl_validation() -> None:
@@ -460,9 +611,15 @@ def test_example_config_composes_and_passes_verl_validation() -> None:
     assert actor.optim.lr == 1e-6 and cfg.actor_rollout_ref.rollout.n == 32
     assert core_algos.get_policy_loss_fn(actor.policy_loss.loss_mode) is not None
     assert not actor.use_kl_loss and not algo.use_kl_in_reward
-    # the default recipe uses verl's own trainer; passk_sync only where entropy is needed
-    needs_entropy = "entropy" in passk.get_estimator(algo.adv_estimator).needs
-    assert cfg.trainer.v1.trainer_mode == (pv.TRAINER_MODE if needs_entropy else "sync")
+    # passk_sync: verl's sync trainer + passk's validation metrics (and per-response inputs)
+    assert cfg.trainer.v1.trainer_mode == pv.TRAINER_MODE
+    from passk.integrations.verl_validation import validation_options_from_config
+
+    opts = validation_options_from_config(cfg.trainer)
+    rollout = cfg.actor_rollout_ref.rollout
+    assert rollout.val_kwargs.n > 1 and rollout.val_kwargs.do_sample
+    assert rollout.val_kwargs.temperature > 0
+    assert max(opts.ks) <= rollout.val_kwargs.n
 
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "verl"

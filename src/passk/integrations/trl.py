@@ -43,9 +43,18 @@ from torch import Tensor
 from passk.core.advantages import EstimatorSpec, compute_advantages, get_estimator
 from passk.seeds import derive_seed
 
-__all__ = ["PassKGRPOTrainer", "advantage_seed", "group_rewards", "zero_advantage_stats"]
+__all__ = [
+    "SUPPLIED_NEEDS",
+    "PassKGRPOTrainer",
+    "advantage_seed",
+    "group_rewards",
+    "zero_advantage_stats",
+]
 
 _INSTALL_HINT = "pip install 'passk[trl]' (see docs/integrations/trl.md)"
+#: per-batch inputs the trainer computes for an estimator's ``needs``: per-prompt mean token
+#: entropy ``[G]``, per-completion mean token log-prob under the sampling policy ``[G, N]``.
+SUPPLIED_NEEDS = frozenset({"entropy", "seq_logp"})
 
 try:
     from trl import GRPOTrainer as _GRPOTrainer
@@ -135,6 +144,10 @@ class PassKGRPOTrainer(_GRPOTrainer):
     Estimators that need per-prompt entropy (``passk_adaptive``) get it from one extra
     no-grad forward pass of the policy over the local completions (token-mean per
     completion, gathered, then mean per prompt); multimodal inputs are not forwarded there.
+    Estimators that need per-completion sequence log-probs (``unlikeliness``: ``seq_logp``
+    ``[G, N]``, the token-mean log-prob under the policy that sampled it) get TRL's
+    ``old_per_token_logps`` (the policy at generation time) where TRL computed them, else
+    vLLM's ``sampling_per_token_logps``, else the same no-grad forward pass.
     """
 
     def __init__(
@@ -146,6 +159,12 @@ class PassKGRPOTrainer(_GRPOTrainer):
     ) -> None:
         spec = get_estimator(advantage)
         params = dict(advantage_kwargs or {})
+        unsupported = sorted(spec.needs - SUPPLIED_NEEDS)
+        if unsupported:
+            raise ValueError(
+                f"estimator {advantage!r} needs {unsupported}, which PassKGRPOTrainer cannot "
+                f"compute (it supplies {sorted(SUPPLIED_NEEDS)})"
+            )
         given_needs = sorted(set(params) & set(spec.needs))
         if given_needs:
             raise ValueError(
@@ -200,8 +219,9 @@ class PassKGRPOTrainer(_GRPOTrainer):
             rewards_per_func, self.reward_weights, self.num_generations
         )  # [G, N] x2, all processes
         params = dict(self.advantage_kwargs)
-        if "entropy" in self._advantage_spec.needs:
-            params["entropy"] = self._group_entropy(output)  # [G]
+        needs = self._advantage_spec.needs
+        if needs:
+            params.update(self._needed_inputs(output, needs))
         if _takes_seed(self._advantage_spec):
             accum = getattr(self, "current_gradient_accumulation_steps", None)
             micro = self._step % (accum or self.args.gradient_accumulation_steps)
@@ -224,22 +244,42 @@ class PassKGRPOTrainer(_GRPOTrainer):
             self._metrics["train"][key].append(value.item())
         return output
 
-    def _group_entropy(self, output: dict[str, Any]) -> Tensor:
-        """Per-prompt mean of per-completion token-mean entropy ``[G]`` (all processes)."""
+    def _needed_inputs(self, output: dict[str, Any], needs: frozenset[str]) -> dict[str, Tensor]:
+        """The estimator's per-batch inputs, for all processes: ``entropy`` ``[G]`` (per-prompt
+        mean of per-completion token-mean entropy), ``seq_logp`` ``[G, N]`` (per-completion
+        token-mean log-prob under the sampling policy)."""
+        m = output["completion_mask"].bool()  # [B_local, T]
+        logps = output.get("old_per_token_logps")
+        if logps is None:
+            logps = output.get("sampling_per_token_logps")
+        entropy = None
+        if "entropy" in needs or ("seq_logp" in needs and logps is None):
+            fwd_logps, entropy = self._policy_forward(output, "entropy" in needs)
+            logps = fwd_logps if logps is None else logps
+        out: dict[str, Tensor] = {}
+        for need, values in (("entropy", entropy), ("seq_logp", logps)):
+            if need not in needs:
+                continue
+            per_completion = torch.where(m, values.float(), 0.0).sum(1) / m.sum(1).clamp(min=1)
+            grid = self.accelerator.gather(per_completion).view(-1, self.num_generations)
+            out[need] = grid.mean(dim=1) if need == "entropy" else grid  # [G] / [G, N]
+        return out
+
+    def _policy_forward(
+        self, output: dict[str, Any], compute_entropy: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """No-grad forward of the policy over the local completions: per-token log-probs and
+        (optionally) entropies, ``[B_local, T]`` each."""
         prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
-        completion_mask = output["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([output["prompt_mask"], completion_mask], dim=1)
+        attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
         with torch.no_grad():
-            _, entropy, _ = self._get_per_token_logps_and_entropies(
+            logps, entropy, _ = self._get_per_token_logps_and_entropies(
                 self.model,
                 input_ids,
                 attention_mask,
                 completion_ids.size(1),
                 batch_size=self.args.per_device_train_batch_size,
-                compute_entropy=True,
-            )  # [B_local, T]
-        m = completion_mask.bool()
-        per_completion = torch.where(m, entropy, 0.0).sum(1) / m.sum(1).clamp(min=1)  # [B_local]
-        gathered = self.accelerator.gather(per_completion.float())  # [B_global]
-        return gathered.view(-1, self.num_generations).mean(dim=1)
+                compute_entropy=compute_entropy,
+            )
+        return logps, entropy

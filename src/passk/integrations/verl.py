@@ -2,13 +2,19 @@
 
 Importing this module (verl does it for you, see below) registers with verl
 
-- every group estimator of :mod:`passk.core.advantages` that verl can drive
-  (:data:`VERL_ESTIMATORS`) with ``verl.trainer.ppo.core_algos.register_adv_est``
-  under its passk name, so ``algorithm.adv_estimator=passk_analytic`` selects it;
-- ``passk_ppo_clip`` with ``register_policy_loss`` (``actor.policy_loss.loss_mode``):
-  passk's decoupled-clip PPO loss, aggregated with an explicit global normaliser;
+- every estimator of passk's registry that verl can drive (:func:`verl_estimators`, derived
+  from :func:`passk.list_estimators`, so new estimators come automatically) with
+  ``verl.trainer.ppo.core_algos.register_adv_est`` under its passk name, so
+  ``algorithm.adv_estimator=passk_analytic`` selects it. A passk name that verl itself uses
+  for its own method (``rloo``) is registered as ``passk_<name>`` (``passk_rloo``) and
+  verl's stays verl's;
+- every passk policy loss whose inputs fit verl's ``PolicyLossFn`` signature (no extra
+  ``needs``) with ``register_policy_loss`` as ``passk_<name>`` (``passk_ppo_clip``,
+  ``passk_gspo``, ...), aggregated with an explicit global normaliser;
 - the v1 trainer mode ``passk_sync`` (``trainer.v1.trainer_mode=passk_sync``): verl's
-  synchronous trainer plus the per-response entropy that ``passk_adaptive`` needs.
+  synchronous trainer plus the per-response entropy / sequence log-probs that
+  ``passk_adaptive`` / ``unlikeliness`` need, and unbiased pass@k, pass^k and maj@k in its
+  validation metrics (:mod:`passk.integrations.verl_validation`).
 
 verl loads it in every process (driver, TaskRunner, every Ray worker) through either
 
@@ -64,9 +70,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from passk.core.advantages import compute_advantages, get_estimator
+from passk.core.advantages import compute_advantages, get_estimator, list_estimators
 from passk.core.aggregate import aggregate_loss
-from passk.core.policy_losses import get_policy_loss
+from passk.core.policy_losses import get_policy_loss, list_policy_losses
 from passk.seeds import derive_seed
 
 __all__ = [
@@ -74,38 +80,113 @@ __all__ = [
     "PASSK_POLICY_LOSSES",
     "TRAINER_MODE",
     "VERL_ESTIMATORS",
+    "VERL_ESTIMATOR_NAMES",
     "VERL_METRIC_NAMES",
     "group_by_uid",
     "passk_params_from_config",
     "passk_ppo_clip_policy_loss",
+    "policy_loss_params_from_verl",
     "ppo_clip_params_from_verl",
     "register",
     "response_entropy",
+    "response_inputs",
     "response_token_mean",
     "verl_advantage",
+    "verl_estimator_name",
+    "verl_estimators",
     "verl_global_step",
     "verl_loss_metrics",
     "verl_policy_loss",
+    "verl_policy_losses",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: passk estimators registered with verl, under these names.
-VERL_ESTIMATORS: tuple[str, ...] = (
-    "passk_analytic",
-    "passk_full",
-    "passk_bootstrap",
-    "maxk_analytic",
-    "passk_combination",
-    "passk_exceed",
-    "pkpo_loo",
-    "passk_adaptive",
+#: verl 0.9.1's own advantage estimators (``core_algos.AdvantageEstimator``); a passk
+#: estimator of the same name is registered as ``passk_<name>``. Static, so a name does not
+#: depend on what else was imported; the live enum is added when verl is installed.
+_VERL_BUILTIN_ESTIMATORS = frozenset(
+    {
+        "gae",
+        "grpo",
+        "reinforce_plus_plus",
+        "reinforce_plus_plus_baseline",
+        "remax",
+        "rloo",
+        "opo",
+        "grpo_passk",
+        "gpg",
+        "rloo_vectorized",
+        "grpo_vectorized",
+        "optimal_token_baseline",
+        "tir_optimal_token_baseline",
+        "gdpo",
+    }
 )
+#: passk estimators not registered with verl, and why.
+_NOT_FOR_VERL = {"pass1": "verl's own grpo is the same estimator (algorithm.adv_estimator=grpo)"}
+# Per-response inputs the adapter can supply to an estimator's ``needs`` (verl's trainer
+# computes them; passk_sync hands them over): reduced to a per-group mean [G], or kept per
+# response [G, N].
+_GROUP_MEAN_NEEDS = ("entropy",)
+_PER_RESPONSE_NEEDS = ("seq_logp",)
+_SUPPLIED_NEEDS = frozenset(_GROUP_MEAN_NEEDS + _PER_RESPONSE_NEEDS)
+# What passk_sync reads from TransferQueue for each need (the rows' token values).
+_NEED_FIELDS = {"entropy": "entropy", "seq_logp": "old_log_probs"}
+
+
+def verl_estimator_name(name: str) -> str:
+    """The name passk estimator ``name`` has in verl: itself, or ``passk_<name>`` where
+    verl uses the name for its own method.
+
+    >>> verl_estimator_name("passk_analytic"), verl_estimator_name("rloo")
+    ('passk_analytic', 'passk_rloo')
+    """
+    builtin = _VERL_BUILTIN_ESTIMATORS
+    try:
+        from verl.trainer.ppo.core_algos import AdvantageEstimator
+
+        builtin = builtin | {e.value for e in AdvantageEstimator}
+    except ImportError:
+        pass
+    return name if name.startswith("passk_") or name not in builtin else f"passk_{name}"
+
+
+def verl_estimators() -> dict[str, str]:
+    """``{verl name: passk name}`` of every registered passk estimator verl can drive.
+
+    Derived from :func:`passk.list_estimators` each time: an estimator is left out when it
+    is in ``_NOT_FOR_VERL`` or needs a per-response input the adapter cannot supply
+    (supplied: ``entropy`` and ``seq_logp``, through the ``passk_sync`` trainer mode).
+    """
+    out: dict[str, str] = {}
+    for name in list_estimators():
+        if name in _NOT_FOR_VERL or not get_estimator(name).needs <= _SUPPLIED_NEEDS:
+            continue
+        out[verl_estimator_name(name)] = name
+    return out
+
+
+def verl_policy_losses() -> dict[str, str]:
+    """``{verl loss_mode: passk loss}``: every passk policy loss without extra ``needs``,
+    as ``passk_<name>``. verl's ``PolicyLossFn`` receives only the sampled tokens' log-probs,
+    advantages and mask of one micro-batch; a loss that needs more (SimKO's top-K log-probs
+    and entropy, Clip-Cov / KL-Cov's token selection over the whole mini-batch) cannot be
+    computed inside it.
+    """
+    return {f"passk_{n}": n for n in list_policy_losses() if not get_policy_loss(n).needs}
+
+
+#: verl name -> passk name of the estimators registered with verl (updated by register()).
+VERL_ESTIMATOR_NAMES: dict[str, str] = verl_estimators()
+#: verl names of the passk estimators registered with verl.
+VERL_ESTIMATORS: tuple[str, ...] = tuple(VERL_ESTIMATOR_NAMES)
 #: passk policy losses registered with verl's ``register_policy_loss``.
-PASSK_POLICY_LOSSES: tuple[str, ...] = ("passk_ppo_clip",)
+PASSK_POLICY_LOSSES: tuple[str, ...] = tuple(verl_policy_losses())
 #: key under ``algorithm`` holding the estimator parameters.
 CONFIG_KEY = "passk"
-#: v1 trainer mode that supplies per-response entropy to ``passk_adaptive``.
+#: v1 trainer mode: per-response entropy / sequence log-probs for the estimators that need
+#: them, and passk's validation metrics.
 TRAINER_MODE = "passk_sync"
 
 # Options of the adapter itself, read from ``algorithm.passk`` next to the estimator's.
@@ -113,10 +194,11 @@ _ADAPTER_KEYS = ("binarize_threshold",)
 _INSTALL_HINT = "pip install 'passk[verl]' (see docs/integrations/verl.md)"
 _MARK = "__passk_verl__"  # attribute marking functions registered by this module
 
-# Per-row mean token entropy [B] of the batch whose advantages are being computed; set by the
-# passk_sync trainer (or by a caller with response_entropy(...)) around compute_advantage.
-_RESPONSE_ENTROPY: contextvars.ContextVar[Tensor | None] = contextvars.ContextVar(
-    "passk_verl_response_entropy", default=None
+# Per-row inputs {need: [B]} of the batch whose advantages are being computed (token-mean
+# entropy, token-mean old log-prob); set by the passk_sync trainer (or by a caller with
+# response_inputs(...)) around compute_advantage.
+_RESPONSE_INPUTS: contextvars.ContextVar[Mapping[str, Tensor] | None] = contextvars.ContextVar(
+    "passk_verl_response_inputs", default=None
 )
 
 
@@ -173,17 +255,32 @@ def response_token_mean(values: Tensor, response_mask: Tensor) -> Tensor:
 
 
 @contextlib.contextmanager
-def response_entropy(entropy: Tensor) -> Iterator[None]:
-    """Make per-response mean token entropy ``[B]`` visible to ``passk_adaptive`` inside.
+def response_inputs(**values: Tensor) -> Iterator[None]:
+    """Make per-response inputs ``[B]`` visible to the estimators that need them, inside.
 
-    Rows follow the batch given to verl's ``compute_advantage``. The ``passk_sync``
-    trainer does this for you; use it directly when calling ``compute_advantage`` yourself.
+    ``entropy``: mean token entropy per response (``passk_adaptive``, averaged per prompt);
+    ``seq_logp``: mean token log-prob under the sampling policy (``unlikeliness``, kept per
+    response). Rows follow the batch given to verl's ``compute_advantage``. The
+    ``passk_sync`` trainer does this for you; use it when calling ``compute_advantage``
+    yourself. Nested calls add to (and may override) the outer values.
     """
-    token = _RESPONSE_ENTROPY.set(torch.as_tensor(entropy).detach().reshape(-1))
+    unknown = sorted(set(values) - _SUPPLIED_NEEDS)
+    if unknown:
+        raise ValueError(
+            f"unknown per-response input(s) {unknown}; valid: {sorted(_SUPPLIED_NEEDS)}"
+        )
+    merged = dict(_RESPONSE_INPUTS.get() or {})
+    merged.update({k: torch.as_tensor(v).detach().reshape(-1) for k, v in values.items()})
+    token = _RESPONSE_INPUTS.set(merged)
     try:
         yield
     finally:
-        _RESPONSE_ENTROPY.reset(token)
+        _RESPONSE_INPUTS.reset(token)
+
+
+def response_entropy(entropy: Tensor) -> contextlib.AbstractContextManager[None]:
+    """``response_inputs(entropy=entropy)``: per-response mean token entropy ``[B]``."""
+    return response_inputs(entropy=entropy)
 
 
 # --------------------------------------------------------------------------- config
@@ -219,6 +316,8 @@ def passk_params_from_config(name: str, config: Any) -> tuple[dict[str, Any], di
     fields = {f.name for f in dataclasses.fields(spec.params)} - set(spec.needs)
     valid = sorted(fields | set(_ADAPTER_KEYS))
     raw = None if config is None else config.get(CONFIG_KEY, None)
+    if raw is None and not spec.uses_k:  # nothing required: every parameter has a default
+        raw = {}
     if raw is None:
         raise ValueError(
             f"verl estimator {name!r} reads its parameters from algorithm.{CONFIG_KEY}, "
@@ -272,6 +371,7 @@ def verl_advantage(
     config: Any = None,
     entropy: Tensor | None = None,
     step: int | None = None,
+    inputs: Mapping[str, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """verl-shaped advantage of passk estimator ``name``: returns ``(advantages, returns)``.
 
@@ -281,7 +381,9 @@ def verl_advantage(
         index: ``[B]`` prompt uid per response (``non_tensor_batch["uid"]``).
         config: verl's ``algorithm`` config; parameters under ``passk``.
         entropy: ``[B]`` per-response mean token entropy, for estimators that need it;
-            ``None`` reads the value set by :func:`response_entropy`.
+            ``None`` reads the value set by :func:`response_inputs`.
+        inputs: ``{need: [B]}`` per-response inputs (``entropy``, ``seq_logp``); a need
+            missing here is read from :func:`response_inputs`.
         step: training step; a stochastic estimator then draws with
             ``derive_seed(seed, "adv", step)``. ``None``: the configured seed as given.
 
@@ -305,24 +407,11 @@ def verl_advantage(
         if adapter["binarize_threshold"] is not None:
             scores = (scores > adapter["binarize_threshold"]).to(scores.dtype)
         rewards, mask, rows, cols = group_by_uid(scores, index)  # [G, N] x2, [B] x2
-        if "entropy" in spec.needs:
-            ent = entropy if entropy is not None else _RESPONSE_ENTROPY.get()
-            if ent is None:
-                raise ValueError(
-                    f"estimator {name!r} needs per-response entropy, which verl's "
-                    f"compute_advantage does not pass: run with "
-                    f"trainer.v1.trainer_mode={TRAINER_MODE} (or wrap the call in "
-                    "passk.integrations.verl.response_entropy(...))"
-                )
-            ent = torch.as_tensor(ent, device=scores.device).reshape(-1).to(torch.float64)
-            if ent.shape[0] != scores.shape[0]:
-                raise ValueError(
-                    f"entropy has {ent.shape[0]} values, expected one per response "
-                    f"({scores.shape[0]})"
-                )
-            per_group = torch.zeros(rewards.shape[0], dtype=torch.float64, device=ent.device)
-            per_group.index_add_(0, rows, ent)
-            params["entropy"] = per_group / mask.sum(1).clamp(min=1)  # [G]
+        given = {**(_RESPONSE_INPUTS.get() or {}), **(inputs or {})}
+        if entropy is not None:
+            given["entropy"] = entropy
+        for need in sorted(spec.needs):
+            params[need] = _need_to_groups(name, need, given.get(need), rows, cols, mask)
         if step is not None and _takes_seed(spec):
             base = params.get("seed", _seed_default(spec))
             params["seed"] = derive_seed(int(base), "adv", int(step))
@@ -333,6 +422,36 @@ def verl_advantage(
         flat = adv[rows, cols].to(torch.float32)  # [B]
         advantages = flat.unsqueeze(-1) * response_mask.to(flat.dtype)  # [B, T]
     return advantages, advantages
+
+
+def _need_to_groups(
+    name: str, need: str, value: Any, rows: Tensor, cols: Tensor, mask: Tensor
+) -> Tensor:
+    """A per-response input ``[B]`` -> what the estimator takes: the per-group mean ``[G]``
+    (``entropy``) or the values in the group layout ``[G, N]`` (``seq_logp``, 0 where masked)."""
+    if need not in _SUPPLIED_NEEDS:
+        raise ValueError(
+            f"estimator {name!r} needs {need!r}, which the verl adapter cannot supply "
+            f"(supplied: {sorted(_SUPPLIED_NEEDS)})"
+        )
+    if value is None:
+        raise ValueError(
+            f"estimator {name!r} needs per-response {need!r}, which verl's compute_advantage "
+            f"does not pass: run with trainer.v1.trainer_mode={TRAINER_MODE} (or wrap the call "
+            f"in passk.integrations.verl.response_inputs({need}=...))"
+        )
+    flat = torch.as_tensor(value, device=mask.device).reshape(-1).to(torch.float64)  # [B]
+    if flat.shape[0] != rows.shape[0]:
+        raise ValueError(
+            f"{need} has {flat.shape[0]} values, expected one per response ({rows.shape[0]})"
+        )
+    if need in _GROUP_MEAN_NEEDS:
+        per_group = torch.zeros(mask.shape[0], dtype=torch.float64, device=mask.device)
+        per_group.index_add_(0, rows, flat)
+        return per_group / mask.sum(1).clamp(min=1)  # [G]
+    grid = torch.zeros(mask.shape, dtype=torch.float64, device=mask.device)
+    grid[rows, cols] = flat
+    return grid  # [G, N]
 
 
 def _takes_seed(spec: Any) -> bool:
@@ -393,6 +512,43 @@ def _verl_normalizer(
     )
 
 
+# passk loss parameter -> verl actor-config keys it is read from (first one set wins), as
+# verl's own losses read them (vanilla, gspo, cispo: clip_ratio_*; sapo: tau_pos / tau_neg).
+# verl's ActorConfig is a closed dataclass, so a passk parameter without a verl key keeps
+# the passk spec's default.
+_VERL_ACTOR_KEYS: dict[str, tuple[str, ...]] = {
+    "eps_low": ("clip_ratio_low", "clip_ratio"),
+    "eps_high": ("clip_ratio_high", "clip_ratio"),
+    "dual_clip": ("clip_ratio_c",),
+    "tau_pos": ("tau_pos",),
+    "tau_neg": ("tau_neg",),
+}
+
+
+def policy_loss_params_from_verl(name: str, config: Any) -> Any:
+    """verl's actor config -> the validated params of passk's loss spec ``name``.
+
+    Each params field listed in ``_VERL_ACTOR_KEYS`` takes the first of its verl keys that
+    the config sets (``eps_low`` <- ``clip_ratio_low``, else ``clip_ratio``; ``dual_clip``
+    <- ``clip_ratio_c``; ``tau_pos`` / ``tau_neg`` <- the same names); other fields keep
+    the spec's default. A value the spec rejects raises a ``ValueError`` naming verl's keys.
+    """
+    spec = get_policy_loss(name)
+    mapping: dict[str, float] = {}
+    given: dict[str, Any] = {}
+    for field in (f.name for f in dataclasses.fields(spec.params)):
+        for key in _VERL_ACTOR_KEYS.get(field, ()):
+            value = config.get(key, None)
+            given[key] = value
+            if value is not None:
+                mapping[field] = float(value)
+                break
+    try:
+        return spec.make_params(mapping)
+    except ValueError as err:
+        raise ValueError(f"passk_{name} with actor config {given}: {err}") from err
+
+
 def ppo_clip_params_from_verl(config: Any) -> Any:
     """verl's actor config -> the validated params of passk's ``ppo_clip`` loss spec.
 
@@ -404,23 +560,7 @@ def ppo_clip_params_from_verl(config: Any) -> Any:
     >>> ppo_clip_params_from_verl({"clip_ratio": 0.2, "clip_ratio_high": 0.28, "clip_ratio_c": 3})
     PPOClipParams(eps_low=0.2, eps_high=0.28, dual_clip=3.0)
     """
-    clip = config.get("clip_ratio", None)
-    verl_keys = {
-        "eps_low": ("clip_ratio_low", config.get("clip_ratio_low", None)),
-        "eps_high": ("clip_ratio_high", config.get("clip_ratio_high", None)),
-        "dual_clip": ("clip_ratio_c", config.get("clip_ratio_c", None)),
-    }
-    mapping: dict[str, float] = {}
-    for field, (_, value) in verl_keys.items():
-        if value is None and field != "dual_clip":
-            value = clip
-        if value is not None:
-            mapping[field] = float(value)
-    try:
-        return get_policy_loss("ppo_clip").make_params(mapping)
-    except ValueError as err:
-        given = {key: value for key, value in verl_keys.values()} | {"clip_ratio": clip}
-        raise ValueError(f"passk_ppo_clip with actor config {given}: {err}") from err
+    return policy_loss_params_from_verl("ppo_clip", config)
 
 
 def verl_policy_loss(
@@ -487,6 +627,40 @@ def passk_ppo_clip_policy_loss(
     )
 
 
+def _make_verl_policy_loss(name: str) -> Any:
+    """verl ``PolicyLossFn`` for passk loss ``name`` (params from the actor config)."""
+
+    def policy_loss(
+        old_log_prob: Tensor,
+        log_prob: Tensor,
+        advantages: Tensor,
+        response_mask: Tensor,
+        loss_agg_mode: str = "token-mean",
+        config: Any = None,
+        rollout_is_weights: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
+        if config is None:
+            raise ValueError(f"passk_{name} needs verl's actor config")
+        params = policy_loss_params_from_verl(name, config)
+        return verl_policy_loss(
+            name,
+            params,
+            old_log_prob,
+            log_prob,
+            advantages,
+            response_mask,
+            loss_agg_mode,
+            config,
+            rollout_is_weights,
+        )
+
+    policy_loss.__name__ = f"passk_{name}_policy_loss"
+    policy_loss.__qualname__ = policy_loss.__name__
+    policy_loss.__doc__ = f"passk policy loss {name!r} for verl (see passk.integrations.verl)."
+    setattr(policy_loss, _MARK, f"passk_{name}")
+    return policy_loss
+
+
 #: passk loss metric -> the name verl's ``vanilla`` loss logs it under (verl 0.9.1).
 VERL_METRIC_NAMES: dict[str, str] = {
     "actor/clip_frac": "actor/pg_clipfrac",
@@ -528,7 +702,7 @@ def verl_loss_metrics(
 
 
 def _register_trainer_mode() -> bool:
-    """Register ``passk_sync``, the v1 sync trainer that exposes per-response entropy.
+    """Register ``passk_sync``: the v1 sync trainer plus per-response inputs and validation.
 
     Returns False (and registers nothing) when verl's v1 trainer cannot be imported, e.g.
     without TransferQueue. Set ``PASSK_VERL_TRAINER=0`` to skip it (it adds the v1
@@ -551,35 +725,40 @@ def _register_trainer_mode() -> bool:
     existing = TRAINER_REGISTRY.get(TRAINER_MODE)
     if existing is not None and getattr(existing, _MARK, None):
         return True
+    from passk.integrations.verl_validation import PassKValidationMixin
 
-    class PassKPPOTrainerSync(PPOTrainerSync):
-        """verl's synchronous PPO trainer + per-response entropy for passk estimators.
+    class PassKPPOTrainerSync(PassKValidationMixin, PPOTrainerSync):
+        """verl's synchronous PPO trainer + per-response inputs and passk validation metrics.
 
-        verl computes token entropy with the old log-probs and stores it in
-        TransferQueue, but ``compute_advantage`` never passes it to estimators. For an
-        estimator whose spec ``needs`` entropy, this trainer reads it back for the
-        batch's keys, reduces it to a token-mean per response ``[B]`` and exposes it
-        through :func:`response_entropy` while verl's own ``_compute_advantage`` runs.
-        Every other estimator goes through verl's code unchanged.
+        verl computes token entropy and the old log-probs and stores them in TransferQueue,
+        but ``compute_advantage`` never passes them to estimators. For an estimator whose
+        spec ``needs`` ``entropy`` or ``seq_logp``, this trainer reads ``entropy`` /
+        ``old_log_probs`` back for the batch's keys, reduces each to a token-mean per
+        response ``[B]`` and exposes them through :func:`response_inputs` while verl's own
+        ``_compute_advantage`` runs. Every other estimator goes through verl's code
+        unchanged. Validation adds unbiased pass@k, pass^k and maj@k
+        (:class:`passk.integrations.verl_validation.PassKValidationMixin`).
         """
 
         def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
-            name = str(self.config.algorithm.adv_estimator)
-            try:
-                spec = get_estimator(name)
-            except ValueError:
-                return super()._compute_advantage(batch, metrics)
-            if "entropy" not in spec.needs:
+            name = VERL_ESTIMATOR_NAMES.get(str(self.config.algorithm.adv_estimator))
+            needs = sorted(get_estimator(name).needs & _SUPPLIED_NEEDS) if name else []
+            if not needs:
                 return super()._compute_advantage(batch, metrics)
             import transfer_queue as tq
 
-            fields = ["entropy", "response_mask"]
+            fields = [_NEED_FIELDS[n] for n in needs] + ["response_mask"]
             data = tq.kv_batch_get(
                 keys=batch.keys, partition_id=batch.partition_id, select_fields=fields
             ).to_padded_tensor()
-            ent = response_token_mean(data["entropy"].float(), data["response_mask"])  # [B]
-            metrics["passk/response_entropy_mean"] = float(ent.mean())
-            with response_entropy(ent):
+            values = {}
+            for need in needs:
+                per_row = response_token_mean(
+                    data[_NEED_FIELDS[need]].float(), data["response_mask"]
+                )  # [B]
+                metrics[f"passk/response_{need}_mean"] = float(per_row.mean())
+                values[need] = per_row
+            with response_inputs(**values):
                 return super()._compute_advantage(batch, metrics)
 
     setattr(PassKPPOTrainerSync, _MARK, True)
@@ -601,20 +780,31 @@ def register() -> None:
     except ImportError as err:
         raise ImportError(f"passk.integrations.verl needs verl: {_INSTALL_HINT}") from err
 
-    for name in VERL_ESTIMATORS:
-        current = core_algos.ADV_ESTIMATOR_REGISTRY.get(name)
+    global VERL_ESTIMATORS, PASSK_POLICY_LOSSES
+    names = verl_estimators()  # the registry now: estimators registered since import count
+    VERL_ESTIMATOR_NAMES.clear()
+    VERL_ESTIMATOR_NAMES.update(names)
+    VERL_ESTIMATORS = tuple(names)
+    for verl_name, name in names.items():
+        current = core_algos.ADV_ESTIMATOR_REGISTRY.get(verl_name)
         if current is not None and getattr(current, _MARK, None) == name:
             continue  # ours (this import or an earlier one of the module)
         if current is not None:
             warnings.warn(
-                f"passk: verl already has an advantage estimator {name!r}; not replacing it",
+                f"passk: verl already has an advantage estimator {verl_name!r}; not replacing it",
                 stacklevel=2,
             )
             continue
-        core_algos.ADV_ESTIMATOR_REGISTRY.pop(name, None)
-        core_algos.register_adv_est(name)(_make_verl_estimator(name))
+        core_algos.ADV_ESTIMATOR_REGISTRY.pop(verl_name, None)
+        core_algos.register_adv_est(verl_name)(_make_verl_estimator(name))
 
-    losses = {"passk_ppo_clip": passk_ppo_clip_policy_loss}
+    losses = {
+        verl_name: passk_ppo_clip_policy_loss
+        if name == "ppo_clip"
+        else _make_verl_policy_loss(name)
+        for verl_name, name in verl_policy_losses().items()
+    }
+    PASSK_POLICY_LOSSES = tuple(losses)
     for name, fn in losses.items():
         current = core_algos.POLICY_LOSS_REGISTRY.get(name)
         if current is not None and current is not fn and not getattr(current, _MARK, None):
@@ -622,6 +812,8 @@ def register() -> None:
                 f"passk: verl already has a policy loss {name!r}; not replacing it", stacklevel=2
             )
             continue
+        if getattr(current, _MARK, None) == name and name != "passk_ppo_clip":
+            continue  # ours from an earlier import: keep the function verl already holds
         setattr(fn, _MARK, name)
         core_algos.register_policy_loss(name)(fn)
 
