@@ -1,10 +1,11 @@
-"""pass@k metrics, bounds and diversity; reward transforms and DARS allocation."""
+"""pass@k and pass^k metrics, bounds and diversity; reward transforms and DARS allocation."""
 
 from __future__ import annotations
 
 import math
 from itertools import combinations, pairwise
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -19,6 +20,11 @@ from passk.core.metrics import (
     pass_at_k_ci,
     pass_at_k_curve,
     pass_at_k_per_problem,
+    pass_hat_k,
+    pass_hat_k_ci,
+    pass_hat_k_curve,
+    problems_per_k,
+    summarize_per_problem,
 )
 from passk.core.rewards import noisy_rewards, overlong_penalty
 
@@ -168,3 +174,84 @@ def test_dars_std_normalized_reaches_peak_mass():
     s = 2 * (acc * (1 - acc)).sqrt()
     total = (n + extra) * s
     assert (total >= n - 1e-9).all() and ((n + extra - 1) * s < n).all()
+
+
+# --------------------------------------------------------------------------- pass^k
+
+
+def brute_force_pass_hat_k(n: int, c: int, k: int) -> float:
+    """Fraction of k-subsets of n samples (c correct) that are all correct."""
+    samples = [1] * c + [0] * (n - c)
+    subsets = list(combinations(samples, k))
+    return sum(min(s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 10))
+def test_pass_hat_k_equals_enumeration(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            expected = brute_force_pass_hat_k(n, c, k)
+            assert pass_hat_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+            t = pass_hat_k(torch.tensor([n]), torch.tensor([c]), k)
+            assert t.item() == pytest.approx(expected, abs=1e-12)
+
+
+def test_pass_hat_k_matches_exact_binomial_for_large_n():
+    for n, c, k in [(10_000, 9_999, 1), (10_000, 9_990, 500), (4096, 4000, 64), (300, 299, 150)]:
+        exact = math.comb(c, k) / math.comb(n, k)
+        assert pass_hat_k(n, c, k) == pytest.approx(exact, rel=1e-10)
+        t = pass_hat_k(torch.tensor([n]), torch.tensor([c]), k)
+        assert t.item() == pytest.approx(exact, rel=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 300).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))
+    )
+)
+def test_pass_hat_k_tensor_and_scalar_agree_and_bound_pass_at_k(args):
+    n, c, k = args
+    t = pass_hat_k(torch.tensor([n, n]), torch.tensor([c, n]), k)
+    assert t[0].item() == pytest.approx(pass_hat_k(n, c, k), rel=1e-9, abs=1e-300)
+    assert t[1].item() == 1.0
+    # all k correct implies one correct: pass^k <= pass@1 <= pass@k
+    assert pass_hat_k(n, c, k) <= c / n + 1e-12 <= pass_at_k(n, c, k) + 2e-12
+
+
+def test_pass_hat_k_curve_ci_and_bad_input():
+    curve = pass_hat_k_curve([4, 4], [4, 2], [1, 2, 4])
+    assert curve == pytest.approx({1: 0.75, 2: (1 + 1 / 6) / 2, 4: 0.5})
+    ci = pass_hat_k_ci([4, 4, 4], [4, 2, 0], [1, 4], num_resamples=200)
+    for lo, hi in ci.values():
+        assert 0 <= lo <= hi <= 1
+    with pytest.raises(ValueError, match="k must be in"):
+        pass_hat_k(4, 1, 5)
+    with pytest.raises(ValueError, match="c \\(correct samples\\)"):
+        pass_hat_k(4, 5, 1)
+
+
+def test_ragged_problems_are_left_out_where_they_have_fewer_than_k_samples():
+    n, c = [2, 8, 8], [1, 8, 0]
+    per = pass_at_k_per_problem(n, c, [1, 4, 8])
+    assert math.isnan(per[0, 1]) and math.isnan(per[0, 2]) and not per[1:].isnan().any()
+    curve = pass_at_k_curve(n, c, [1, 4, 8])
+    assert curve[1] == pytest.approx((0.5 + 1 + 0) / 3)
+    assert curve[8] == pytest.approx(0.5)  # only the two n = 8 problems
+    assert problems_per_k(n, [1, 2, 4, 8]) == {1: 3, 2: 3, 4: 2, 8: 2}
+    hat = pass_hat_k_curve(n, c, [2, 8])
+    assert hat == pytest.approx({2: 1 / 3, 8: 0.5})
+    with pytest.raises(ValueError, match="exceeds every problem"):
+        pass_at_k_curve(n, c, [16])
+    ci = pass_at_k_ci(n, c, [1, 8], num_resamples=300, seed=2)
+    assert ci == pass_at_k_ci(n, c, [1, 8], num_resamples=300, seed=2)
+    assert 0 <= ci[8][0] <= 0.5 <= ci[8][1] <= 1
+
+
+def test_summarize_per_problem_counts_and_drops_unreached_k():
+    values = np.array([[1.0, np.nan, np.nan], [0.0, 0.5, np.nan]])
+    mean, ci, count = summarize_per_problem(values, [1, 4, 8], num_resamples=50)
+    assert mean == {1: 0.5, 4: 0.5} and count == {1: 2, 4: 1} and set(ci) == {1, 4}
+    assert ci[4] == (0.5, 0.5)
+    with pytest.raises(ValueError, match="values must be"):
+        summarize_per_problem(values, [1, 4])

@@ -1,6 +1,10 @@
-"""Evaluation metrics: unbiased pass@k, curves, bootstrap intervals, bounds, diversity.
+"""Evaluation metrics: unbiased pass@k and pass^k, curves, bootstrap intervals, bounds,
+diversity (maj@k, which needs the answers themselves, is in :mod:`passk.core.majority`).
 
 All functions are pure: they take counts or per-problem values and return numbers.
+Problems may have different sample counts n: per-problem arrays hold NaN at every k > n
+(such a problem says nothing about pass@k there), curves average the other problems, and
+:func:`problems_per_k` says how many problems each k rests on.
 
 >>> round(pass_at_k(16, 4, 4), 4)
 0.728
@@ -8,12 +12,17 @@ All functions are pure: they take counts or per-problem values and return number
 1.0
 >>> {k: round(v, 3) for k, v in pass_at_k_curve([4, 4], [1, 0]).items()}
 {1: 0.125, 2: 0.25, 4: 0.5}
+>>> round(pass_hat_k(16, 12, 4), 4)  # all 4 of a random 4-subset correct: C(12,4)/C(16,4)
+0.272
+>>> pass_at_k_curve([2, 4], [2, 0], [1, 4])  # the n = 2 problem is left out at k = 4
+{1: 0.5, 4: 0.0}
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +36,12 @@ __all__ = [
     "pass_at_k_ci",
     "pass_at_k_curve",
     "pass_at_k_per_problem",
+    "pass_hat_k",
+    "pass_hat_k_ci",
+    "pass_hat_k_curve",
+    "pass_hat_k_per_problem",
+    "problems_per_k",
+    "summarize_per_problem",
 ]
 
 
@@ -97,12 +112,43 @@ def _as_counts(n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor)
     return n_t, c_t
 
 
+def _per_problem(fn: Callable, n_t: torch.Tensor, c_t: torch.Tensor, ks: Sequence[int]) -> Any:
+    """``fn(n, c, k)`` per problem and k, ``[P, K]`` float64, NaN where ``n < k``."""
+    out = torch.full((len(n_t), len(ks)), math.nan, dtype=torch.float64)
+    for j, k in enumerate(ks):
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        has = n_t >= k
+        if has.any():
+            out[has, j] = fn(n_t[has], c_t[has], k)
+    return out
+
+
+def _default_or_checked_ks(n_t: torch.Tensor, ks: Sequence[int] | None) -> list[int]:
+    ks = list(ks) if ks is not None else default_ks(int(n_t.min()))
+    n_max = int(n_t.max())
+    too_big = [k for k in ks if k > n_max]
+    if too_big:
+        raise ValueError(f"k={too_big} exceeds every problem's sample count (max n={n_max})")
+    return ks
+
+
+def problems_per_k(n: Sequence[int] | torch.Tensor, ks: Sequence[int]) -> dict[int, int]:
+    """How many problems have at least k samples, for each k (those a curve averages).
+
+    >>> problems_per_k([2, 4, 8], [1, 4, 8])
+    {1: 3, 4: 2, 8: 1}
+    """
+    n_t = torch.as_tensor(n, dtype=torch.long).reshape(-1)
+    return {k: int((n_t >= k).sum()) for k in ks}
+
+
 def pass_at_k_per_problem(
     n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor, ks: Sequence[int]
 ) -> torch.Tensor:
-    """Per-problem unbiased pass@k, shape ``[P, len(ks)]`` (float64)."""
+    """Per-problem unbiased pass@k, shape ``[P, len(ks)]`` (float64; NaN where n < k)."""
     n_t, c_t = _as_counts(n, c)
-    return torch.stack([pass_at_k(n_t, c_t, k) for k in ks], dim=1)
+    return _per_problem(pass_at_k, n_t, c_t, ks)
 
 
 def pass_at_k_curve(
@@ -110,10 +156,12 @@ def pass_at_k_curve(
     c: Sequence[int] | torch.Tensor,
     ks: Sequence[int] | None = None,
 ) -> dict[int, float]:
-    """Mean unbiased pass@k over problems for each k (default: :func:`default_ks` of min n)."""
+    """Mean unbiased pass@k over problems for each k (default: :func:`default_ks` of min n).
+
+    A problem with fewer than k samples is left out at that k."""
     n_t, c_t = _as_counts(n, c)
-    ks = list(ks) if ks is not None else default_ks(int(n_t.min()))
-    values = pass_at_k_per_problem(n_t, c_t, ks).mean(0)
+    ks = _default_or_checked_ks(n_t, ks)
+    values = pass_at_k_per_problem(n_t, c_t, ks).nanmean(0)
     return {k: float(v) for k, v in zip(ks, values)}
 
 
@@ -132,10 +180,123 @@ def pass_at_k_ci(
     problem has many samples); the per-problem estimate is already unbiased.
     """
     n_t, c_t = _as_counts(n, c)
-    ks = list(ks) if ks is not None else default_ks(int(n_t.min()))
+    ks = _default_or_checked_ks(n_t, ks)
     per_problem = pass_at_k_per_problem(n_t, c_t, ks).numpy()  # [P, K]
     lo, hi = bootstrap_mean_ci(per_problem, num_resamples, confidence=confidence, seed=seed)
     return {k: (float(a), float(b)) for k, a, b in zip(ks, lo, hi)}
+
+
+def pass_hat_k(n: int | torch.Tensor, c: int | torch.Tensor, k: int) -> float | torch.Tensor:
+    """pass^k: the probability that all k of a uniformly random k-subset are correct,
+    ``C(c, k) / C(n, k)`` (0 when ``c < k``); the consistency counterpart of pass@k.
+
+    Scalars are computed as ``prod_{i=n-k+1}^{n} (1 - (n - c) / i)`` with ``math.fsum`` of
+    ``log1p`` terms; integer tensors (same shape, float64 result) with log-gamma
+    differences. Neither forms a binomial, so n of 10^4 and more is fine.
+
+    >>> pass_hat_k(4, 4, 4), pass_hat_k(4, 3, 4), round(pass_hat_k(4, 3, 2), 4)
+    (1.0, 0.0, 0.5)
+    """
+    if isinstance(n, torch.Tensor) or isinstance(c, torch.Tensor):
+        n_t, c_t = torch.broadcast_tensors(torch.as_tensor(n), torch.as_tensor(c))
+        if n_t.numel() == 0:
+            return torch.zeros(n_t.shape, dtype=torch.float64, device=n_t.device)
+        n_t, c_t = n_t.long(), c_t.long()
+        if (n_t < 1).any() or (c_t < 0).any() or (c_t > n_t).any():
+            raise ValueError(f"need n >= 1 and 0 <= c <= n elementwise; got n={n_t}, c={c_t}")
+        if not 1 <= k <= int(n_t.min()):
+            raise ValueError(f"k must be in [1, min(n)={int(n_t.min())}], got {k}")
+        nf, cf = n_t.double(), c_t.double()
+        ok = c_t >= k
+        cf = torch.where(ok, cf, nf)  # placeholder where the value is 0 anyway
+        log_p = (
+            torch.lgamma(cf + 1) - torch.lgamma(cf - k + 1) - torch.lgamma(nf + 1)
+        ) + torch.lgamma(nf - k + 1)
+        value = torch.where(ok, torch.exp(torch.clamp(log_p, max=0.0)), torch.zeros_like(nf))
+        return torch.where(c_t == n_t, torch.ones_like(value), value)  # exact where all correct
+    n, c = int(n), int(c)
+    _check_counts(n, c, k)
+    if c < k:
+        return 0.0
+    if c == n:
+        return 1.0
+    return math.exp(math.fsum(math.log1p(-(n - c) / i) for i in range(n - k + 1, n + 1)))
+
+
+def pass_hat_k_per_problem(
+    n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor, ks: Sequence[int]
+) -> torch.Tensor:
+    """Per-problem pass^k, shape ``[P, len(ks)]`` (float64; NaN where n < k)."""
+    n_t, c_t = _as_counts(n, c)
+    return _per_problem(pass_hat_k, n_t, c_t, ks)
+
+
+def pass_hat_k_curve(
+    n: Sequence[int] | torch.Tensor,
+    c: Sequence[int] | torch.Tensor,
+    ks: Sequence[int] | None = None,
+) -> dict[int, float]:
+    """Mean pass^k over problems for each k (problems with n < k left out).
+
+    >>> {k: round(v, 4) for k, v in pass_hat_k_curve([4, 4], [4, 2], [1, 2, 4]).items()}
+    {1: 0.75, 2: 0.5833, 4: 0.5}
+    """
+    n_t, c_t = _as_counts(n, c)
+    ks = _default_or_checked_ks(n_t, ks)
+    values = pass_hat_k_per_problem(n_t, c_t, ks).nanmean(0)
+    return {k: float(v) for k, v in zip(ks, values)}
+
+
+def pass_hat_k_ci(
+    n: Sequence[int] | torch.Tensor,
+    c: Sequence[int] | torch.Tensor,
+    ks: Sequence[int] | None = None,
+    *,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[int, tuple[float, float]]:
+    """Percentile bootstrap interval of mean pass^k over problems (as :func:`pass_at_k_ci`)."""
+    n_t, c_t = _as_counts(n, c)
+    ks = _default_or_checked_ks(n_t, ks)
+    per_problem = pass_hat_k_per_problem(n_t, c_t, ks).numpy()
+    lo, hi = bootstrap_mean_ci(per_problem, num_resamples, confidence=confidence, seed=seed)
+    return {k: (float(a), float(b)) for k, a, b in zip(ks, lo, hi)}
+
+
+def summarize_per_problem(
+    values: np.ndarray,
+    ks: Sequence[int],
+    *,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[dict[int, float], dict[int, tuple[float, float]], dict[int, int]]:
+    """Mean, bootstrap interval and problem count per k of ``values[P, K]`` (NaN: no value).
+
+    A k that no problem reaches is left out of all three dicts.
+
+    >>> v = np.array([[1.0, np.nan], [0.0, 0.5]])
+    >>> mean, ci, count = summarize_per_problem(v, [1, 4], num_resamples=20)
+    >>> mean, count
+    ({1: 0.5, 4: 0.5}, {1: 2, 4: 1})
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(ks):
+        raise ValueError(f"values must be [P, {len(ks)}], got shape {values.shape}")
+    counts = (~np.isnan(values)).sum(0)
+    keep = [j for j in range(len(ks)) if counts[j] > 0]
+    if not keep:
+        return {}, {}, {}
+    sub = values[:, keep]
+    lo, hi = bootstrap_mean_ci(sub, num_resamples, confidence=confidence, seed=seed)
+    means = np.nanmean(sub, axis=0)
+    ks_kept = [ks[j] for j in keep]
+    return (
+        {k: float(m) for k, m in zip(ks_kept, means)},
+        {k: (float(a), float(b)) for k, a, b in zip(ks_kept, lo, hi)},
+        {k: int(counts[j]) for k, j in zip(ks_kept, keep)},
+    )
 
 
 def bootstrap_mean_ci(
@@ -144,7 +305,8 @@ def bootstrap_mean_ci(
     """Percentile bootstrap interval of the column means of ``values[P, K]``, resampling rows.
 
     Rows are the units resampled with replacement (problems; for a paired comparison,
-    per-problem differences). Returns ``(lo[K], hi[K])``.
+    per-problem differences). Returns ``(lo[K], hi[K])``. A NaN entry means "no value":
+    such a column resamples its other rows only (NaN bounds for a column of NaN).
 
     >>> lo, hi = bootstrap_mean_ci(np.array([[0.5], [0.5]]), 10)
     >>> float(lo[0]), float(hi[0])
@@ -157,10 +319,23 @@ def bootstrap_mean_ci(
     if values.ndim != 2 or len(values) == 0:
         raise ValueError(f"values must be [P, K] with P >= 1, got shape {values.shape}")
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(num_resamples, len(values)))
-    means = values[idx].mean(axis=1)  # [B, K]
     alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha], axis=0)
+    missing = np.isnan(values)
+    if not missing.any():
+        idx = rng.integers(0, len(values), size=(num_resamples, len(values)))
+        means = values[idx].mean(axis=1)  # [B, K]
+        lo, hi = np.quantile(means, [alpha, 1 - alpha], axis=0)
+        return lo, hi
+    # NaN marks "no value" (a problem with fewer than k samples): each column resamples
+    # only its own rows, seeded alike
+    lo, hi = np.full(values.shape[1], np.nan), np.full(values.shape[1], np.nan)
+    for j in range(values.shape[1]):
+        col = values[~missing[:, j], j]
+        if len(col) == 0:
+            continue
+        col_rng = np.random.default_rng([seed, j])
+        means = col[col_rng.integers(0, len(col), size=(num_resamples, len(col)))].mean(axis=1)
+        lo[j], hi[j] = np.quantile(means, [alpha, 1 - alpha])
     return lo, hi
 
 
