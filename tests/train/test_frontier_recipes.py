@@ -35,7 +35,7 @@ def _expected(t: Trainer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     rewards, mask = groups.grid(ro.rewards.double())
     params = dict(stage.params)
     if stage.estimator == "unlikeliness":
-        params["seq_logp"] = groups.grid(sequence_logp(ro).double())[0]
+        params["seq_logp"] = groups.grid(sequence_logp(ro))[0]
     want = compute_advantages(stage.estimator, rewards, None if mask.all() else mask, **params)
     got, _ = groups.grid(ro.advantages.double())
     return got, want, mask

@@ -202,7 +202,9 @@ def unlikeliness_rewards(rewards: Tensor, mask: Tensor, seq_logp: Tensor, beta: 
     among the correct samples; the official code ranks every sample, and wrong ones are
     unaffected since their reward is 0. That is the reading followed here.
     """
-    logp = torch.where(mask, seq_logp.to(rewards.dtype), math.inf)  # masked entries last
+    # the sort is the cost of this estimator: keep the log-probs' own dtype (float32 sorts
+    # 1.4x faster than float64), masked entries last
+    logp = seq_logp.to(rewards.device).masked_fill(~mask, math.inf)
     order = logp.argsort(dim=1, stable=True)
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))

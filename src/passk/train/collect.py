@@ -273,7 +273,7 @@ def assign(
     if "entropy" in spec.needs:
         kwargs["entropy"] = group_entropy(groups)
     if "seq_logp" in spec.needs:
-        kwargs["seq_logp"] = groups.grid(sequence_logp(ro).double())[0]
+        kwargs["seq_logp"] = groups.grid(sequence_logp(ro))[0]
     if spec.stochastic and "seed" in {f.name for f in dataclasses.fields(spec.params)}:
         kwargs["seed"] = seed
     adv = compute_advantages(
