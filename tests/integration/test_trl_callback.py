@@ -90,7 +90,9 @@ def check(metrics: dict[str, float]) -> None:
 
 def test_passk_trainer_logs_passk_after_evaluate(tiny) -> None:
     trainer = make(tiny, PassKGRPOTrainer, "passk", eval_strategy="steps", eval_steps=2)
-    callback = PassKEvalCallback(trainer, ks=[1, 2, 4], answer_fn=lambda text: "same")
+    callback = PassKEvalCallback(
+        trainer, ks=[1, 2, 4], answer_fn=lambda text, row: f"same-{row['pid']}"
+    )
     trainer.add_callback(callback)
     trainer.train()
     check(callback.last_metrics)
@@ -107,7 +109,9 @@ def test_grpo_trainer_on_its_own_schedule(tiny) -> None:
     from trl import GRPOTrainer
 
     trainer = make(tiny, GRPOTrainer, "grpo")  # no eval_strategy: TRL never evaluates
-    callback = PassKEvalCallback(trainer, eval_steps=1, ks=[1, 2, 4], answer_fn=lambda t: "same")
+    callback = PassKEvalCallback(
+        trainer, eval_steps=1, ks=[1, 2, 4], answer_fn=lambda text, row: f"same-{row['pid']}"
+    )
     trainer.add_callback(callback)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
@@ -129,3 +133,25 @@ def test_bad_arguments(tiny) -> None:
         PassKEvalCallback(trainer, reward_index=3)
     with pytest.raises(ValueError, match="eval_steps must be"):
         PassKEvalCallback(trainer, eval_steps=0)
+
+
+def test_example_script_logs_passk_eval(tiny_checkpoint, tmp_path, capsys) -> None:
+    """examples/trl/train_passk_grpo.py --eval-steps: the callback on a passk task."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "trl" / "train_passk_grpo.py"
+    spec = importlib.util.spec_from_file_location("train_passk_grpo_cb", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(
+        [
+            *("--model", str(tiny_checkpoint), "--task", "mul1", "--steps", "1"),
+            *("--num-generations", "2", "--k", "2", "--prompts-per-step", "1"),
+            *("--num-problems", "2", "--max-completion-length", "8"),
+            *("--output-dir", str(tmp_path / "out"), "--eval-steps", "1"),
+            *("--eval-problems", "2", "--eval-generations", "2"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "eval_pass@1" in out and "eval_pass@2" in out, out[-2000:]

@@ -714,3 +714,21 @@ def test_fresh_import_verl_registers_passk_sync() -> None:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-3000:]
+
+
+def test_new_keys_compose_on_verls_own_config() -> None:
+    import verl.trainer
+
+    from passk.integrations.verl_validation import validation_options_from_config
+
+    verl_dir = Path(verl.trainer.__file__).parent / "config"
+    overrides = [
+        "algorithm.adv_estimator=passk_mixture",
+        "+algorithm.passk.weights={1:0.5,8:0.5}",
+        "+trainer.passk_val.ks=[1,4,16]",
+        "trainer.v1.trainer_mode=passk_sync",
+    ]
+    cfg = compose(verl_dir, "ppo_trainer", overrides)
+    params, _ = pv.passk_params_from_config("passk_mixture", cfg.algorithm)
+    assert params == {"weights": {1: 0.5, 8: 0.5}}
+    assert validation_options_from_config(cfg.trainer).ks == (1, 4, 16)

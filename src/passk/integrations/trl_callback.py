@@ -62,7 +62,8 @@ class PassKEvalCallback(_TrainerCallback):
         threshold: reward above which a completion counts as correct.
         reward_index: score with this reward function only (index into ``reward_funcs``);
             None: the weighted sum of all of them.
-        answer_fn: ``completion text -> answer | None``; enables maj@k.
+        answer_fn: ``(completion text, eval row) -> answer | None``; enables maj@k (the
+            row is the dataset row of the completion's prompt, for a task's own parser).
         prompts_per_batch: prompts per process per generation call (default
             ``per_device_eval_batch_size // n``, at least 1).
         num_resamples, confidence, seed: the bootstrap interval over prompts.
@@ -79,7 +80,7 @@ class PassKEvalCallback(_TrainerCallback):
         eval_steps: int | None = None,
         threshold: float = 0.5,
         reward_index: int | None = None,
-        answer_fn: Callable[[str], Hashable | None] | None = None,
+        answer_fn: Callable[[str, dict[str, Any]], Hashable | None] | None = None,
         prompts_per_batch: int | None = None,
         num_resamples: int = 1000,
         confidence: float = 0.95,
@@ -157,7 +158,7 @@ class PassKEvalCallback(_TrainerCallback):
                 flags, texts = self._score_chunk(chunk)
                 correct += flags
                 if self.answer_fn is not None:
-                    answers += self._gather_answers(texts, n)
+                    answers += self._gather_answers(texts, chunk, n)
         finally:
             t._metrics["eval"] = defaultdict(list)  # drop _generate's side-metrics
             t.num_generations_eval = saved_n
@@ -209,8 +210,11 @@ class PassKEvalCallback(_TrainerCallback):
         texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
         return flags, texts
 
-    def _gather_answers(self, texts: list[str], n: int) -> list[list[Hashable | None]]:
-        local = [self.answer_fn(text) for text in texts]  # type: ignore[misc]
+    def _gather_answers(
+        self, texts: list[str], chunk: list[dict[str, Any]], n: int
+    ) -> list[list[Hashable | None]]:
+        rows = [row for row in chunk for _ in range(n)]
+        local = [self.answer_fn(text, row) for text, row in zip(texts, rows)]  # type: ignore[misc]
         if self.trainer.accelerator.num_processes > 1:
             from accelerate.utils import gather_object
 
