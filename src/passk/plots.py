@@ -2,7 +2,7 @@
 live objects (the eta curves are pure numerics from ``passk.core``).
 
 ``passk plot`` is a sub-command group: ``passk plot compare A/eval.json B/eval.json
---out cmp.png`` overlays pass@k curves; ``passk plot eval DIR`` redraws one run's
+--out cmp.png`` overlays the pass@k, pass^k and maj@k curves (with CI bands); ``passk plot eval DIR`` redraws one run's
 figures; ``passk plot run DIR [DIR ...]`` draws training curves from each run's
 ``metrics.jsonl``; ``passk plot sweep DIR`` redraws a sweep's comparison figures from
 ``DIR/summary.json``; ``passk plot eta --n 32 --k 4 8 16 --out eta.png`` draws the eta
@@ -38,12 +38,25 @@ def load_eval(path: str | Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def _curve(report: dict[str, Any]) -> tuple[list[int], list[float], list[float], list[float]]:
-    items = sorted((int(k), v) for k, v in report["pass_at_k"].items())
+# metric key in eval.json -> (its CI key, legend name, line style in comparisons)
+EVAL_METRICS: dict[str, tuple[str, str, Any]] = {
+    "pass_at_k": ("ci95", "pass@k", "-"),
+    "maj_at_k": ("maj_at_k_ci95", "maj@k", "--"),
+    "pass_hat_k": ("pass_hat_k_ci95", "pass^k", ":"),
+}
+
+
+def _curve(
+    report: dict[str, Any], metric: str = "pass_at_k"
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """k, values and CI bounds of one metric (empty lists when the report lacks it)."""
+    ci_key = EVAL_METRICS[metric][0]
+    items = sorted((int(k), v) for k, v in report.get(metric, {}).items())
     ks = [k for k, _ in items]
     values = [v for _, v in items]
-    lo = [report["ci95"][str(k)][0] for k in ks]
-    hi = [report["ci95"][str(k)][1] for k in ks]
+    ci = report.get(ci_key, {})
+    lo = [ci.get(str(k), [v, v])[0] for k, v in items]
+    hi = [ci.get(str(k), [v, v])[1] for k, v in items]
     return ks, values, lo, hi
 
 
@@ -115,37 +128,100 @@ def plot_pass1_hist(report: dict[str, Any], out: str | Path, *, bins: int | None
     return Path(out)
 
 
+def plot_maj_curve(report: dict[str, Any], out: str | Path, *, title: str | None = None) -> Path:
+    """maj@k vs k (log2 axis) with its bootstrap CI band, pass@k above and pass^k below
+    it for reference (thin lines)."""
+    plt = _pyplot()
+    ks, values, lo, hi = _curve(report, "maj_at_k")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    (line,) = ax.plot(ks, values, marker="o", label="maj@k (majority vote)")
+    ax.fill_between(ks, lo, hi, alpha=0.25, color=line.get_color(), label="95% bootstrap CI")
+    for metric, color in (("pass_at_k", "gray"), ("pass_hat_k", "gray")):
+        mks, mvalues, _, _ = _curve(report, metric)
+        if mks:
+            name, style = EVAL_METRICS[metric][1], EVAL_METRICS[metric][2]
+            ax.plot(mks, mvalues, color=color, linestyle=style, linewidth=1, label=name)
+    _style_k_axis(ax, ks)
+    ax.set_ylabel("maj@k")
+    n_problems = report.get("num_problems", len(report.get("per_problem", [])))
+    ax.set_title(title or f"{_label(report, 'maj@k')} ({n_problems} problems)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)
+
+
 def plot_eval_dir(directory: str | Path) -> list[Path]:
-    """Draw ``passk_curve.png`` and ``pass1_hist.png`` from ``DIR/eval.json``."""
+    """Draw ``passk_curve.png``, ``pass1_hist.png`` and (when the report has maj@k)
+    ``maj_curve.png`` from ``DIR/eval.json``."""
     directory = Path(directory)
     report = load_eval(directory / "eval.json")
     if not report.get("pass_at_k"):
         return []
-    return [
+    paths = [
         plot_passk_curve(report, directory / "passk_curve.png"),
         plot_pass1_hist(report, directory / "pass1_hist.png"),
     ]
+    if report.get("maj_at_k"):
+        paths.append(plot_maj_curve(report, directory / "maj_curve.png"))
+    return paths
 
 
 def plot_compare(
-    paths: Sequence[str | Path], out: str | Path, *, labels: Sequence[str] | None = None
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    labels: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> Path:
-    """Overlay the pass@k curves (with CI bands) of several ``eval.json`` files."""
+    """Overlay the curves (with CI bands) of several ``eval.json`` files.
+
+    Colour is the file; line style the metric: solid pass@k, dashed maj@k, dotted pass^k
+    (``metrics`` picks some of ``pass_at_k``, ``maj_at_k``, ``pass_hat_k``; default all).
+    A metric a report lacks (an older report, maj@k without answers) is skipped for it.
+    """
     plt = _pyplot()
     if labels is not None and len(labels) != len(paths):
         raise ValueError(f"{len(labels)} labels for {len(paths)} files")
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    metrics = list(metrics) if metrics else list(EVAL_METRICS)
+    unknown = [m for m in metrics if m not in EVAL_METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; valid: {', '.join(EVAL_METRICS)}")
+    fig, ax = plt.subplots(figsize=(7, 4.8))
     all_ks: set[int] = set()
+    drawn: set[str] = set()
+    run_handles = []
     for i, path in enumerate(paths):
         report = load_eval(path)
-        ks, values, lo, hi = _curve(report)
-        all_ks.update(ks)
+        color = f"C{i % 10}"
         label = labels[i] if labels else _label(report, str(path))
-        (line,) = ax.plot(ks, values, marker="o", label=label)
-        ax.fill_between(ks, lo, hi, alpha=0.2, color=line.get_color())
+        run_handles.append((plt.Line2D([], [], color=color), label))
+        for metric in metrics:
+            ks, values, lo, hi = _curve(report, metric)
+            if not ks:
+                continue
+            all_ks.update(ks)
+            drawn.add(metric)
+            style = EVAL_METRICS[metric][2]
+            ax.plot(ks, values, marker="o", ms=3, color=color, linestyle=style)
+            ax.fill_between(ks, lo, hi, alpha=0.15, color=color)
+    if not all_ks:
+        raise ValueError(f"no {'/'.join(metrics)} curve in {', '.join(map(str, paths))}")
     _style_k_axis(ax, sorted(all_ks))
-    ax.set_title("pass@k comparison", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_ylabel(" / ".join(EVAL_METRICS[m][1] for m in metrics if m in drawn))
+    ax.set_title(
+        f"{' / '.join(EVAL_METRICS[m][1] for m in metrics if m in drawn)} comparison "
+        "(bands: 95% bootstrap CI)",
+        fontsize=9,
+    )
+    style_handles = [
+        (plt.Line2D([], [], color="gray", linestyle=EVAL_METRICS[m][2]), EVAL_METRICS[m][1])
+        for m in metrics
+        if m in drawn
+    ]
+    handles = run_handles + style_handles
+    ax.legend([h for h, _ in handles], [t for _, t in handles], fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -579,7 +655,7 @@ def plot_eta(
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    out = plot_compare(args.files, args.out, labels=args.labels)
+    out = plot_compare(args.files, args.out, labels=args.labels, metrics=args.metrics)
     print(f"wrote {out}")
     return 0
 
@@ -621,12 +697,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``passk plot <what>``; each figure family is its own sub-command."""
     p = subparsers.add_parser("plot", help="figures from logged files")
     group = p.add_subparsers(dest="plot_command", metavar="WHAT")
-    cmp = group.add_parser("compare", help="overlay pass@k curves of several eval.json files")
+    cmp = group.add_parser(
+        "compare", help="overlay pass@k, pass^k and maj@k curves of several eval.json files"
+    )
     cmp.add_argument("files", nargs="+", type=Path, help="eval.json files or run directories")
     cmp.add_argument("--out", required=True, type=Path, help="output PNG")
     cmp.add_argument("--labels", nargs="+", default=None, help="one legend label per file")
+    cmp.add_argument(
+        "--metrics",
+        nargs="+",
+        default=None,
+        choices=list(EVAL_METRICS),
+        help="curves to draw (default: all the reports have)",
+    )
     cmp.set_defaults(func=_run_compare)
-    ev = group.add_parser("eval", help="redraw passk_curve.png and pass1_hist.png of an eval dir")
+    ev = group.add_parser(
+        "eval", help="redraw passk_curve.png, pass1_hist.png and maj_curve.png of an eval dir"
+    )
     ev.add_argument("dir", type=Path)
     ev.set_defaults(func=_run_eval)
     run = group.add_parser("run", help="training curves from runs' metrics.jsonl")

@@ -39,16 +39,19 @@ def eval_dirs(tiny_checkpoint, tmp_path_factory) -> list[Path]:
 
 def test_eval_writes_the_promised_files(eval_dirs):
     d = eval_dirs[0]
-    for name in ("eval.json", "passk_curve.png", "pass1_hist.png"):
+    for name in ("eval.json", "passk_curve.png", "maj_curve.png", "pass1_hist.png"):
         assert (d / name).is_file() and (d / name).stat().st_size > 0
     assert (d / "passk_curve.png").read_bytes()[:4] == b"\x89PNG"
     report = json.loads((d / "eval.json").read_text())
     for key in (
         "pass_at_k", "ci95", "per_problem", "dang_bound", "answer_diversity", "mean_entropy",
-        "mean_length", "reward_errors", "config", "model", "run",
+        "mean_length", "reward_errors", "config", "model", "run", "pass_hat_k",
+        "pass_hat_k_ci95", "maj_at_k", "maj_at_k_ci95", "problems_per_k",
     ):  # fmt: skip
         assert key in report, key
     assert list(report["pass_at_k"]) == ["1", "2", "4"]
+    assert list(report["pass_hat_k"]) == list(report["maj_at_k"]) == ["1", "2", "4"]
+    assert report["problems_per_k"] == {"1": 6, "2": 6, "4": 6}
     for k, v in report["pass_at_k"].items():
         lo, hi = report["ci95"][k]
         assert 0.0 <= lo <= v <= hi <= 1.0

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from passk.core.metrics import pass_at_k
+from passk.core.majority import maj_at_k
+from passk.core.metrics import pass_at_k, pass_hat_k
 from passk.eval.evaluate import EvalConfig, EvalInterrupted, evaluate
 from passk.eval.report import write_json_atomic
 from passk.tasks.base import Problem, Score
@@ -47,6 +48,15 @@ def test_evaluate_counts_and_metrics(tiny_model_eos, tiny_tokenizer):
     for k, (lo, hi) in s["ci95"].items():
         assert lo - 1e-9 <= s["pass_at_k"][k] <= hi + 1e-9
     assert s["pass_at_k"]["1"] <= s["pass_at_k"]["2"] <= s["pass_at_k"]["4"]
+    # pass^k and maj@k from the same samples, with the answers the task extracted
+    hat4 = sum(pass_hat_k(p.n, p.c, 4) for p in result.problems) / 5
+    assert s["pass_hat_k"]["4"] == pytest.approx(hat4)
+    maj2 = sum(maj_at_k(p.extracted, p.correct, 2) for p in result.problems) / 5
+    assert s["maj_at_k"]["2"] == pytest.approx(maj2)
+    assert s["problems_per_k"] == {"1": 5, "2": 5, "4": 5}
+    assert set(s["maj_at_k_ci95"]) == set(s["pass_hat_k_ci95"]) == {"1", "2", "4"}
+    assert s["maj_at_k"]["1"] == pytest.approx(s["pass_at_k"]["1"])  # one vote: pass@1
+    assert "by_source" not in s
     assert s["reward_errors"] == sum(e is not None for p in result.problems for e in p.errors)
     assert s["mean_entropy"] > 0 and 1 <= s["mean_length"] <= 12
     json.dumps(result.to_dict(), allow_nan=False)  # JSON-ready

@@ -1,8 +1,18 @@
-"""``passk eval``: pass@k curves with bootstrap error bars for a model on a task.
+"""``passk eval``: pass@k, pass^k and maj@k curves with bootstrap error bars.
+
+Three sources of samples, one report:
+
+* ``--model embedded|CHECKPOINT_DIR`` (the default): sample a local model on ``--task``;
+* ``--samples FILE.jsonl``: saved generations, no model (``--samples-format passk`` or
+  ``verl``; see :mod:`passk.eval.samples`);
+* ``--endpoint URL --served-model NAME``: an OpenAI-compatible server (vLLM, SGLang, ...)
+  on ``--task``'s problems, cached in ``OUT/endpoint_cache.jsonl`` so a rerun resumes.
 
 Writes ``OUT/eval.json`` (atomically; refreshed while running, so a killed run keeps
-what it finished), ``OUT/passk_curve.png`` and ``OUT/pass1_hist.png``. Ctrl-C writes
-the problems finished so far (``"interrupted": true``) and exits with status 130.
+what it finished), ``OUT/passk_curve.png``, ``OUT/maj_curve.png`` and
+``OUT/pass1_hist.png``. Ctrl-C writes the problems finished so far
+(``"interrupted": true``) and exits with status 130; such a report may be replaced by a
+rerun without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -20,6 +30,12 @@ from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
 
 # refresh eval.json at most this often while running
 _CHECKPOINT_EVERY_S = 20.0
+DEFAULT_TASK = "mul1"
+DEFAULT_MODEL = "embedded"
+ENDPOINT_CACHE = "endpoint_cache.jsonl"
+# an endpoint run is sampled in chunks of problems holding at least this many requests
+# per unit of concurrency: a finished chunk is what Ctrl-C keeps in the report
+_ENDPOINT_CHUNK_PER_SLOT = 8
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -66,11 +82,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="embedded", help="'embedded' or a local HF checkpoint dir")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"'embedded' or a local HF checkpoint dir (default {DEFAULT_MODEL!r}, "
+        "unless --samples or --endpoint)",
+    )
     p.add_argument(
         "--task",
-        default="mul1",
-        help="task name (see passk.tasks.list_tasks), rg:NAME or module:factory",
+        default=None,
+        help="task name (see passk.tasks.list_tasks), rg:NAME or module:factory "
+        f"(default {DEFAULT_TASK!r}; with --samples: none, unless responses need scoring)",
     )
     p.add_argument(
         "--task-option",
@@ -122,6 +144,43 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--num-resamples", type=int, default=1000, help="bootstrap resamples for the CI")
     p.add_argument("--system-prompt", default=None)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
+    src = p.add_argument_group("saved samples (no model)")
+    src.add_argument(
+        "--samples", type=Path, default=None, metavar="FILE", help="JSONL of saved samples"
+    )
+    src.add_argument(
+        "--samples-format",
+        default="passk",
+        choices=["passk", "verl"],
+        help="passk: problem_id + correct/score/response lines; verl: a validation dump",
+    )
+    src.add_argument(
+        "--correct-threshold",
+        type=float,
+        default=1.0,
+        help="a line's 'score' counts as correct when >= this",
+    )
+    src.add_argument(
+        "--score-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="declared range of 'score'; a score outside it is an error (default: any)",
+    )
+    ep = p.add_argument_group("OpenAI-compatible endpoint")
+    ep.add_argument("--endpoint", default=None, metavar="URL", help="e.g. http://127.0.0.1:8000/v1")
+    ep.add_argument("--served-model", default=None, help="the model name the server serves")
+    ep.add_argument(
+        "--api",
+        default="chat",
+        choices=["chat", "completions"],
+        help="chat: the prompt as a user message (the server applies the chat template); "
+        "completions: the raw prompt text (the system prompt, if any, and a blank line first)",
+    )
+    ep.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    ep.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request")
+    ep.add_argument("--retries", type=int, default=5, help="retries per failing request")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument(
         "--overwrite",
@@ -169,10 +228,32 @@ def check_args(args: argparse.Namespace) -> None:
         (0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}"),
         (args.max_new_tokens >= 1, f"--max-new-tokens must be >= 1, got {args.max_new_tokens}"),
         (args.num_resamples >= 1, f"--num-resamples must be >= 1, got {args.num_resamples}"),
+        (
+            not (args.samples is not None and args.endpoint is not None),
+            "--samples and --endpoint are two sources of samples; give one",
+        ),
+        (
+            args.model is None or (args.samples is None and args.endpoint is None),
+            "--model samples a local model; it does not go with --samples or --endpoint",
+        ),
+        (
+            args.endpoint is None or bool(args.served_model),
+            "--endpoint needs --served-model NAME (the model name the server serves)",
+        ),
+        (args.concurrency >= 1, f"--concurrency must be >= 1, got {args.concurrency}"),
+        (args.request_timeout > 0, f"--request-timeout must be > 0, got {args.request_timeout}"),
+        (args.retries >= 0, f"--retries must be >= 0, got {args.retries}"),
+        (
+            args.score_range is None or args.score_range[0] <= args.score_range[1],
+            f"--score-range LO HI needs LO <= HI, got {args.score_range}",
+        ),
     ]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
+    for k in args.k or ():
+        if k < 1:
+            raise ValueError(f"--k values must be >= 1, got {k}")
 
 
 def check_out_dir(out: Path, overwrite: bool) -> None:
@@ -198,6 +279,16 @@ def _run(args: argparse.Namespace) -> int:
     batch_size = parse_batch_size(args.batch_size)  # bad values fail before anything loads
     check_args(args)
     check_out_dir(args.out, args.overwrite)
+    if args.samples is not None:
+        return _run_samples(args)
+    if args.endpoint is not None:
+        return _run_endpoint(args)
+    return _run_model(args, batch_size)
+
+
+def _run_model(args: argparse.Namespace, batch_size: int | Literal["auto"]) -> int:
+    args.model = args.model or DEFAULT_MODEL
+    args.task = args.task or DEFAULT_TASK
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -210,8 +301,6 @@ def _run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     from passk.rollout.models import load_model
-    from passk.tasks.registry import get_task
-    from passk.tasks.rewards import RewardTask, get_reward
 
     hf_logging.disable_progress_bar()  # our own progress bar is enough
     import torch
@@ -219,9 +308,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     console = Console(stderr=True)
-    task = get_task(args.task, **dict(args.task_option))
-    if args.reward:
-        task = RewardTask(task, get_reward(args.reward))
+    task = _load_task(args)
     problems = select_problems(task, args.split, args.problems, args.seed)
     if not problems:
         raise ValueError(f"task {args.task!r} has no {args.split} problems")
@@ -246,14 +333,7 @@ def _run(args: argparse.Namespace) -> int:
     with console.status(f"loading model {args.model!r}"):
         loaded = load_model(args.model, dtype=args.dtype, device=args.device)
     load_s = time.perf_counter() - t0
-    run_info = {
-        "command": "passk eval",
-        "argv": sys.argv[1:],
-        "task": task.name,
-        "task_options": dict(args.task_option),
-        "reward": args.reward,
-        "split": args.split,
-        "problems_requested": args.problems,
+    run_info = _base_run_info(args, task) | {
         "model_spec": args.model,
         "model_load_s": round(load_s, 3),
         "torch_threads": torch.get_num_threads(),
@@ -302,10 +382,314 @@ def _run(args: argparse.Namespace) -> int:
             result = e.partial
             status = 130
     report = write(result)
+    _finish_outputs(args, report, result, title=f"{task.name} | {loaded.identity.name}")
+    console.print(f"wrote {eval_path}" + (" (partial: interrupted)" if status else ""))
+    return status
+
+
+def _finish_outputs(
+    args: argparse.Namespace, report: dict[str, Any], result: EvalResult, *, title: str
+) -> None:
+    from rich.console import Console
+
     if not args.no_plots and result.problems:
         from passk.plots import plot_eval_dir
 
-        plot_eval_dir(out)
-    Console().print(summary_table(report, title=f"{task.name} | {loaded.identity.name}"))
-    console.print(f"wrote {eval_path}" + (" (partial: interrupted)" if status else ""))
+        plot_eval_dir(args.out)
+    Console().print(summary_table(report, title=title))
+
+
+def _load_task(args: argparse.Namespace) -> Any:
+    from passk.tasks.registry import get_task
+    from passk.tasks.rewards import RewardTask, get_reward
+
+    task = get_task(args.task, **dict(args.task_option))
+    if args.reward:
+        task = RewardTask(task, get_reward(args.reward))
+    return task
+
+
+def _base_run_info(args: argparse.Namespace, task: Any) -> dict[str, Any]:
+    return {
+        "command": "passk eval",
+        "argv": sys.argv[1:],
+        "task": task.name if task is not None else None,
+        "task_options": dict(args.task_option),
+        "reward": args.reward,
+        "split": args.split,
+        "problems_requested": args.problems,
+    }
+
+
+def _score_and_report(
+    args: argparse.Namespace,
+    records: list[Any],
+    task: Any,
+    problems: dict[str, Any],
+    *,
+    config: EvalConfig,
+    run_info: dict[str, Any],
+    model_info: dict[str, Any],
+    title: str,
+    interrupted: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Score saved or freshly sampled records (one code path) and write the report."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from passk.eval.samples import score_samples
+
+    console = Console(stderr=True)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    eval_path = out / "eval.json"
+    finished: list[ProblemResult] = []
+    last_write = [time.perf_counter()]
+
+    def write(result: EvalResult) -> dict[str, Any]:
+        report = result.to_dict(run=run_info, model=model_info, **(extra or {}))
+        write_json_atomic(eval_path, report)
+        return report
+
+    def checkpoint(pr: ProblemResult) -> None:
+        finished.append(pr)
+        if time.perf_counter() - last_write[0] > _CHECKPOINT_EVERY_S:
+            partial = EvalResult(list(finished), config, interrupted=True)
+            partial.answers_available = answers_available
+            write(partial)
+            last_write[0] = time.perf_counter()
+
+    answers_available = task is not None or any(r.answer is not None for r in records)
+    status = 130 if interrupted else 0
+    columns = (
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples"),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        job = bar.add_task("scoring", total=len(records))
+        try:
+            result = score_samples(
+                records,
+                config,
+                task=task,
+                problems=problems,
+                correct_threshold=args.correct_threshold,
+                progress=lambda k: bar.advance(job, k),
+                on_problem=checkpoint,
+            )
+        except EvalInterrupted as e:
+            result = e.partial
+            status = 130
+    result.interrupted = status != 0
+    report = write(result)
+    _finish_outputs(args, report, result, title=title)
+    console.print(
+        f"wrote {eval_path}"
+        + (" (partial: interrupted)" if status else "")
+        + f" | {len(records)} samples scored in {result.elapsed_s:.2f}s"
+    )
+    return status
+
+
+def _config_for(args: argparse.Namespace, n: int) -> EvalConfig:
+    ks = tuple(args.k) if args.k else None
+    too_big = [k for k in ks or () if k > n]
+    if too_big:
+        raise ValueError(f"--k {too_big} exceeds the most samples any problem has ({n})")
+    return EvalConfig(
+        n=n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        ks=ks,
+        num_resamples=args.num_resamples,
+        score_timeout=args.score_timeout if args.score_timeout > 0 else None,
+        with_entropy=False,
+        system_prompt=args.system_prompt,
+    )
+
+
+def _task_candidates(task: Any, args: argparse.Namespace) -> Any:
+    """The task problems an id is looked up in: ``--split``'s first
+    ``max(--problems, count)`` problems (in ``--seed`` order), then both splits."""
+
+    def candidates(count: int) -> list[Any]:
+        size = max(args.problems, count)
+        found = select_problems(task, args.split, size, args.seed)
+        if args.split != "all":
+            found = found + select_problems(task, "all", size, args.seed)
+        return found
+
+    return candidates
+
+
+def _run_samples(args: argparse.Namespace) -> int:
+    """``--samples FILE``: read and check every line, then score and report."""
+    from passk.eval.samples import read_samples, resolve_problems
+
+    task = _load_task(args) if args.task else None
+    score_range = tuple(args.score_range) if args.score_range else None
+    records = read_samples(
+        args.samples, args.samples_format, has_task=task is not None, score_range=score_range
+    )
+    problems = resolve_problems(records, _task_candidates(task, args)) if task else {}
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.problem_id] = counts.get(r.problem_id, 0) + 1
+    config = _config_for(args, max(counts.values()))
+    run_info = _base_run_info(args, task) | {
+        "samples": str(args.samples),
+        "samples_format": args.samples_format,
+        "correct_threshold": args.correct_threshold,
+        "score_range": list(score_range) if score_range else None,
+        "samples_per_problem": {"min": min(counts.values()), "max": max(counts.values())},
+    }
+    model_info = {"name": args.samples.stem, "samples": str(args.samples)}
+    title = f"{task.name if task else 'samples'} | {args.samples.name}"
+    return _score_and_report(
+        args,
+        records,
+        task,
+        problems,
+        config=config,
+        run_info=run_info,
+        model_info=model_info,
+        title=title,
+    )
+
+
+def completion_prompt(prompt: str, system_prompt: str | None) -> str:
+    """The raw prompt of ``--api completions``: the problem's prompt text, as the embedded
+    path feeds a tokenizer without a chat template, after the system prompt and a blank
+    line when one is given.
+
+    >>> completion_prompt("What is 2*3?", None), completion_prompt("Q", "Be brief.")
+    ('What is 2*3?', 'Be brief.\n\nQ')
+    """
+    return prompt if system_prompt is None else f"{system_prompt}\n\n{prompt}"
+
+
+def _run_endpoint(args: argparse.Namespace) -> int:
+    """``--endpoint URL``: sample the server (cached, resumable), then score like
+    ``--samples`` with responses."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from passk.eval.endpoint import (
+        EndpointConfig,
+        EndpointError,
+        EndpointRequest,
+        sample_endpoint,
+        served_model_info,
+    )
+    from passk.eval.samples import SampleRecord
+
+    args.task = args.task or DEFAULT_TASK
+    console = Console(stderr=True)
+    task = _load_task(args)
+    problems = select_problems(task, args.split, args.problems, args.seed)
+    if not problems:
+        raise ValueError(f"task {args.task!r} has no {args.split} problems")
+    config = _config_for(args, args.n)
+    cfg = EndpointConfig(
+        url=args.endpoint,
+        model=args.served_model,
+        api=args.api,
+        concurrency=args.concurrency,
+        timeout_s=args.request_timeout,
+        retries=args.retries,
+    )
+    try:
+        served = served_model_info(cfg)
+    except EndpointError as e:
+        raise ValueError(f"endpoint {args.endpoint}: {e}") from None
+    if args.api == "chat":
+        requests = [EndpointRequest(p.id, p.prompt, args.system_prompt) for p in problems]
+    else:
+        requests = [
+            EndpointRequest(p.id, completion_prompt(p.prompt, args.system_prompt)) for p in problems
+        ]
+    per_chunk = max(1, -(-_ENDPOINT_CHUNK_PER_SLOT * args.concurrency // args.n))
+    cache_path = args.out / ENDPOINT_CACHE
+    args.out.mkdir(parents=True, exist_ok=True)
+    responses: dict[str, list[str]] = {}
+    interrupted, failure = False, None
+    t0 = time.perf_counter()
+    columns = (
+        TextColumn("[bold]sampling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        job = bar.add_task("sampling", total=len(requests) * args.n)
+        for start in range(0, len(requests), per_chunk):
+            chunk = requests[start : start + per_chunk]
+            base = start * args.n
+            try:
+                got = sample_endpoint(
+                    cfg,
+                    chunk,
+                    n=args.n,
+                    temperature=args.temperature,
+                    top_p=args.top_p,
+                    max_tokens=args.max_new_tokens,
+                    seed=args.seed,
+                    cache_path=cache_path,
+                    progress=lambda done, total, base=base: bar.update(job, completed=base + done),
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            except EndpointError as e:
+                failure = e
+                break
+            responses |= {req.problem_id: list(got[req.problem_id]) for req in chunk}
+    sampling_s = time.perf_counter() - t0
+    by_id = {p.id: p for p in problems}
+    records = [
+        SampleRecord(problem_id=pid, response=text, prompt=by_id[pid].prompt)
+        for pid, texts in responses.items()
+        for text in texts
+    ]
+    run_info = _base_run_info(args, task) | {
+        "endpoint": args.endpoint,
+        "api": args.api,
+        "concurrency": args.concurrency,
+        "endpoint_cache": str(cache_path),
+        "sampling_s": round(sampling_s, 3),
+        "problems_sampled": len(responses),
+    }
+    model_info = {"name": args.served_model, "endpoint": args.endpoint, "api": args.api}
+    status = _score_and_report(
+        args,
+        records,
+        task,
+        {pid: by_id[pid] for pid in responses},
+        config=config,
+        run_info=run_info,
+        model_info=model_info,
+        title=f"{task.name} | {args.served_model}",
+        interrupted=interrupted or failure is not None,
+        extra={"served_model": served},
+    )
+    if failure is not None:
+        raise ValueError(
+            f"endpoint {args.endpoint}: {failure} ({len(responses)} of {len(requests)} "
+            f"problems sampled are in the partial report; rerun with the same --out to resume "
+            f"from {cache_path})"
+        )
     return status

@@ -4,9 +4,10 @@
 :func:`~passk.rollout.generate.generate`, scores each with the task's own ``score``
 (through :class:`~passk.tasks.guard.SafeScorer`: a failing sample scores 0 and is
 counted in ``reward_errors``), and returns an :class:`EvalResult` whose
-:meth:`~EvalResult.summary` holds the unbiased pass@k curve, bootstrap CIs over
-problems, the Dang et al. bound, answer diversity of wrong responses, entropy and
-length. Sampling is continuously batched over all problems (``batch_size`` sequences in
+:meth:`~EvalResult.summary` holds the unbiased pass@k, pass^k and maj@k curves with
+bootstrap CIs over problems (and per source when problems carry one), the number of
+problems behind each k, the Dang et al. bound, answer diversity of wrong responses,
+entropy and length. Sampling is continuously batched over all problems (``batch_size`` sequences in
 flight); a problem is scored as soon as its n samples are in, so on Ctrl-C
 :class:`EvalInterrupted` (a ``KeyboardInterrupt``) carries every problem finished so far.
 
@@ -22,12 +23,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
+from passk.core.majority import maj_at_k_per_problem
 from passk.core.metrics import (
     answer_diversity,
     dang_bound,
     default_ks,
-    pass_at_k_ci,
-    pass_at_k_curve,
+    pass_at_k_per_problem,
+    pass_hat_k_per_problem,
+    summarize_per_problem,
 )
 from passk.rollout.generate import (
     SamplingParams,
@@ -46,7 +51,7 @@ class EvalConfig:
     """Sampling and statistics settings of one evaluation."""
 
     n: int = 16
-    """Samples per problem."""
+    """Samples per problem (for saved samples: the most any problem has)."""
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 256
@@ -109,6 +114,9 @@ class ProblemResult:
     mean_entropy: float | None
     errors: list[str | None]
     completions: list[str] = field(default_factory=list)
+    source: str | None = None
+    """Where the problem comes from (a dataset, verl's ``data_source``); reports break
+    the metrics down by it when any problem has one."""
 
     @property
     def pass1(self) -> float:
@@ -132,6 +140,9 @@ class EvalResult:
     interrupted: bool = False
     sampler: dict[str, float] = field(default_factory=dict)
     """Sampler facts: ``rollout/batch_size`` used, ``rollout/static_fallback``, ..."""
+    answers_available: bool = True
+    """False when nothing extracted answers (saved samples with only ``correct`` or
+    ``score``): maj@k is then left out rather than reported as 0."""
 
     def summary(self) -> dict[str, Any]:
         """Metrics over the finished problems (JSON-ready; k keys are strings)."""
@@ -147,20 +158,31 @@ class EvalResult:
             "sampler": dict(self.sampler),
         }
         if not done:
-            return out | {"pass_at_k": {}, "ci95": {}, "dang_bound": {}}
-        ns = [p.n for p in done]
-        cs = [p.c for p in done]
-        curve = pass_at_k_curve(ns, cs, ks)
-        ci = pass_at_k_ci(
-            ns, cs, ks, num_resamples=cfg.num_resamples, confidence=cfg.confidence, seed=cfg.seed
-        )
+            return out | {
+                "pass_at_k": {},
+                "ci95": {},
+                "pass_hat_k": {},
+                "pass_hat_k_ci95": {},
+                "maj_at_k": {},
+                "maj_at_k_ci95": {},
+                "problems_per_k": {},
+                "dang_bound": {},
+            }
+        out |= self._curves(done, ks)
+        sources = [p.source for p in done]
+        if any(src is not None for src in sources):
+            by_source: dict[str, Any] = {}
+            for src in sorted({str(x) for x in sources}):
+                mine = [p for p in done if str(p.source) == src]
+                by_source[src] = {"num_problems": len(mine)} | self._curves(mine, ks)
+            out["by_source"] = by_source
         pass1 = [p.pass1 for p in done]
         lengths = [x for p in done for x in p.lengths]
         entropies = [p.mean_entropy for p in done if p.mean_entropy is not None]
+        truncated = [t for p in done for t in p.truncated]
+        rewards = [r for p in done for r in p.rewards]
         tokens = sum(lengths)
         out |= {
-            "pass_at_k": {str(k): float(curve[k]) for k in ks},
-            "ci95": {str(k): [float(ci[k][0]), float(ci[k][1])] for k in ks},
             # the bound follows from the power-mean inequality, which needs k >= 2 (at k = 1
             # the formula lies below pass@1 by Jensen), so k = 1 is left out
             "dang_bound": {str(k): float(dang_bound(pass1, k)) for k in ks if k >= 2},
@@ -168,12 +190,48 @@ class EvalResult:
                 answer_diversity([p.extracted for p in done], [p.correct for p in done])
             ),
             "mean_entropy": float(sum(entropies) / len(entropies)) if entropies else None,
-            "mean_length": tokens / len(lengths),
-            "truncated_fraction": sum(t for p in done for t in p.truncated) / len(lengths),
-            "mean_reward": sum(r for p in done for r in p.rewards) / len(lengths),
+            "mean_length": tokens / len(lengths) if lengths else None,
+            "truncated_fraction": sum(truncated) / len(truncated) if truncated else None,
+            "mean_reward": sum(rewards) / len(rewards) if rewards else None,
             "tokens": tokens,
-            "tokens_per_s": tokens / self.elapsed_s if self.elapsed_s > 0 else None,
+            "tokens_per_s": tokens / self.elapsed_s if self.elapsed_s > 0 and tokens else None,
         }
+        return out
+
+    def _curves(self, done: list[ProblemResult], ks: list[int]) -> dict[str, Any]:
+        """pass@k, pass^k and maj@k with CIs and per-k problem counts (k keys: strings).
+
+        A problem with fewer than k samples is left out at that k; a k that no problem
+        reaches is left out altogether."""
+        cfg = self.config
+        ns = [p.n for p in done]
+        cs = [p.c for p in done]
+        stats = {"num_resamples": cfg.num_resamples, "confidence": cfg.confidence}
+
+        def block(values: np.ndarray, name: str, ci_name: str) -> dict[str, Any]:
+            mean, ci, _ = summarize_per_problem(values, ks, seed=cfg.seed, **stats)
+            return {
+                name: {str(k): v for k, v in mean.items()},
+                ci_name: {str(k): [lo, hi] for k, (lo, hi) in ci.items()},
+            }
+
+        out = block(pass_at_k_per_problem(ns, cs, ks).numpy(), "pass_at_k", "ci95")
+        out |= block(pass_hat_k_per_problem(ns, cs, ks).numpy(), "pass_hat_k", "pass_hat_k_ci95")
+        out["problems_per_k"] = {str(k): sum(n >= k for n in ns) for k in ks if k <= max(ns)}
+        if not self.answers_available:
+            return out | {"maj_at_k": {}, "maj_at_k_ci95": {}}
+        maj, maj_err, methods = maj_at_k_per_problem(
+            [p.extracted for p in done], [p.correct for p in done], ks, seed=cfg.seed
+        )
+        out |= block(maj, "maj_at_k", "maj_at_k_ci95")
+        sampled = [i for i, m in enumerate(methods) if m == "sample"]
+        out["maj_at_k_sampled_problems"] = len(sampled)
+        if sampled:
+            # Monte Carlo error of the mean over problems (the exact ones add none)
+            have = ~np.isnan(maj)
+            var = np.where(have, maj_err, 0.0) ** 2
+            se = np.sqrt(var.sum(0)) / np.maximum(have.sum(0), 1)
+            out["maj_at_k_stderr"] = {str(k): float(e) for k, e in zip(ks, se) if k <= max(ns)}
         return out
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:

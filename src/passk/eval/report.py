@@ -45,26 +45,47 @@ def _json_default(obj: Any) -> Any:
 
 
 def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
-    """A rich renderable: the pass@k table of an ``eval.json`` dict and a line of facts."""
+    """A rich renderable: pass@k, pass^k and maj@k side by side (each with its bootstrap
+    interval), the problems behind each k and the Dang bound, then a line of facts.
+
+    A metric the report lacks at some k (an older report, maj@k without answers) shows
+    ``-``; per-source results follow as one line each.
+    """
+    from rich import box
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title)
-    table.add_column("k", justify="right")
-    table.add_column("pass@k", justify="right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("Dang bound", justify="right")
-    for k, value in report.get("pass_at_k", {}).items():
-        lo, hi = report["ci95"][k]
-        bound = report.get("dang_bound", {}).get(k)
-        table.add_row(
-            k, f"{value:.3f}", f"[{lo:.3f}, {hi:.3f}]", "-" if bound is None else f"{bound:.3f}"
-        )
-
     def fmt(x: Any, spec: str = ".3f") -> str:
         return "n/a" if x is None else format(x, spec)
 
+    def cell(metric: str, ci_key: str, k: str) -> tuple[str, str]:
+        value = report.get(metric, {}).get(k)
+        ci = report.get(ci_key, {}).get(k)
+        if value is None:
+            return "-", "-"
+        short = [format(x, ".3f").removeprefix("0") for x in ci or ()]
+        return f"{value:.3f}", "-" if ci is None else f"{short[0]}-{short[1]}"
+
+    # 80 columns: borderless, CI as ".480-.620"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("k", justify="right")
+    for name in ("pass@k", "pass^k", "maj@k"):
+        table.add_column(name, justify="right", no_wrap=True)
+        table.add_column("CI", justify="right", no_wrap=True)
+    table.add_column("probs", justify="right")
+    table.add_column("Dang", justify="right")
+    per_k = report.get("problems_per_k", {})
+    for k in report.get("pass_at_k", {}):
+        bound = report.get("dang_bound", {}).get(k)
+        table.add_row(
+            k,
+            *cell("pass_at_k", "ci95", k),
+            *cell("pass_hat_k", "pass_hat_k_ci95", k),
+            *cell("maj_at_k", "maj_at_k_ci95", k),
+            str(per_k.get(k, report.get("num_problems", "-"))),
+            "-" if bound is None else f"{bound:.3f}",
+        )
     facts = (
         f"{report.get('num_problems', 0)} problems | answer diversity "
         f"{fmt(report.get('answer_diversity'))} | entropy {fmt(report.get('mean_entropy'))} | "
@@ -72,4 +93,33 @@ def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
         f"{fmt(report.get('truncated_fraction'))} | reward errors {report.get('reward_errors', 0)}"
         + (" | INTERRUPTED (partial)" if report.get("interrupted") else "")
     )
-    return Group(table, Text(facts))
+    legend = (
+        "CI: 95% bootstrap over problems | probs: problems with >= k samples (the others "
+        "are left out at that k) | Dang: Dang et al. bound on pass@k"
+    )
+    parts: list[Any] = [table, Text(legend, style="dim"), Text(facts)]
+    if report.get("pass_at_k") and not report.get("maj_at_k"):
+        parts.append(Text("maj@k: no extracted answers in the samples (give 'answer' or --task)"))
+    if report.get("maj_at_k_sampled_problems"):
+        parts.append(
+            Text(
+                f"maj@k: {report['maj_at_k_sampled_problems']} problems estimated from sampled "
+                "k-subsets (standard error in maj_at_k_stderr)"
+            )
+        )
+    for source, sub in report.get("by_source", {}).items():
+        ks = list(sub.get("pass_at_k", {}))
+        if not ks:
+            continue
+        last = ks[-1]
+        first = ks[0]
+        parts.append(
+            Text(
+                f"{source}: {sub.get('num_problems', 0)} problems | pass@{first} "
+                f"{fmt(sub['pass_at_k'].get(first))} | pass@{last} "
+                f"{fmt(sub['pass_at_k'].get(last))} | pass^{last} "
+                f"{fmt(sub.get('pass_hat_k', {}).get(last))} | maj@{last} "
+                f"{fmt(sub.get('maj_at_k', {}).get(last))}"
+            )
+        )
+    return Group(*parts)
