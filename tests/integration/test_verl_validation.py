@@ -55,16 +55,7 @@ def brute_maj(answers, correct, k) -> float:
     return float(total / count)
 
 
-@pytest.mark.parametrize("core", [True, False], ids=["core", "fallback"])
-def test_pass_hat_k_is_the_all_correct_probability(
-    core: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import passk.integrations.verl_validation as vv
-
-    if not core:
-        monkeypatch.setattr(vv, "_core_pass_hat_k", None)
-    elif vv._core_pass_hat_k is None:
-        pytest.skip("this passk core has no pass_hat_k")
+def test_pass_hat_k_is_the_all_correct_probability() -> None:
     for n in range(1, 9):
         for c in range(n + 1):
             for k in range(1, n + 1):
@@ -74,14 +65,7 @@ def test_pass_hat_k_is_the_all_correct_probability(
                 )
 
 
-@pytest.mark.parametrize("core", [True, False], ids=["core", "fallback"])
-def test_maj_at_k_equals_enumeration(core: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    import passk.integrations.verl_validation as vv
-
-    if not core:  # the module's own exact computation, used where the core has none
-        monkeypatch.setattr(vv, "_core_maj_at_k", None)
-    elif vv._core_maj_at_k is None:
-        pytest.skip("this passk core has no maj_at_k")
+def test_maj_at_k_equals_enumeration() -> None:
     rng = random.Random(0)
     for _ in range(200):
         n = rng.randint(1, 8)

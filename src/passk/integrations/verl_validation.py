@@ -35,7 +35,6 @@ Two routes into verl, both using verl's own inputs (``data_sources``, ``sample_u
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,18 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from passk.core.metrics import bootstrap_mean_ci, default_ks, pass_at_k
-
-# The core's pass^k and maj@k where this passk has them (the exact fallbacks below give the
-# same values; they keep this module working against a core without them).
-try:
-    from passk.core.metrics import pass_hat_k as _core_pass_hat_k
-except ImportError:  # pragma: no cover - depends on the core version
-    _core_pass_hat_k = None
-try:
-    from passk.core.majority import maj_at_k as _core_maj_at_k
-except ImportError:  # pragma: no cover - depends on the core version
-    _core_maj_at_k = None
+from passk.core.majority import maj_at_k
+from passk.core.metrics import bootstrap_mean_ci, default_ks, pass_at_k, pass_hat_k
 
 __all__ = [
     "VAL_CONFIG_KEY",
@@ -72,74 +61,6 @@ VAL_CONFIG_KEY = "passk_val"
 
 
 # --------------------------------------------------------------------------- per problem
-
-
-def pass_hat_k(n: int, c: int, k: int) -> float:
-    """pass^k, all of k samples drawn without replacement correct: ``C(c, k)/C(n, k)``.
-
-    >>> [round(pass_hat_k(4, c, k), 4) for c, k in [(2, 2), (1, 2), (4, 4)]]
-    [0.1667, 0.0, 1.0]
-    """
-    if _core_pass_hat_k is not None:
-        return float(_core_pass_hat_k(n, c, k))
-    if not (n >= 1 and 0 <= c <= n and 1 <= k <= n):
-        raise ValueError(f"need n >= 1, 0 <= c <= n and 1 <= k <= n; got n={n}, c={c}, k={k}")
-    return math.prod((c - i) / (n - i) for i in range(k)) if c >= k else 0.0
-
-
-def maj_at_k(answers: Sequence[Hashable | None], correct: Sequence[bool], k: int) -> float:
-    """Expected correctness of the majority vote over a uniformly random k-subset.
-
-    Ties between answers are broken uniformly at random; ``None`` (no extracted answer)
-    never wins, and a subset with no answer at all scores 0. An answer's correctness is the
-    mean correctness of its samples (one value when the grader is consistent). Exact, from
-    the answer counts: for answer a drawn j times the other answers must be drawn at most
-    j times; a dynamic programme over the other answers counts those subsets by how many
-    of them tie at j (each tie splits the win).
-
-    >>> round(maj_at_k(["4", "4", "5", None], [True, True, False, False], 1), 4)
-    0.5
-    >>> round(maj_at_k(["4", "5", "5", "5"], [True, False, False, False], 4), 4)
-    0.0
-    """
-    if _core_maj_at_k is not None:
-        return float(_core_maj_at_k(answers, correct, k))
-    n = len(answers)
-    if len(correct) != n:
-        raise ValueError(f"answers ({n}) and correct ({len(correct)}) differ in length")
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, n={n}], got {k}")
-    groups: dict[Hashable, list[bool]] = defaultdict(list)
-    for a, ok in zip(answers, correct):
-        if a is not None:
-            groups[a].append(bool(ok))
-    sizes = [len(v) for v in groups.values()]
-    value = [sum(v) / len(v) for v in groups.values()]
-    m0 = n - sum(sizes)  # samples without an answer: any number of them may be drawn
-    none_ways = np.array([math.comb(m0, x) for x in range(k + 1)], dtype=np.float64)
-    total = 0.0
-    for a, (m_a, v_a) in enumerate(zip(sizes, value)):
-        if v_a == 0:
-            continue
-        others = [m for b, m in enumerate(sizes) if b != a]
-        for j in range(1, min(m_a, k) + 1):
-            # ways[s, t]: subsets of s samples from the other answers, t of them tied at j
-            ways = np.zeros((k - j + 1, len(others) + 1))
-            ways[0, 0] = 1.0
-            for m_b in others:
-                new = np.zeros_like(ways)
-                for x in range(min(m_b, j, k - j) + 1):
-                    c = math.comb(m_b, x)
-                    if x < j:
-                        new[x:, :] += c * ways[: k - j + 1 - x, :]
-                    else:
-                        new[x:, 1:] += c * ways[: k - j + 1 - x, :-1]
-                ways = new
-            share = ways / np.arange(1, len(others) + 2)[None, :]  # a wins 1/(1 + ties)
-            per_s = share.sum(1)  # [k - j + 1]
-            rest = none_ways[: k - j + 1][::-1]  # the remaining k - j - s come from None
-            total += v_a * math.comb(m_a, j) * float(per_s @ rest)
-    return total / math.comb(n, k)
 
 
 def grouped_metrics(
