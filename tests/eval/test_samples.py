@@ -469,7 +469,7 @@ def test_endpoint_error_is_exit_2_with_a_partial_report(tmp_path, monkeypatch, c
     out = tmp_path / "ev"
     assert _cli(_endpoint_argv(out)) == 2
     err = capsys.readouterr().err
-    assert "passk eval: error: endpoint http://x/v1: server at http://x/v1 stayed down" in err
+    assert "passk eval: error: server at http://x/v1 stayed down" in err
     assert "2 of 5 problems sampled" in err and "rerun with the same --out" in err
     report = json.loads((out / "eval.json").read_text())
     assert report["interrupted"] and report["num_problems"] == 2
@@ -499,3 +499,20 @@ def test_endpoint_flags_are_checked(tmp_path, capsys):
     assert _cli(argv) == 2
     assert "--model samples a local model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_endpoint_down_at_the_start_is_exit_2_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    _fake_endpoint(monkeypatch)
+    module = sys.modules["passk.eval.endpoint"]
+
+    def down(cfg):
+        raise FakeEndpointError(f"endpoint {cfg.url}/models failed 6 times: connection refused")
+
+    monkeypatch.setattr(module, "served_model_info", down)
+    out = tmp_path / "ev"
+    assert _cli(_endpoint_argv(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "passk eval: error: endpoint http://x/v1/models failed 6 times: connection refused"
+    ]
+    assert not (out / "eval.json").exists()

@@ -236,6 +236,22 @@ def maj_at_k_values(
     if num_subsets < 1:
         raise ValueError(f"num_subsets must be >= 1, got {num_subsets}")
     counts, q, n_none = answer_classes(answers, correct)
+    return _values_from_classes(
+        counts, q, n_none, tuple(ks), method, num_subsets, seed, max_exact_work
+    )
+
+
+def _values_from_classes(
+    counts: Sequence[int],
+    q: Sequence[float],
+    n_none: int,
+    ks: tuple[int, ...],
+    method: str,
+    num_subsets: int,
+    seed: int,
+    max_exact_work: float,
+) -> MajorityValues:
+    n = sum(counts) + n_none
     if not ks:
         return MajorityValues((), (), (), "exact")
     kmax = max(ks)
@@ -266,12 +282,37 @@ def maj_at_k_per_problem(
     standard errors ``[P, K]`` (0 where exact) and each problem's method."""
     if len(answers) != len(correct):
         raise ValueError(f"{len(answers)} problems of answers but {len(correct)} of flags")
+    opts = {
+        "method": "auto",
+        "num_subsets": DEFAULT_NUM_SUBSETS,
+        "seed": 0,
+        "max_exact_work": DEFAULT_MAX_EXACT_WORK,
+    }
+    unknown = set(kwargs) - set(opts)
+    if unknown:
+        raise TypeError(f"unexpected option(s) {sorted(unknown)}; valid: {', '.join(opts)}")
+    opts |= kwargs
+    if opts["method"] not in ("auto", "exact", "sample"):
+        raise ValueError(f"method must be 'auto', 'exact' or 'sample', got {opts['method']!r}")
     values = np.full((len(answers), len(ks)), np.nan)
     errors = np.zeros((len(answers), len(ks)))
     methods = []
+    # maj@k depends only on the answers' (count, correct fraction) profile: problems that
+    # share one (common at small n) are computed once
+    memo: dict[tuple, MajorityValues] = {}
     for i, (ans, ok) in enumerate(zip(answers, correct)):
+        if len(ans) < 1:
+            raise ValueError(f"problem {i} has no samples")
         cols = [j for j, k in enumerate(ks) if k <= len(ans)]
-        res = maj_at_k_values(ans, ok, [ks[j] for j in cols], **kwargs)  # type: ignore[arg-type]
+        counts, q, n_none = answer_classes(ans, ok)
+        profile = sorted(zip(counts, q), reverse=True)
+        key = (tuple(profile), n_none, tuple(ks[j] for j in cols))
+        res = memo.get(key)
+        if res is None:
+            res = _values_from_classes(
+                [m for m, _ in profile], [x for _, x in profile], n_none, key[2], **opts
+            )
+            memo[key] = res
         values[i, cols] = res.values
         errors[i, cols] = res.stderr
         methods.append(res.method)

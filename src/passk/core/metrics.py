@@ -322,8 +322,12 @@ def bootstrap_mean_ci(
     alpha = (1 - confidence) / 2
     missing = np.isnan(values)
     if not missing.any():
-        idx = rng.integers(0, len(values), size=(num_resamples, len(values)))
-        means = values[idx].mean(axis=1)  # [B, K]
+        p = len(values)
+        idx = rng.integers(0, p, size=(num_resamples, p))
+        # how often each row is drawn, then one matrix product: no [B, P, K] gather
+        offsets = (np.arange(num_resamples) * p)[:, None]
+        counts = np.bincount((idx + offsets).ravel(), minlength=num_resamples * p)
+        means = counts.reshape(num_resamples, p).astype(np.float64) @ values / p  # [B, K]
         lo, hi = np.quantile(means, [alpha, 1 - alpha], axis=0)
         return lo, hi
     # NaN marks "no value" (a problem with fewer than k samples): each column resamples

@@ -568,7 +568,7 @@ def completion_prompt(prompt: str, system_prompt: str | None) -> str:
     line when one is given.
 
     >>> completion_prompt("What is 2*3?", None), completion_prompt("Q", "Be brief.")
-    ('What is 2*3?', 'Be brief.\n\nQ')
+    ('What is 2*3?', 'Be brief.\\n\\nQ')
     """
     return prompt if system_prompt is None else f"{system_prompt}\n\n{prompt}"
 
@@ -613,7 +613,7 @@ def _run_endpoint(args: argparse.Namespace) -> int:
     try:
         served = served_model_info(cfg)
     except EndpointError as e:
-        raise ValueError(f"endpoint {args.endpoint}: {e}") from None
+        raise ValueError(str(e)) from None  # its message names the URL
     if args.api == "chat":
         requests = [EndpointRequest(p.id, p.prompt, args.system_prompt) for p in problems]
     else:
@@ -688,7 +688,7 @@ def _run_endpoint(args: argparse.Namespace) -> int:
     )
     if failure is not None:
         raise ValueError(
-            f"endpoint {args.endpoint}: {failure} ({len(responses)} of {len(requests)} "
+            f"{failure} ({len(responses)} of {len(requests)} "
             f"problems sampled are in the partial report; rerun with the same --out to resume "
             f"from {cache_path})"
         )

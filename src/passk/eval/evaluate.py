@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -123,7 +123,8 @@ class ProblemResult:
         return self.c / self.n
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        # fields are flat (numbers, strings, lists of them): no deep copy as asdict makes
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["pass1"] = self.pass1
         return d
 
@@ -168,13 +169,14 @@ class EvalResult:
                 "problems_per_k": {},
                 "dang_bound": {},
             }
-        out |= self._curves(done, ks)
-        sources = [p.source for p in done]
-        if any(src is not None for src in sources):
+        per = self._per_problem(done, ks)
+        out |= self._curves(per, np.arange(len(done)), ks)
+        sources = np.array([str(p.source) for p in done])
+        if any(p.source is not None for p in done):
             by_source: dict[str, Any] = {}
-            for src in sorted({str(x) for x in sources}):
-                mine = [p for p in done if str(p.source) == src]
-                by_source[src] = {"num_problems": len(mine)} | self._curves(mine, ks)
+            for src in sorted(set(sources)):
+                rows = np.flatnonzero(sources == src)
+                by_source[src] = {"num_problems": len(rows)} | self._curves(per, rows, ks)
             out["by_source"] = by_source
         pass1 = [p.pass1 for p in done]
         lengths = [x for p in done for x in p.lengths]
@@ -198,40 +200,60 @@ class EvalResult:
         }
         return out
 
-    def _curves(self, done: list[ProblemResult], ks: list[int]) -> dict[str, Any]:
-        """pass@k, pass^k and maj@k with CIs and per-k problem counts (k keys: strings).
-
-        A problem with fewer than k samples is left out at that k; a k that no problem
-        reaches is left out altogether."""
-        cfg = self.config
+    def _per_problem(self, done: list[ProblemResult], ks: list[int]) -> dict[str, Any]:
+        """Per-problem ``[P, K]`` values of each metric (NaN where n < k), computed once
+        for the whole report and its per-source breakdown."""
         ns = [p.n for p in done]
         cs = [p.c for p in done]
-        stats = {"num_resamples": cfg.num_resamples, "confidence": cfg.confidence}
+        per: dict[str, Any] = {
+            "n": np.array(ns),
+            "pass_at_k": pass_at_k_per_problem(ns, cs, ks).numpy(),
+            "pass_hat_k": pass_hat_k_per_problem(ns, cs, ks).numpy(),
+        }
+        if self.answers_available:
+            maj, err, methods = maj_at_k_per_problem(
+                [p.extracted for p in done], [p.correct for p in done], ks, seed=self.config.seed
+            )
+            per |= {"maj_at_k": maj, "maj_err": err, "maj_sampled": np.array(methods) == "sample"}
+        return per
 
-        def block(values: np.ndarray, name: str, ci_name: str) -> dict[str, Any]:
-            mean, ci, _ = summarize_per_problem(values, ks, seed=cfg.seed, **stats)
-            return {
-                name: {str(k): v for k, v in mean.items()},
-                ci_name: {str(k): [lo, hi] for k, (lo, hi) in ci.items()},
-            }
+    def _curves(self, per: dict[str, Any], rows: np.ndarray, ks: list[int]) -> dict[str, Any]:
+        """pass@k, pass^k and maj@k with CIs and per-k problem counts (k keys: strings)
+        over the problems ``rows`` of ``per``.
 
-        out = block(pass_at_k_per_problem(ns, cs, ks).numpy(), "pass_at_k", "ci95")
-        out |= block(pass_hat_k_per_problem(ns, cs, ks).numpy(), "pass_hat_k", "pass_hat_k_ci95")
-        out["problems_per_k"] = {str(k): sum(n >= k for n in ns) for k in ks if k <= max(ns)}
-        if not self.answers_available:
-            return out | {"maj_at_k": {}, "maj_at_k_ci95": {}}
-        maj, maj_err, methods = maj_at_k_per_problem(
-            [p.extracted for p in done], [p.correct for p in done], ks, seed=cfg.seed
+        A problem with fewer than k samples is left out at that k; a k that no problem
+        reaches is left out altogether. The three metrics share one bootstrap (the same
+        resampled problem sets)."""
+        cfg = self.config
+        names = [("pass_at_k", "ci95"), ("pass_hat_k", "pass_hat_k_ci95")]
+        if "maj_at_k" in per:
+            names.append(("maj_at_k", "maj_at_k_ci95"))
+        joint = np.concatenate([per[name][rows] for name, _ in names], axis=1)  # [P, M*K]
+        joint_ks = list(range(joint.shape[1]))
+        mean, ci, _ = summarize_per_problem(
+            joint,
+            joint_ks,
+            num_resamples=cfg.num_resamples,
+            confidence=cfg.confidence,
+            seed=cfg.seed,
         )
-        out |= block(maj, "maj_at_k", "maj_at_k_ci95")
-        sampled = [i for i, m in enumerate(methods) if m == "sample"]
-        out["maj_at_k_sampled_problems"] = len(sampled)
+        out: dict[str, Any] = {}
+        for m, (name, ci_name) in enumerate(names):
+            cols = [(k, m * len(ks) + j) for j, k in enumerate(ks) if m * len(ks) + j in mean]
+            out[name] = {str(k): mean[col] for k, col in cols}
+            out[ci_name] = {str(k): list(ci[col]) for k, col in cols}
+        ns = per["n"][rows]
+        out["problems_per_k"] = {str(k): int((ns >= k).sum()) for k in ks if k <= ns.max()}
+        if "maj_at_k" not in per:
+            return out | {"maj_at_k": {}, "maj_at_k_ci95": {}}
+        sampled = int(per["maj_sampled"][rows].sum())
+        out["maj_at_k_sampled_problems"] = sampled
         if sampled:
             # Monte Carlo error of the mean over problems (the exact ones add none)
+            maj, err = per["maj_at_k"][rows], per["maj_err"][rows]
             have = ~np.isnan(maj)
-            var = np.where(have, maj_err, 0.0) ** 2
-            se = np.sqrt(var.sum(0)) / np.maximum(have.sum(0), 1)
-            out["maj_at_k_stderr"] = {str(k): float(e) for k, e in zip(ks, se) if k <= max(ns)}
+            se = np.sqrt((np.where(have, err, 0.0) ** 2).sum(0)) / np.maximum(have.sum(0), 1)
+            out["maj_at_k_stderr"] = {str(k): float(e) for k, e in zip(ks, se) if k <= ns.max()}
         return out
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
