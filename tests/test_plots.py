@@ -76,3 +76,15 @@ def test_plot_compare_cli_takes_metrics(tmp_path):
          "--metrics", "pass_at_k", "pass_hat_k"]
     )  # fmt: skip
     assert args.func(args) == 0 and (tmp_path / "c.png").is_file()
+
+
+def test_eta_plot_overlays_the_new_estimators_by_name(tmp_path):
+    from passk.plots import eta_estimators, plot_eta
+
+    names = eta_estimators()
+    assert {"maxrl", "rs_grpo", "w_reinforce", "rloo", "reinforce_pp"} <= set(names)
+    assert "passk_mixture" not in names  # its weights have no default
+    assert "unlikeliness" not in names  # needs per-response log-probs
+    out, peaks = plot_eta(8, [2], tmp_path / "eta.png", estimators=["pass1", "maxrl", "rs_grpo"])
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert peaks["maxrl"] == 0.125 and peaks["pass1"] == 0.5  # MaxRL pushes the hardest groups

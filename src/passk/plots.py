@@ -582,11 +582,20 @@ _ETA_STYLES: dict[str, Any] = {
 
 
 def eta_estimators() -> list[str]:
-    """Estimators that have an eta curve (those needing per-group inputs have none)."""
+    """Estimators with an eta curve at their default parameters (those needing per-group
+    inputs have none; ``passk_mixture`` needs its weights: call ``eta_curve`` with them)."""
     # imported here, not at the top: torch is slow to load and the CLI imports this module
     from passk.core.advantages import get_estimator, list_estimators
 
-    return [name for name in list_estimators() if not get_estimator(name).needs]
+    def plain(name: str) -> bool:  # no per-group inputs, and every parameter has a default
+        spec = get_estimator(name)
+        try:
+            spec.make_params()
+        except (ValueError, TypeError):
+            return False
+        return not spec.needs
+
+    return [name for name in list_estimators() if plain(name)]
 
 
 def plot_eta(
@@ -617,6 +626,9 @@ def plot_eta(
     plt = _pyplot()
     fig, (ax_abs, ax_rel) = plt.subplots(1, 2, figsize=(12, 4.3))
     extra_styles = iter(_STYLES[3:] * 3)
+    # one colour per k for the Pass@k family; estimators without k get their own colours
+    # (pass1, the reference, stays black), from the end of the cycle
+    plain_colors = iter(["black"] + [f"C{9 - i}" for i in range(10)] * 3)
     peaks: dict[str, float] = {}
     for name in dict.fromkeys(names):  # drop repeats, keep order
         uses_k = get_estimator(name).uses_k
@@ -625,7 +637,7 @@ def plot_eta(
             acc_t, eta_t = eta_curve(name, n, **({"k": k} if uses_k else {}))  # [n+1]
             acc, eta = acc_t.tolist(), eta_t.tolist()
             label = f"{name} k={k}" if uses_k else name
-            color = f"C{i % 10}" if uses_k else "black"
+            color = f"C{i % 10}" if uses_k else next(plain_colors)
             top = max(eta)
             peak = eta.index(top)  # first of tied maxima
             peaks[label] = acc[peak] if top > 0 else math.nan
