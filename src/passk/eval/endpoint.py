@@ -405,8 +405,12 @@ def sample_endpoint(
     jobs = []
     for req in requests:
         key = _cache_key(cfg, req, options, seed)
-        have = list(cached.get(key, {}).get("responses", []))[:n]
-        jobs.append(_Job(req, key, have, cached=len(have)))
+        entry = cached.get(key, {})
+        have = list(entry.get("responses", []))[:n]
+        tokens = entry.get("completion_tokens")  # of the whole line: kept only when all used
+        if not isinstance(tokens, int) or len(have) < len(entry.get("responses", [])):
+            tokens = 0
+        jobs.append(_Job(req, key, have, cached=len(have), completion_tokens=tokens))
     total = n * len(jobs)
     done = sum(len(j.responses) for j in jobs if len(j.responses) == n)
     if progress is not None:
