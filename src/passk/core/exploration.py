@@ -28,7 +28,7 @@ read through its published text; no official code was found.
 [[0.7071067811865475, 0.7071067811865475, 1.0, 1.0]]
 >>> counts.add(["p1"], [["7", "7", "8", "9"]])
 >>> counts.bonus(["p1"], [["7", "9"]], kind="ucb_con", baseline=0.5).tolist()
-[[0.0, 0.07735026918962584]]
+[[0.07735026918962584, 0.20710678118654746]]
 """
 
 from __future__ import annotations
