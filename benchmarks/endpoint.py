@@ -39,7 +39,9 @@ def _ready(url: str) -> bool:
         return False
 
 
-def start_server(venv: Path, served: str, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
+def start_server(
+    venv: Path, served: str, threads: int, log: Path, *, torch_compile: bool = False
+) -> tuple[subprocess.Popen, str]:
     from passk.rollout.models import build_embedded_cache
 
     model_dir = build_embedded_cache()
@@ -60,7 +62,7 @@ def start_server(venv: Path, served: str, threads: int, log: Path) -> tuple[subp
         "--model", str(model_dir), "--served-model-name", served,
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", "bfloat16", "--max-model-len", "1024", "--max-num-seqs", "64",
-        "--disable-log-stats", *SEED_SAFE_ARGS,
+        "--disable-log-stats", *SEED_SAFE_ARGS, *(() if torch_compile else ("--enforce-eager",)),
     ]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -75,6 +77,9 @@ def main() -> None:
     ap.add_argument("--served-model", default="smollm2")
     ap.add_argument("--venv", type=Path, default=REPO / ".venv-vllm")
     ap.add_argument("--server-threads", type=int, default=2)
+    ap.add_argument(
+        "--compile", action="store_true", help="let vLLM torch.compile (default: --enforce-eager)"
+    )
     ap.add_argument("--problems", type=int, default=32)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=128)
@@ -101,7 +106,9 @@ def main() -> None:
         if url is None:
             log = workdir / "server.log"
             t0 = time.perf_counter()
-            proc, url = start_server(args.venv, args.served_model, args.server_threads, log)
+            proc, url = start_server(
+                args.venv, args.served_model, args.server_threads, log, torch_compile=args.compile
+            )
             while not _ready(url):
                 if proc.poll() is not None:
                     sys.exit(f"server exited {proc.returncode}; see {log}")
