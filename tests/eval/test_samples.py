@@ -516,3 +516,12 @@ def test_endpoint_down_at_the_start_is_exit_2_and_writes_nothing(tmp_path, monke
         "passk eval: error: endpoint http://x/v1/models failed 6 times: connection refused"
     ]
     assert not (out / "eval.json").exists()
+
+
+def test_endpoint_no_request_seed_sends_none(tmp_path, monkeypatch):
+    calls, _ = _fake_endpoint(monkeypatch)
+    assert _cli(_endpoint_argv(tmp_path / "ev", "--seed", "3")) == 0
+    assert {c["seed"] for c in calls} == {3}
+    calls.clear()
+    assert _cli(_endpoint_argv(tmp_path / "ev2", "--no-request-seed")) == 0
+    assert calls and {c["seed"] for c in calls} == {None}

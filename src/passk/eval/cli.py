@@ -181,6 +181,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     ep.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     ep.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request")
     ep.add_argument("--retries", type=int, default=5, help="retries per failing request")
+    ep.add_argument(
+        "--no-request-seed",
+        action="store_true",
+        help="send no per-request seed (derived from --seed by default): for servers that "
+        "reject seeds; vLLM's CPU build needs --no-enable-chunked-prefill to honour them",
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument(
         "--overwrite",
@@ -647,7 +653,7 @@ def _run_endpoint(args: argparse.Namespace) -> int:
                     temperature=args.temperature,
                     top_p=args.top_p,
                     max_tokens=args.max_new_tokens,
-                    seed=args.seed,
+                    seed=None if args.no_request_seed else args.seed,
                     cache_path=cache_path,
                     progress=lambda done, total, base=base: bar.update(job, completed=base + done),
                 )
