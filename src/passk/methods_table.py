@@ -35,6 +35,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "w_reinforce": ("weighted REINFORCE (NSR/PSR extremes)", "arXiv 2506.01347"),
     "rloo": ("expected reward, leave-one-out baseline", "arXiv 2402.14740"),
     "reinforce_pp": ("expected reward, batch-whitened (REINFORCE++)", "arXiv 2501.03262"),
+    "pass1_matched": ("pass@1 direction, Pass@k's total |A| (step-size control)", "passk"),
     "unlikeliness": ("pass@k-friendly: favour unlikely correct samples", "arXiv 2506.02355"),
     # policy losses
     "ppo_clip": ("PPO, decoupled clip (DAPO clip-higher)", "arXiv 2503.14476"),
@@ -52,6 +53,9 @@ FAMILIES = """\
 **Pass@1 baselines** (`pass1`, `rloo`, `reinforce_pp`). GRPO's z-score, REINFORCE with a
 leave-one-out baseline, and REINFORCE++'s batch whitening all optimise the expected reward.
 They are the control every exploration method must beat, and the ones that sharpen fastest.
+`pass1_matched` is the step-size control of a comparison with Pass@k: GRPO's direction,
+scaled per batch to the total |A| analytic Pass@k would give the same batch, so that a
+difference between the two arms is not only a difference in how far the policy moved.
 
 **Pass@k training** (`passk_analytic`, `passk_full`, `passk_bootstrap`, `passk_exceed`,
 `passk_combination`, `passk_adaptive`). These optimise the best of k samples. They push

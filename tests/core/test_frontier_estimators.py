@@ -326,3 +326,18 @@ def test_maxrl_eta_concentrates_on_hard_prompts():
     assert eta[1:8].tolist() == pytest.approx([2 * (8 - c) for c in range(1, 8)])
     _, eta1 = eta_curve("pass1", 8)
     assert int(eta.argmax()) == 1 and int(eta1.argmax()) == 4
+
+
+def test_pass1_matched_has_pass1_direction_and_passk_size():
+    g = torch.Generator().manual_seed(0)
+    r = (torch.rand(64, 16, generator=g) < torch.rand(64, 1, generator=g)).double()
+    a = compute_advantages("pass1_matched", r, k=4)
+    a1 = compute_advantages("pass1", r)
+    ak = compute_advantages("passk_analytic", r, k=4)
+    assert float(a.abs().sum()) == pytest.approx(float(ak.abs().sum()), rel=1e-12)
+    ratio = a[a1 != 0] / a1[a1 != 0]
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio))  # one positive scale per batch
+    assert float(ratio[0]) > 0
+    assert compute_advantages("pass1_matched", torch.ones(2, 4), k=2).abs().sum() == 0
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        compute_advantages("pass1_matched", r, k=0)

@@ -42,7 +42,7 @@ def _expected(t: Trainer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "recipe", ["maxrl", "passk_mixture", "rs_grpo", "w_reinforce", "unlikeliness"]
+    "recipe", ["maxrl", "passk_mixture", "rs_grpo", "w_reinforce", "unlikeliness", "pass1_matched"]
 )
 def test_recipe_applies_its_estimator(recipe, tiny_checkpoint, tmp_path):
     t = _trainer(recipe, tiny_checkpoint, tmp_path / recipe)

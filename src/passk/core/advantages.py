@@ -44,6 +44,7 @@ __all__ = [
     "MaxRLParams",
     "MixtureParams",
     "PKPOParams",
+    "Pass1MatchedParams",
     "Pass1Params",
     "PassKParams",
     "RLOOParams",
@@ -634,6 +635,7 @@ from passk.core.maxk import (  # noqa: E402
 )
 from passk.core.mixtures import MaxRLParams, MixtureParams  # noqa: E402
 from passk.core.weighted import (  # noqa: E402
+    Pass1MatchedParams,
     ReinforcePPParams,
     RLOOParams,
     RSGRPOParams,

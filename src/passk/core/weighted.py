@@ -34,6 +34,7 @@ from torch import Tensor
 from passk.core.advantages import register_estimator
 
 __all__ = [
+    "Pass1MatchedParams",
     "RLOOParams",
     "RSGRPOParams",
     "ReinforcePPParams",
@@ -235,3 +236,40 @@ def unlikeliness_advantage(rewards: Tensor, mask: Tensor, p: UnlikelinessParams)
     centred = torch.where(mask, shaped - mean, 0.0)
     std = (centred.square().sum(1, keepdim=True) / (n - 1).clamp(min=1)).sqrt()
     return torch.where(mask & (n > 1), centred / (std + p.eps), 0.0)
+
+
+# --------------------------------------------------------------------------- pass1_matched
+
+
+@dataclass(frozen=True)
+class Pass1MatchedParams:
+    """``k``: the analytic Pass@k whose total ``|A|`` the Pass@1 advantages are scaled to."""
+
+    k: int = 4
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {self.k!r}")
+
+
+@register_estimator("pass1_matched", params=Pass1MatchedParams, binary_only=True)
+def pass1_matched_advantage(rewards: Tensor, mask: Tensor, p: Pass1MatchedParams) -> Tensor:
+    """Step-size control: GRPO's direction with analytic Pass@k's total ``|A|`` per batch.
+
+    ``A = A_pass1 * sum|A_passk| / sum|A_pass1|`` over the batch (0 when Pass@1 has no
+    signal). Trained against Pass@k, it separates what Pass@k changes in *where* the push
+    goes from how large the update is: both arms move by the same total advantage.
+    """
+    from passk.core.advantages import (
+        Pass1Params,
+        PassKParams,
+        pass1_advantage,
+        passk_analytic_advantage,
+    )
+
+    a1 = pass1_advantage(rewards, mask, Pass1Params())
+    ak = passk_analytic_advantage(rewards, mask, PassKParams(k=p.k))
+    total1 = a1.abs().sum()
+    if total1 == 0:
+        return torch.zeros_like(rewards)
+    return a1 * (ak.abs().sum() / total1)
