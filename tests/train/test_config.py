@@ -67,7 +67,10 @@ def test_stage_list_from_yaml(tmp_path):
         (["algorithm.params={k: 2, q: 1}"], "unknown parameter(s) ['q']"),
         (["algorithm.reward=dense"], "needs binary rewards"),
         (["loss.aggregation=mean"], "loss.aggregation='mean' is not valid; valid: token-mean"),
-        (["loss.policy_loss=nope"], "unknown policy loss 'nope'; valid: cispo, clip_cov, gspo, kl_cov, ppo_clip, sapo, simko"),
+        (
+            ["loss.policy_loss=nope"],
+            "unknown policy loss 'nope'; valid: cispo, clip_cov, gspo, kl_cov, ppo_clip, sapo, simko",
+        ),
         (["loss.params={alpha: 0.1}"], "policy loss 'ppo_clip' got unknown parameter(s) ['alpha']"),
         (["reference.reset_every=5"], "no reference policy is used"),
         (["algorithm.dars=xx"], "algorithm.dars='xx' is not valid; valid: et, hw"),
