@@ -1,0 +1,156 @@
+"""``passk eval --endpoint URL``: sample an OpenAI-compatible server, then score and report.
+
+The sampling itself (retries, concurrency, the cache) is :mod:`passk.eval.endpoint`; this
+module is the CLI's side: the requests built from ``--task``'s problems, the progress
+bar, chunking for Ctrl-C, and the report through the same scoring path as ``--samples``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from passk.eval.cli import (
+    _ENDPOINT_CHUNK_PER_SLOT,
+    DEFAULT_TASK,
+    _base_run_info,
+    _config_for,
+    _load_task,
+    _score_and_report,
+    select_problems,
+)
+
+ENDPOINT_CACHE = "endpoint_cache.jsonl"
+
+
+def completion_prompt(prompt: str, system_prompt: str | None) -> str:
+    """The raw prompt of ``--api completions``: the problem's prompt text, as the embedded
+    path feeds a tokenizer without a chat template, after the system prompt and a blank
+    line when one is given.
+
+    >>> completion_prompt("What is 2*3?", None), completion_prompt("Q", "Be brief.")
+    ('What is 2*3?', 'Be brief.\\n\\nQ')
+    """
+    return prompt if system_prompt is None else f"{system_prompt}\n\n{prompt}"
+
+
+def run_endpoint(args: argparse.Namespace) -> int:
+    """``--endpoint URL``: sample the server (cached, resumable), then score like
+    ``--samples`` with responses."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from passk.eval.endpoint import (
+        EndpointConfig,
+        EndpointError,
+        EndpointRequest,
+        sample_endpoint,
+        served_model_info,
+    )
+    from passk.eval.samples import SampleRecord
+
+    args.task = args.task or DEFAULT_TASK
+    console = Console(stderr=True)
+    task = _load_task(args)
+    problems = select_problems(task, args.split, args.problems, args.seed)
+    if not problems:
+        raise ValueError(f"task {args.task!r} has no {args.split} problems")
+    config = _config_for(args, args.n)
+    cfg = EndpointConfig(
+        url=args.endpoint,
+        model=args.served_model,
+        api=args.api,
+        concurrency=args.concurrency,
+        timeout_s=args.request_timeout,
+        retries=args.retries,
+    )
+    try:
+        served = served_model_info(cfg)
+    except EndpointError as e:
+        raise ValueError(str(e)) from None  # its message names the URL
+    if args.api == "chat":
+        requests = [EndpointRequest(p.id, p.prompt, args.system_prompt) for p in problems]
+    else:
+        requests = [
+            EndpointRequest(p.id, completion_prompt(p.prompt, args.system_prompt)) for p in problems
+        ]
+    per_chunk = max(1, -(-_ENDPOINT_CHUNK_PER_SLOT * args.concurrency // args.n))
+    cache_path = args.out / ENDPOINT_CACHE
+    args.out.mkdir(parents=True, exist_ok=True)
+    responses: dict[str, list[str]] = {}
+    interrupted, failure = False, None
+    t0 = time.perf_counter()
+    columns = (
+        TextColumn("[bold]sampling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("samples"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        job = bar.add_task("sampling", total=len(requests) * args.n)
+        for start in range(0, len(requests), per_chunk):
+            chunk = requests[start : start + per_chunk]
+            base = start * args.n
+            try:
+                got = sample_endpoint(
+                    cfg,
+                    chunk,
+                    n=args.n,
+                    temperature=args.temperature,
+                    top_p=args.top_p,
+                    max_tokens=args.max_new_tokens,
+                    seed=None if args.no_request_seed else args.seed,
+                    cache_path=cache_path,
+                    progress=lambda done, total, base=base: bar.update(job, completed=base + done),
+                )
+            except KeyboardInterrupt:
+                interrupted = True
+                break
+            except EndpointError as e:
+                failure = e
+                break
+            responses |= {req.problem_id: list(got[req.problem_id]) for req in chunk}
+    sampling_s = time.perf_counter() - t0
+    by_id = {p.id: p for p in problems}
+    records = [
+        SampleRecord(problem_id=pid, response=text, prompt=by_id[pid].prompt)
+        for pid, texts in responses.items()
+        for text in texts
+    ]
+    run_info = _base_run_info(args, task) | {
+        "endpoint": args.endpoint,
+        "api": args.api,
+        "concurrency": args.concurrency,
+        "endpoint_cache": str(cache_path),
+        "sampling_s": round(sampling_s, 3),
+        "problems_sampled": len(responses),
+    }
+    model_info = {"name": args.served_model, "endpoint": args.endpoint, "api": args.api}
+    status = _score_and_report(
+        args,
+        records,
+        task,
+        {pid: by_id[pid] for pid in responses},
+        config=config,
+        run_info=run_info,
+        model_info=model_info,
+        title=f"{task.name} | {args.served_model}",
+        interrupted=interrupted or failure is not None,
+        extra={"served_model": served},
+    )
+    if failure is not None:
+        raise ValueError(
+            f"{failure} ({len(responses)} of {len(requests)} "
+            f"problems sampled are in the partial report; rerun with the same --out to resume "
+            f"from {cache_path})"
+        )
+    return status
