@@ -60,10 +60,15 @@ def test_unlikeliness_ranks_by_the_sampling_log_probs(tiny_checkpoint, tmp_path)
     t.step()
     ro = t.last_collected.batch.rollouts
     seq = sequence_logp(ro)
-    mask = ro.response_mask
-    by_hand = (ro.logprobs * mask).sum(1) / mask.sum(1)
-    assert torch.allclose(seq, by_hand)
+    # independently: the mean over each response's first `length` sampled tokens
+    by_hand = torch.tensor(
+        [float(ro.logprobs[i, : int(n)].mean()) for i, n in enumerate(ro.lengths)]
+    )
+    assert torch.allclose(seq, by_hand, atol=1e-6)
     assert torch.isfinite(seq).all() and (seq < 0).all()
+    # and the advantages of the step rank by exactly these values (recomputed above)
+    got, want, mask = _expected(t)
+    assert torch.allclose(got[mask], want[mask].float().double(), atol=1e-6)
 
 
 def test_batch_exploration_bonus_is_added_to_the_advantages(tiny_checkpoint, tmp_path):
