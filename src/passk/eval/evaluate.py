@@ -406,6 +406,7 @@ def _score_problem(
         mean_entropy=mean_entropy,
         errors=[s.error for s in scores],
         completions=texts if config.keep_completions else [],
+        source=None if problem.meta.get("source") is None else str(problem.meta["source"]),
     )
 
 

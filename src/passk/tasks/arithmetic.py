@@ -3,7 +3,8 @@ r"""Procedural arithmetic tasks: ``mul1``, ``add`` and ``chain``.
 * ``mul1``: single-digit products a x b with a, b in 2..9: only 64 problems. The split
   is by a salted hash of "a*b" (see :mod:`passk.tasks.splits`), ranked so that exactly
   ``round(64 * test_fraction)`` problems are test (default 16 test / 48 train).
-* ``add``: a + b with ``digits``-digit operands (default 3).
+* ``add``: a + b with ``digits``-digit operands (default 3); ``digits_b`` gives b its own
+  width (``digits=2, digits_b=1``: 47 + 6, 810 problems).
 * ``chain``: a sum of ``terms`` numbers (default 4) of ``digits`` digits (default 2).
 
 ``add`` and ``chain`` split by the hash of the problem key (``test_fraction`` of the
@@ -213,34 +214,43 @@ class Mul1Task(_Arithmetic):
 @register_task("add")
 @dataclass(frozen=True)
 class AddTask(_Arithmetic):
-    """a + b with ``digits``-digit operands.
+    """a + b with a ``digits``-digit a and a ``digits_b``-digit b (``digits_b`` defaults to
+    ``digits``).
 
     >>> p = AddTask(digits=2).problems("test", 1, seed=3)[0]
     >>> int(p.answer) == sum(p.meta["operands"])
     True
+    >>> a, b = AddTask(digits=2, digits_b=1).problems("test", 1)[0].meta["operands"]
+    >>> 10 <= a <= 99 and 1 <= b <= 9
+    True
     """
 
     digits: int = 3
+    digits_b: int | None = None
     name: ClassVar[str] = "add"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 1 <= self.digits <= 18:
             raise option_error(self, "digits", self.digits, "an integer in 1..18")
+        if self.digits_b is not None and not 1 <= self.digits_b <= 18:
+            raise option_error(self, "digits_b", self.digits_b, "null or an integer in 1..18")
 
     def _range(self) -> range:
         return range(10 ** (self.digits - 1), 10**self.digits)
 
+    def _range_b(self) -> range:
+        d = self.digits if self.digits_b is None else self.digits_b
+        return range(10 ** (d - 1), 10**d)
+
     def _space_size(self) -> int:
-        return len(self._range()) ** 2
+        return len(self._range()) * len(self._range_b())
 
     def _all_operands(self) -> list[tuple[int, ...]]:
-        r = self._range()
-        return [(a, b) for a in r for b in r]
+        return [(a, b) for a in self._range() for b in self._range_b()]
 
     def _draw(self, rng: random.Random) -> tuple[int, ...]:
-        r = self._range()
-        return (rng.choice(r), rng.choice(r))
+        return (rng.choice(self._range()), rng.choice(self._range_b()))
 
     def _expression(self, operands: tuple[int, ...]) -> str:
         return " + ".join(str(x) for x in operands)
@@ -250,7 +260,10 @@ class AddTask(_Arithmetic):
 
     @property
     def _salt(self) -> str:
-        return f"passk/add/{self.digits}"
+        # equal widths keep the salt (and so the split) they had before digits_b existed
+        if self.digits_b is None or self.digits_b == self.digits:
+            return f"passk/add/{self.digits}"
+        return f"passk/add/{self.digits}x{self.digits_b}"
 
 
 @register_task("chain")
@@ -268,6 +281,8 @@ class ChainTask(AddTask):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.digits_b is not None:
+            raise option_error(self, "digits_b", self.digits_b, "null (all terms have `digits`)")
         if self.terms < 2:
             raise option_error(self, "terms", self.terms, "an integer >= 2")
 

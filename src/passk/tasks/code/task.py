@@ -217,7 +217,7 @@ class CodeJsonlTask(_CodeScorer):
             if self.add_instruction:
                 prompt += _INSTRUCTION.format(entrypoint=r["entrypoint"])
             answer = {"entrypoint": r["entrypoint"], "tests": list(r["tests"])}
-            out.append(Problem(r["id"], prompt, answer, {"source": self.path, **r["meta"]}))
+            out.append(Problem(r["id"], prompt, answer, {"file": self.path, **r["meta"]}))
         return out
 
 
