@@ -1,0 +1,484 @@
+"""The evidence study of docs/results.md: does Pass@k-style training keep coverage that
+Pass@1 training loses, once the update size is controlled for?
+
+The experiment is ``configs/sweeps/exploration.yaml`` (its comments give the design, the
+budget and the measurements behind them). This script runs it with ``passk sweep``,
+builds ``benchmarks/results/exploration.json`` from the run directories, and writes the
+tables and figures of docs/results.md from that file alone::
+
+    python benchmarks/exploration.py run --arms pass1 passk pass1_matched   # resumable
+    python benchmarks/exploration.py build            # run dirs -> exploration.json
+    python benchmarks/exploration.py tables           # markdown tables of the JSON
+    python benchmarks/exploration.py tables --check docs/results.md   # exit 1 if stale
+    python benchmarks/exploration.py figures          # PNGs in benchmarks/results/exploration/
+
+``run`` passes further options to ``passk sweep`` (``--seeds 0``, ``--threads 2``); running
+it again skips finished runs and resumes cut ones from their last checkpoint. ``build``
+reads only finished runs, so it can be run at any point of the study.
+
+**Statistics.** Every metric is computed per problem from the evaluation reports
+(``per_problem``: counts, extracted answers): pass@k and pass^k from the unbiased
+estimators, maj@k exactly (:mod:`passk.core.majority`). A paired difference of arm ``a``
+against arm ``b`` at k is the mean over seeds and problems of ``m_a(s, p) - m_b(s, p)``
+(both arms of seed ``s`` start from the same weights and are evaluated on the same
+problems); its interval resamples seeds and problems with replacement (a two-level
+percentile bootstrap, the same problem draw for every drawn seed), so it widens with
+the seed-to-seed spread as well as with the problem-to-problem one. With 3 seeds the
+seed level is coarse; the interval is what these runs can say, no more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEP = ROOT / "configs" / "sweeps" / "exploration.yaml"
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_OUT = RESULTS / "exploration_runs"
+DEFAULT_JSON = RESULTS / "exploration.json"
+DEFAULT_FIGURES = RESULTS / "exploration"
+COMPARE_KS = (1, 8, 64)
+METRICS = ("pass_at_k", "pass_hat_k", "maj_at_k")
+REFERENCE = "pass1"
+CONTROL = "pass1_matched"
+TABLE_BEGIN = "<!-- exploration tables: begin (python benchmarks/exploration.py tables) -->"
+TABLE_END = "<!-- exploration tables: end -->"
+
+
+# --- per-report metrics -------------------------------------------------------------------------
+
+
+def per_problem_metrics(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-problem pass@k, pass^k and maj@k ``[P, n]`` (k = 1..n) of one evaluation report."""
+    from passk.core.majority import maj_at_k_per_problem
+    from passk.core.metrics import pass_at_k_per_problem, pass_hat_k_per_problem
+
+    per = report["per_problem"]
+    if not per:
+        raise ValueError("the evaluation report has no problems")
+    ns = [int(p["n"]) for p in per]
+    n = min(ns)
+    if n != max(ns):
+        raise ValueError(f"problems hold different sample counts ({n}..{max(ns)})")
+    ks = list(range(1, n + 1))
+    cs = [int(p["c"]) for p in per]
+    maj, _, _ = maj_at_k_per_problem([p["extracted"] for p in per], [p["correct"] for p in per], ks)
+    return {
+        "ids": [str(p["id"]) for p in per],
+        "n": n,
+        "c": cs,
+        "sources": [p.get("source") for p in per],
+        "pass_at_k": np.asarray(pass_at_k_per_problem(ns, cs, ks), dtype=float),
+        "pass_hat_k": np.asarray(pass_hat_k_per_problem(ns, cs, ks), dtype=float),
+        "maj_at_k": np.asarray(maj, dtype=float),
+    }
+
+
+def histogram(cs: Sequence[int], n: int) -> dict[str, int]:
+    """Problems per bin of pass@1 = c / n: never, (0, 1/16), [1/16, 1/4), [1/4, 1/2),
+    [1/2, 1), always (at n = 64: 0, 1-3, 4-15, 16-31, 32-63 and 64 of 64 right).
+
+    >>> histogram([0, 0, 1, 4, 16, 40, 64], 64)
+    {'0': 2, '(0,1/16)': 1, '[1/16,1/4)': 1, '[1/4,1/2)': 1, '[1/2,1)': 1, '1': 1}
+    """
+    frac = np.asarray(cs, dtype=float) / n
+    inner = [(f"[{a},{b})" if a != "0" else f"(0,{b})", x, y) for a, b, x, y in _BINS]
+    out = {"0": int((frac == 0).sum())}
+    for label, lo, hi in inner:
+        out[label] = int(((frac > 0) & (frac >= lo) & (frac < hi)).sum())
+    out["1"] = int((frac == 1).sum())
+    return out
+
+
+_BINS = (("0", "1/16", 0.0, 1 / 16), ("1/16", "1/4", 1 / 16, 0.25), ("1/4", "1/2", 0.25, 0.5))
+_BINS += (("1/2", "1", 0.5, 1.0),)
+
+
+def report_view(report: Mapping[str, Any], per: Mapping[str, Any]) -> dict[str, Any]:
+    """What the study keeps of one evaluation: curves k = 1..n, facts, counts per problem."""
+    curve = {m: per[m].mean(axis=0) for m in METRICS}
+    view: dict[str, Any] = {
+        m: {str(k): float(curve[m][k - 1]) for k in range(1, per["n"] + 1)} for m in METRICS
+    }
+    by_source = {}
+    for src in sorted({s for s in per["sources"] if s is not None}):
+        rows = [i for i, s in enumerate(per["sources"]) if s == src]
+        by_source[src] = {
+            "problems": len(rows),
+            "pass@1": float(per["pass_at_k"][rows, 0].mean()),
+            f"pass@{per['n']}": float(per["pass_at_k"][rows, -1].mean()),
+        }
+    view |= {
+        "entropy": report.get("mean_entropy"),
+        "wrong_diversity": report.get("answer_diversity"),
+        "mean_length": report.get("mean_length"),
+        "truncated_fraction": report.get("truncated_fraction"),
+        "eval_s": report.get("elapsed_s"),
+        "histogram": histogram(per["c"], per["n"]),
+        "by_source": by_source,
+        "correct_per_problem": dict(zip(per["ids"], per["c"], strict=True)),
+    }
+    return view
+
+
+def coverage(before: Sequence[int], after: Sequence[int]) -> dict[str, int]:
+    """Problems that moved between never solved (0 of n) and sometimes solved."""
+    b, a = np.asarray(before) > 0, np.asarray(after) > 0
+    return {
+        "never_to_solved": int((~b & a).sum()),
+        "solved_to_never": int((b & ~a).sum()),
+        "solved_both": int((b & a).sum()),
+        "never_both": int((~b & ~a).sum()),
+    }
+
+
+def train_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Per-step training curves the figures and the step-size reading need."""
+
+    def series(key: str) -> list[float | None]:
+        return [r.get(key) for r in rows]
+
+    def mean(key: str) -> float | None:
+        vals = [float(v) for v in series(key) if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return {
+        "steps": len(rows),
+        "entropy": series("actor/entropy"),
+        "reward": series("reward/mean"),
+        "adv_abs_mean": series("adv/abs_mean"),
+        "mean_adv_abs": mean("adv/abs_mean"),
+        "mean_approx_kl": mean("actor/approx_kl"),
+        "mean_grad_norm": mean("actor/grad_norm"),
+        "mean_step_s": mean("time/step"),
+    }
+
+
+# --- paired differences -------------------------------------------------------------------------
+
+
+def paired_bootstrap(
+    diff: np.ndarray, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, list[float]]:
+    """Mean of ``diff[S, P]`` and its two-level percentile interval (seeds, then problems).
+
+    >>> d = np.array([[1.0, 1.0], [1.0, 1.0]])
+    >>> paired_bootstrap(d, resamples=50)
+    (1.0, [1.0, 1.0])
+    """
+    if diff.ndim != 2 or diff.size == 0:
+        raise ValueError(f"expected differences [seeds, problems], got shape {diff.shape}")
+    s, p = diff.shape
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for b in range(resamples):
+        seeds = rng.integers(0, s, size=s)
+        probs = rng.integers(0, p, size=p)
+        means[b] = diff[np.ix_(seeds, probs)].mean()
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(diff.mean()), [float(lo), float(hi)]
+
+
+def compare(
+    per_a: Mapping[int, Mapping[str, Any]],
+    per_b: Mapping[int, Mapping[str, Any]],
+    a: str,
+    b: str,
+    ks: Sequence[int],
+    *,
+    resamples: int = 2000,
+) -> list[dict[str, Any]]:
+    """``{a, b, metric, k, diff, ci95, ...}`` for each metric and k over the shared seeds."""
+    seeds = sorted(set(per_a) & set(per_b))
+    if not seeds:
+        return []
+    for s in seeds:
+        if per_a[s]["ids"] != per_b[s]["ids"]:
+            raise ValueError(f"seed {s}: {a} and {b} were evaluated on different problems")
+    out = []
+    for metric in METRICS:
+        for k in ks:
+            diff = np.stack(
+                [per_a[s][metric][:, k - 1] - per_b[s][metric][:, k - 1] for s in seeds]
+            )
+            mean, ci = paired_bootstrap(diff, resamples=resamples)
+            out.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "metric": metric,
+                    "k": k,
+                    "diff": mean,
+                    "ci95": ci,
+                    "distinguishable": bool(ci[0] > 0 or ci[1] < 0),
+                    "seeds": seeds,
+                    "problems": int(diff.shape[1]),
+                }
+            )
+    return out
+
+
+# --- the study JSON -----------------------------------------------------------------------------
+
+
+def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str, Any]:
+    """``exploration.json`` from the sweep directory ``out`` (finished runs only)."""
+    from passk.sweep.plan import plan_sweep
+    from passk.sweep.spec import load_sweep
+    from passk.tasks import get_task
+
+    spec = load_sweep(sweep)
+    plan = plan_sweep(spec, out)
+    first = plan.runs[0].config
+    task = get_task(first.task.name, **first.task.options)
+    before: dict[str, Any] = {}
+    before_per: dict[int, dict[str, Any]] = {}
+    for seed, start in plan.starts.items():
+        if not start.run_dir.is_finished(0):
+            continue
+        report = start.run_dir.read_eval(0)
+        before_per[seed] = per_problem_metrics(report)
+        before[str(seed)] = report_view(report, before_per[seed]) | {
+            "wall_s": (start.run_dir.finished() or {}).get("wall_s")
+        }
+    arms: dict[str, Any] = {}
+    per_arm: dict[str, dict[int, dict[str, Any]]] = {}
+    for arm in spec.arms:
+        entry: dict[str, Any] = {
+            "label": arm.label,
+            "config": {"recipe": arm.config_text, "set": list(arm.overrides)},
+            "seeds": {},
+        }
+        for run in (r for r in plan.runs if r.arm.name == arm.name):
+            if not run.run_dir.is_finished(run.steps):
+                continue
+            report = run.run_dir.read_eval(run.steps)
+            per = per_problem_metrics(report)
+            per_arm.setdefault(arm.name, {})[run.seed] = per
+            view = report_view(report, per) | {
+                "wall_s": (run.run_dir.finished() or {}).get("wall_s"),
+                "train": train_view(run.run_dir.read_metrics("train")),
+            }
+            if run.seed in before_per:
+                view["coverage"] = coverage(before_per[run.seed]["c"], per["c"])
+            entry["seeds"][str(run.seed)] = view
+        arms[arm.name] = entry
+    comparisons: list[dict[str, Any]] = []
+    ks = [k for k in COMPARE_KS if k <= spec.eval.n]
+    if REFERENCE in per_arm:
+        for name, per in per_arm.items():
+            if name != REFERENCE:
+                comparisons += compare(
+                    per, per_arm[REFERENCE], name, REFERENCE, ks, resamples=resamples
+                )
+    if "passk" in per_arm and CONTROL in per_arm:
+        comparisons += compare(
+            per_arm["passk"], per_arm[CONTROL], "passk", CONTROL, ks, resamples=resamples
+        )
+    for name, per in per_arm.items():
+        comparisons += compare(per, before_per, name, "before", ks, resamples=resamples)
+    return {
+        "what": "Pass@1 vs Pass@k-style training on a task where coverage can be lost, with a "
+        "step-size control (configs/sweeps/exploration.yaml)",
+        "commands": [
+            "python benchmarks/exploration.py run --threads 2 --arms "
+            + " ".join(a.name for a in spec.arms),
+            "python benchmarks/exploration.py build",
+        ],
+        "model": "SmolLM2-135M-Instruct (embedded)",
+        "task": {"name": first.task.name, "options": _task_options(task)},
+        "train": {
+            "steps": first.steps,
+            "rollout_n": first.rollout.n,
+            "prompts_per_step": first.rollout.prompts_per_step,
+            "max_new_tokens": first.rollout.max_new_tokens,
+            "lr": first.optim.lr,
+        },
+        "eval": {
+            "split": spec.eval.split,
+            "problems": spec.eval.problems,
+            "n": spec.eval.n,
+            "temperature": spec.eval.temperature,
+            "max_new_tokens": spec.eval.max_new_tokens,
+        },
+        "seeds": list(spec.seeds),
+        "statistics": "paired differences: mean over seeds and problems; 95% two-level "
+        f"percentile bootstrap (seeds, then problems), {resamples} resamples",
+        "before": before,
+        "arms": arms,
+        "comparisons": comparisons,
+    }
+
+
+def _task_options(task: Any) -> dict[str, Any]:
+    from dataclasses import fields, is_dataclass
+
+    if not is_dataclass(task):
+        return {}
+    return {f.name: _plain(getattr(task, f.name)) for f in fields(task) if f.init}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def _mean_range(values: Sequence[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def markdown_tables(result: Mapping[str, Any]) -> str:
+    """The tables of docs/results.md, from ``exploration.json`` alone."""
+    n = result["eval"]["n"]
+    ks = [k for k in (1, 4, 8, 16, 64) if k <= n]
+    lines = [
+        f"Held-out pass@k, pass^k and maj@k ({result['eval']['problems']} problems x {n} "
+        "samples, temperature 1.0): mean over seeds (min-max).",
+        "",
+        "| arm | seeds | " + " | ".join(f"pass@{k}" for k in ks) + " | pass^8 | maj@8 | entropy |",
+        "|---|---|" + "---|" * (len(ks) + 3),
+    ]
+    rows = [("before training", result["before"])]
+    rows += [(a["label"], a["seeds"]) for a in result["arms"].values() if a["seeds"]]
+    for label, seeds in rows:
+        views = list(seeds.values())
+        cells = [_mean_range([v["pass_at_k"][str(k)] for v in views]) for k in ks]
+        cells.append(_mean_range([v["pass_hat_k"]["8"] for v in views]))
+        cells.append(_mean_range([v["maj_at_k"]["8"] for v in views]))
+        cells.append(_mean_range([v["entropy"] for v in views if v["entropy"] is not None]))
+        lines.append(f"| {label} | {len(views)} | " + " | ".join(cells) + " |")
+    names = {m: m.replace("_at_k", "@").replace("_hat_k", "^") for m in METRICS}
+    cols = sorted(
+        {(c["metric"], c["k"]) for c in result["comparisons"]},
+        key=lambda mk: (METRICS.index(mk[0]), mk[1]),
+    )
+    lines += [
+        "",
+        "Paired differences, arm minus reference: mean over seeds and problems, and its 95% "
+        "two-level bootstrap interval (seeds, problems). **Bold**: the interval excludes 0.",
+        "",
+        "| arm | vs | seeds | " + " | ".join(f"{names[m]}{k}" for m, k in cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+    pairs: dict[tuple[str, str], dict[tuple[str, int], Mapping[str, Any]]] = {}
+    for c in result["comparisons"]:
+        pairs.setdefault((c["a"], c["b"]), {})[(c["metric"], c["k"])] = c
+    for (a, b), cells in pairs.items():
+        texts = []
+        for mk in cols:
+            c = cells.get(mk)
+            if c is None:
+                texts.append("-")
+                continue
+            diff = f"{c['diff']:+.3f}"
+            diff = f"**{diff}**" if c["distinguishable"] else diff
+            texts.append(f"{diff} ({c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f})")
+        seeds = len(next(iter(cells.values()))["seeds"])
+        lines.append(f"| {a} | {b} | {seeds} | " + " | ".join(texts) + " |")
+    lines += [
+        "",
+        "Coverage: problems never solved (0 of n) before and sometimes solved after, and the "
+        "reverse; the update size (mean |A| per step) and the wall time. Sum over seeds.",
+        "",
+        "| arm | never -> solved | solved -> never | mean abs(A) | mean approx. KL | wall (min) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in result["arms"].values():
+        views = [v for v in a["seeds"].values() if "coverage" in v]
+        if not views:
+            continue
+        up = sum(v["coverage"]["never_to_solved"] for v in views)
+        down = sum(v["coverage"]["solved_to_never"] for v in views)
+        adv = _mean_range([v["train"]["mean_adv_abs"] for v in views if v["train"]["mean_adv_abs"]])
+        kl = [
+            v["train"]["mean_approx_kl"] for v in views if v["train"]["mean_approx_kl"] is not None
+        ]
+        wall = _mean_range([v["wall_s"] / 60 for v in views if v.get("wall_s")])
+        kl_text = f"{np.mean(kl):.2e}" if kl else "-"
+        lines.append(f"| {a['label']} | {up} | {down} | {adv} | {kl_text} | {wall} |")
+    return "\n".join(lines) + "\n"
+
+
+def splice(doc: str, tables: str) -> str:
+    """``doc`` with the text between the table markers replaced by ``tables``."""
+    if TABLE_BEGIN not in doc or TABLE_END not in doc:
+        raise ValueError("the document has no exploration table markers")
+    head, rest = doc.split(TABLE_BEGIN, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_BEGIN}\n{tables}{TABLE_END}{tail}"
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="passk sweep of the study (further options go to it)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p = sub.add_parser("build", help="run directories -> exploration.json")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    p.add_argument("--resamples", type=int, default=2000)
+    p = sub.add_parser("tables", help="markdown tables of exploration.json")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    p.add_argument("--check", type=Path, help="exit 1 if this document's tables differ")
+    p.add_argument("--write", type=Path, help="replace this document's tables")
+    p = sub.add_parser("figures", help="PNG figures of exploration.json")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    p.add_argument("--dir", type=Path, default=DEFAULT_FIGURES)
+    args, rest = parser.parse_known_args(argv)
+    if args.cmd != "run" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.cmd == "run":
+        from passk.cli import main as passk
+
+        return passk(["sweep", str(SWEEP), "--out", str(args.out), *rest])
+    if args.cmd == "build":
+        from passk.eval.report import write_json_atomic
+
+        write_json_atomic(args.json, build(args.out, resamples=args.resamples))
+        print(f"wrote {args.json}")
+        return 0
+    result = json.loads(args.json.read_text(encoding="utf-8"))
+    if args.cmd == "tables":
+        tables = markdown_tables(result)
+        if args.check or args.write:
+            path = args.check or args.write
+            doc = path.read_text(encoding="utf-8")
+            new = splice(doc, tables)
+            if args.check:
+                if new != doc:
+                    print(
+                        f"{path}: the exploration tables differ from {args.json}", file=sys.stderr
+                    )
+                    return 1
+                return 0
+            path.write_text(new, encoding="utf-8")
+            return 0
+        print(tables, end="")
+        return 0
+    from exploration_figures import write_figures
+
+    for path in write_figures(result, args.dir):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
