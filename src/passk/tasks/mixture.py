@@ -85,7 +85,7 @@ def _shares(n: int, weights: list[float]) -> list[int]:
 @register_task("mixture")
 @dataclass(frozen=True)
 class MixtureTask:
-    """Several tasks in fixed proportions (see the module docstring)."""
+    """Several tasks in fixed proportions, a source per problem (parts: NAME(KEY=VALUE,...))."""
 
     parts: tuple[str, ...] = DEFAULT_PARTS
     weights: tuple[float, ...] | None = None
