@@ -157,6 +157,9 @@ def train_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "mean_adv_abs": mean("adv/abs_mean"),
         "mean_approx_kl": mean("actor/approx_kl"),
         "mean_grad_norm": mean("actor/grad_norm"),
+        "delta_norm": series("update/delta_norm"),
+        "mean_delta_norm": mean("update/delta_norm"),
+        "mean_delta_rel": mean("update/delta_rel"),
         "mean_step_s": mean("time/step"),
     }
 
@@ -392,10 +395,12 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
     lines += [
         "",
         "Coverage: problems never solved (0 of n) before and sometimes solved after, and the "
-        "reverse; the update size (mean |A| per step) and the wall time. Sum over seeds.",
+        "reverse (sum over seeds); the update size: mean |A|, gradient norm before clipping and "
+        "L2 norm of the weight change per step (means over steps, then seeds); wall time.",
         "",
-        "| arm | never -> solved | solved -> never | mean abs(A) | mean approx. KL | wall (min) |",
-        "|---|---|---|---|---|---|",
+        "| arm | never -> solved | solved -> never | mean abs(A) | mean grad norm | "
+        "mean weight change per step | wall (min) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for a in result["arms"].values():
         views = [v for v in a["seeds"].values() if "coverage" in v]

@@ -94,7 +94,8 @@ def _write_run(path: Path, steps: int, cs: list[int], entropy: float, wall: floa
     run = RunDir(path)
     run.path.mkdir(parents=True)
     rows = [
-        {"step": s, "actor/entropy": entropy + s, "adv/abs_mean": 0.5} for s in range(1, steps + 1)
+        {"step": s, "actor/entropy": entropy + s, "adv/abs_mean": 0.5, "update/delta_norm": s / 100}
+        for s in range(1, steps + 1)
     ]
     run.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     run.evals_dir.mkdir()
@@ -127,6 +128,7 @@ def test_the_json_holds_the_issue_schema(result):
             for key in ("pass_at_k", "pass_hat_k", "maj_at_k", "entropy", "wall_s"):
                 assert key in view
             assert view["wall_s"] == 120.0 and view["train"]["steps"] == STEPS
+            assert view["train"]["mean_delta_norm"] == pytest.approx(0.02)  # steps 1..3 / 100
     c = result["comparisons"][0]
     assert {"a", "b", "k", "diff", "ci95", "metric"} <= set(c)
     json.dumps(result, allow_nan=False)

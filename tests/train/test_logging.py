@@ -371,3 +371,28 @@ def test_summary_reports_reward_errors_and_timeouts():
         "reward errors 3  timeouts 1"
     )
     assert summary([]) == "0 steps  reward errors 0  timeouts 0"
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["update_norm", "off"])
+def test_log_update_norm_reaches_the_metrics(on, tiny_checkpoint, tmp_path):
+    from conftest import tiny_overrides
+    from passk.train.config import load_config
+    from passk.train.loop import train
+
+    cfg = load_config(
+        None,
+        [
+            *tiny_overrides(tiny_checkpoint),
+            "steps=1",
+            "eval.problems=0",
+            f"log.update_norm={str(on).lower()}",
+        ],
+    )
+    records: list[dict] = []
+    train(cfg, tmp_path / "run", on_step=records.append)
+    (rec,) = [r for r in records if r.get("kind") == "train"]
+    if on:
+        # Adam's first step moves every weight with a gradient by ~lr (1e-3 here)
+        assert rec["update/delta_norm"] > 0 and 0 < rec["update/delta_rel"] < 1e-2
+    else:
+        assert "update/delta_norm" not in rec and "update/delta_rel" not in rec

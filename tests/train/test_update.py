@@ -220,3 +220,34 @@ def test_policy_loss_params_are_validated(tiny_model, tiny_tokenizer):
     loss, optim = _sections({"params": {"eps_lo": 0.1}}, micro_batch_size=4)
     with pytest.raises(ValueError, match="eps_lo"):
         _run(tiny_model, batch, loss, optim)
+
+
+@pytest.mark.parametrize("mini_batches", [1, 2])
+def test_update_norm_is_the_weight_change(mini_batches, tiny_model, tiny_tokenizer):
+    """``update/delta_norm`` is ||theta_after - theta_before|| of each optimizer step (one
+    step: the whole change; two: the mean of the two steps' norms, each <= their sum)."""
+    batch = _batch(len(tiny_tokenizer))
+    loss, optim = _sections({}, micro_batch_size=4, mini_batches=mini_batches)
+    model = copy.deepcopy(tiny_model)
+    start = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+    gen = torch.Generator().manual_seed(7)
+    kwargs = dict(loss=loss, optim=optim, dph=DPHConfig(), temperature=1.0, autocast=None)
+    metrics = policy_update(model, opt, sched, batch, generator=gen, track_update=True, **kwargs)
+    moved = sum(
+        float((p.detach() - s).double().pow(2).sum()) for p, s in zip(model.parameters(), start)
+    )
+    norm = sum(float(p.detach().double().pow(2).sum()) for p in model.parameters())
+    assert metrics["update/optimizer_steps"] == mini_batches
+    if mini_batches == 1:
+        assert metrics["update/delta_norm"] == pytest.approx(moved**0.5, rel=1e-9)
+        assert metrics["update/delta_rel"] == pytest.approx((moved / norm) ** 0.5, rel=1e-9)
+    else:
+        assert moved**0.5 <= 2 * metrics["update/delta_norm"] + 1e-12
+    assert metrics["update/delta_norm"] > 0
+    # Adam's first step moves each weight with a gradient by ~lr: the norm is ~lr*sqrt(size)
+    size = sum(p.numel() for p in model.parameters())
+    assert metrics["update/delta_norm"] <= 1e-3 * size**0.5 * 1.01
+    off = policy_update(model, opt, sched, batch, generator=gen, **kwargs)
+    assert "update/delta_norm" not in off and "update/delta_rel" not in off

@@ -310,6 +310,10 @@ class LogConfig:
     """Also log to Weights & Biases (needs wandb)."""
     wandb_project: str = "passk"
     """W&B project name."""
+    update_norm: bool = False
+    """Log how far each optimizer step moved the trained weights: ``update/delta_norm``
+    (L2 norm of the change) and ``update/delta_rel`` (over the weights' norm), means over
+    the step's optimizer steps. Holds a copy of the trained weights during the step."""
 
 
 @dataclass(frozen=True)

@@ -268,6 +268,7 @@ class Trainer:
             autocast=self.autocast,
             generator=torch.Generator().manual_seed(derive_seed(c.seed, "minibatch", step)),
             dph_batch=self.reference.dph_subset(step),
+            track_update=c.log.update_norm,
         )
         with timer("sync"):
             self._sync_sampler()

@@ -223,6 +223,7 @@ def policy_update(
     autocast: torch.dtype | None,
     generator: torch.Generator,
     dph_batch: Rollouts | None = None,
+    track_update: bool = False,
 ) -> dict[str, float]:
     """PPO epochs over ``batch``; returns metrics (means over micro-batches, token-weighted).
 
@@ -236,6 +237,9 @@ def policy_update(
             use seeds derived from its initial seed, without drawing from it.
         dph_batch: stored reference samples with ``ref_logp`` (the DPH term, when
             ``dph.generator`` is set).
+        track_update: also report ``update/delta_norm`` and ``update/delta_rel``, the L2
+            norm of each optimizer step's weight change (absolute, and over the weights'
+            norm), averaged over the optimizer steps (a copy of the weights is held).
 
     A mini-batch whose loss or gradient norm is not finite is skipped (no optimizer
     step) and counted in ``update/skipped_steps``. The model is left in the train/eval
@@ -266,6 +270,7 @@ def policy_update(
     metrics = MetricSum()
     skipped = steps = 0
     grad_norms: list[float] = []
+    deltas: list[tuple[float, float]] = []
     t_model = t_optim = 0.0  # forward + backward; clipping + optimizer step
     was_training = model.training
     model.train()
@@ -367,7 +372,11 @@ def policy_update(
                 t_optim += time.perf_counter() - t0
                 continue
             grad_norms.append(grad_norm)
+            before = [p.detach().clone() for p in params] if track_update else None
             optimizer.step()
+            if before is not None:
+                deltas.append(_delta_norms(params, before))
+                del before
             scheduler.step()
             steps += 1
             t_optim += time.perf_counter() - t0
@@ -376,6 +385,9 @@ def policy_update(
         model.train(was_training)
     result = metrics.means()
     result["actor/grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else math.nan
+    if track_update:
+        result["update/delta_norm"] = _mean([d for d, _ in deltas])
+        result["update/delta_rel"] = _mean([r for _, r in deltas])
     result["update/optimizer_steps"] = float(steps)
     result["update/skipped_steps"] = float(skipped)
     result["time/forward_backward"] = t_model
@@ -413,6 +425,19 @@ def _dph_backward(
         value.backward()
         metrics.add(m, float(rmask.sum()))
     return True
+
+
+def _delta_norms(params: list[Tensor], before: list[Tensor]) -> tuple[float, float]:
+    """||theta - theta_before|| and that over ||theta||, in float64 sums."""
+    with torch.no_grad():
+        sq = sum(float((p.detach() - b).double().pow(2).sum()) for p, b in zip(params, before))
+        norm_sq = sum(float(p.detach().double().pow(2).sum()) for p in params)
+    delta = math.sqrt(sq)
+    return delta, delta / math.sqrt(norm_sq) if norm_sq > 0 else math.nan
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
 
 
 def _grad_norm(params: list[Tensor], clip: float) -> float:
