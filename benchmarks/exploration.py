@@ -355,8 +355,10 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         "| arm | seeds | " + " | ".join(f"pass@{k}" for k in ks) + " | pass^8 | maj@8 | entropy |",
         "|---|---|" + "---|" * (len(ks) + 3),
     ]
-    rows = [("before training", result["before"])]
+    rows = [("before training", result["before"])] if result["before"] else []
     rows += [(a["label"], a["seeds"]) for a in result["arms"].values() if a["seeds"]]
+    if not rows:
+        return "No evaluation has finished yet.\n"
     for label, seeds in rows:
         views = list(seeds.values())
         cells = [_mean_range([v["pass_at_k"][str(k)] for v in views]) for k in ks]

@@ -150,6 +150,8 @@ def entropy_curves(result: Mapping[str, Any], path: Path) -> Path:
 
 
 def write_figures(result: Mapping[str, Any], directory: Path) -> list[Path]:
+    if not _groups(result):
+        return []  # nothing evaluated yet
     directory.mkdir(parents=True, exist_ok=True)
     out = [passk_curves(result, directory / "passk_curves.png")]
     if any(c["b"] == "pass1" for c in result["comparisons"]):

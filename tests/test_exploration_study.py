@@ -218,3 +218,10 @@ def test_unfinished_runs_are_left_out(tmp_path):
     assert set(result["before"]) == {"0"} and result["arms"]["passk"]["seeds"] == {}
     assert set(result["arms"]["pass1"]["seeds"]) == {"0"}
     assert {c["b"] for c in result["comparisons"]} == {"before"}
+
+
+def test_the_published_tables_are_those_of_the_published_json():
+    result = json.loads((ROOT / "benchmarks" / "results" / "exploration.json").read_text())
+    doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert study.splice(doc, study.markdown_tables(result)) == doc
+    assert "/work/" not in json.dumps(result) and "/tmp/" not in json.dumps(result)
