@@ -28,6 +28,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _curve_rows(seeds: Mapping[str, Any], metric: str) -> np.ndarray:
     rows = []
     for view in seeds.values():
@@ -63,10 +70,7 @@ def passk_curves(result: Mapping[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"held-out pass@k ({result['eval']['problems']} problems)")
     axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def paired_differences(result: Mapping[str, Any], path: Path) -> Path:
@@ -93,10 +97,7 @@ def paired_differences(result: Mapping[str, Any], path: Path) -> Path:
         ax.grid(alpha=0.3, axis="y")
     np.atleast_1d(axes)[0].set_ylabel("paired difference (95% CI, seeds x problems)")
     np.atleast_1d(axes)[-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def pass1_histograms(result: Mapping[str, Any], path: Path) -> Path:
@@ -115,10 +116,7 @@ def pass1_histograms(result: Mapping[str, Any], path: Path) -> Path:
     ax.set_ylabel("fraction of problems (all seeds)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def entropy_curves(result: Mapping[str, Any], path: Path) -> Path:
@@ -143,10 +141,7 @@ def entropy_curves(result: Mapping[str, Any], path: Path) -> Path:
     ax.set_ylabel("policy entropy (nats/token, sampled tokens)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_figures(result: Mapping[str, Any], directory: Path) -> list[Path]:
