@@ -249,9 +249,7 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
             continue
         report = start.run_dir.read_eval(0)
         before_per[seed] = per_problem_metrics(report)
-        before[str(seed)] = report_view(report, before_per[seed]) | {
-            "wall_s": (start.run_dir.finished() or {}).get("wall_s")
-        }
+        before[str(seed)] = report_view(report, before_per[seed]) | _done(start.run_dir)
     arms: dict[str, Any] = {}
     per_arm: dict[str, dict[int, dict[str, Any]]] = {}
     for arm in spec.arms:
@@ -266,10 +264,8 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
             report = run.run_dir.read_eval(run.steps)
             per = per_problem_metrics(report)
             per_arm.setdefault(arm.name, {})[run.seed] = per
-            view = report_view(report, per) | {
-                "wall_s": (run.run_dir.finished() or {}).get("wall_s"),
-                "train": train_view(run.run_dir.read_metrics("train")),
-            }
+            view = report_view(report, per) | _done(run.run_dir)
+            view["train"] = train_view(run.run_dir.read_metrics("train"))
             if run.seed in before_per:
                 view["coverage"] = coverage(before_per[run.seed]["c"], per["c"])
             entry["seeds"][str(run.seed)] = view
@@ -319,6 +315,12 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
         "arms": arms,
         "comparisons": comparisons,
     }
+
+
+def _done(run_dir: Any) -> dict[str, Any]:
+    """Wall time and the finishing time of a run (which session ran it)."""
+    record = run_dir.finished() or {}
+    return {"wall_s": record.get("wall_s"), "finished": record.get("finished")}
 
 
 def _task_options(task: Any) -> dict[str, Any]:
