@@ -255,7 +255,7 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
     for arm in spec.arms:
         entry: dict[str, Any] = {
             "label": arm.label,
-            "config": {"recipe": arm.config_text, "set": list(arm.overrides)},
+            "config": {"recipe": _recipe(arm), "set": list(arm.overrides)},
             "seeds": {},
         }
         for run in (r for r in plan.runs if r.arm.name == arm.name):
@@ -315,6 +315,16 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
         "arms": arms,
         "comparisons": comparisons,
     }
+
+
+def _recipe(arm: Any) -> str | None:
+    """The arm's recipe relative to the repository (no machine paths), else as written."""
+    if arm.config is None:
+        return None
+    try:
+        return arm.config.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return arm.config_text
 
 
 def _done(run_dir: Any) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def test_the_json_holds_the_issue_schema(result):
     assert set(result["before"]["0"]["pass_at_k"]) == {str(k) for k in range(1, N + 1)}
     for arm in ARMS:
         entry = result["arms"][arm]
-        assert entry["config"]["recipe"].endswith(".yaml")
+        assert entry["config"]["recipe"] == f"configs/{entry['config']['recipe'].split('/')[-1]}"
         for seed in ("0", "1"):
             view = entry["seeds"][seed]
             for key in ("pass_at_k", "pass_hat_k", "maj_at_k", "entropy", "wall_s"):
