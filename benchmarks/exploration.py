@@ -364,8 +364,10 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         f"Held-out pass@k, pass^k and maj@k ({result['eval']['problems']} problems x {n} "
         "samples, temperature 1.0): mean over seeds (min-max).",
         "",
-        "| arm | seeds | " + " | ".join(f"pass@{k}" for k in ks) + " | pass^8 | maj@8 | entropy |",
-        "|---|---|" + "---|" * (len(ks) + 3),
+        "| arm | seeds | "
+        + " | ".join(f"pass@{k}" for k in ks)
+        + " | pass^8 | maj@8 | entropy | wrong-answer diversity |",
+        "|---|---|" + "---|" * (len(ks) + 4),
     ]
     rows = [("before training", result["before"])] if result["before"] else []
     rows += [(a["label"], a["seeds"]) for a in result["arms"].values() if a["seeds"]]
@@ -377,7 +379,13 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         cells.append(_mean_range([v["pass_hat_k"]["8"] for v in views]))
         cells.append(_mean_range([v["maj_at_k"]["8"] for v in views]))
         cells.append(_mean_range([v["entropy"] for v in views if v["entropy"] is not None]))
+        cells.append(
+            _mean_range([v["wrong_diversity"] for v in views if v["wrong_diversity"] is not None])
+        )
         lines.append(f"| {label} | {len(views)} | " + " | ".join(cells) + " |")
+    lines += _part_and_histogram_tables(rows, n)
+    if not result["comparisons"]:
+        return "\n".join(lines) + "\n"
     names = {m: m.replace("_at_k", "@").replace("_hat_k", "^") for m in METRICS}
     cols = sorted(
         {(c["metric"], c["k"]) for c in result["comparisons"]},
@@ -430,6 +438,41 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         kl_text = f"{np.mean(kl):.2e}" if kl else "-"
         lines.append(f"| {a['label']} | {up} | {down} | {adv} | {kl_text} | {wall} |")
     return "\n".join(lines) + "\n"
+
+
+def _part_and_histogram_tables(rows: Sequence[tuple[str, Mapping[str, Any]]], n: int) -> list[str]:
+    """Pass@1 and pass@n per part of the task, and problems per pass@1 bin."""
+    parts = sorted({p for _, seeds in rows for v in seeds.values() for p in v["by_source"]})
+    lines: list[str] = []
+    if parts:
+        lines += [
+            "",
+            f"Per part of the task: pass@1 / pass@{n}, mean over seeds.",
+            "",
+            "| arm | " + " | ".join(f"`{p}`" for p in parts) + " |",
+            "|---|" + "---|" * len(parts),
+        ]
+        for label, seeds in rows:
+            cells = []
+            for p in parts:
+                got = [v["by_source"][p] for v in seeds.values() if p in v["by_source"]]
+                p1 = np.mean([g["pass@1"] for g in got])
+                pn = np.mean([g[f"pass@{n}"] for g in got])
+                cells.append(f"{p1:.3f} / {pn:.3f}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    bins = list(next(iter(rows[0][1].values()))["histogram"])
+    lines += [
+        "",
+        "Problems per held-out pass@1 bin (c / n; at n = 64: 0, 1-3, 4-15, 16-31, 32-63, 64 "
+        "right), summed over seeds.",
+        "",
+        "| arm | " + " | ".join(bins) + " |",
+        "|---|" + "---|" * len(bins),
+    ]
+    for label, seeds in rows:
+        counts = [sum(v["histogram"][b] for v in seeds.values()) for b in bins]
+        lines.append(f"| {label} | " + " | ".join(str(c) for c in counts) + " |")
+    return lines
 
 
 def splice(doc: str, tables: str) -> str:
