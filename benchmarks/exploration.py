@@ -384,6 +384,7 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         )
         lines.append(f"| {label} | {len(views)} | " + " | ".join(cells) + " |")
     lines += _part_and_histogram_tables(rows, n)
+    lines += ["", _finished_line(result)]
     if not result["comparisons"]:
         return "\n".join(lines) + "\n"
     names = {m: m.replace("_at_k", "@").replace("_hat_k", "^") for m in METRICS}
@@ -438,6 +439,19 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         kl_text = f"{np.mean(kl):.2e}" if kl else "-"
         lines.append(f"| {a['label']} | {up} | {down} | {adv} | {kl_text} | {wall} |")
     return "\n".join(lines) + "\n"
+
+
+def _finished_line(result: Mapping[str, Any]) -> str:
+    """Which runs have finished, when, and how long each took (the sessions of the study)."""
+    done = [(f"before_s{s}", v) for s, v in result["before"].items()]
+    done += [(f"{a}_s{s}", v) for a, e in result["arms"].items() for s, v in e["seeds"].items()]
+    items = [
+        f"`{key}` ({v.get('finished') or '?'}, {v['wall_s'] / 60:.0f} min)"
+        if v.get("wall_s")
+        else f"`{key}` ({v.get('finished') or '?'})"
+        for key, v in sorted(done, key=lambda kv: kv[1].get("finished") or "")
+    ]
+    return "Finished runs (finishing time, wall time): " + ", ".join(items) + "."
 
 
 def _part_and_histogram_tables(rows: Sequence[tuple[str, Mapping[str, Any]]], n: int) -> list[str]:
