@@ -377,7 +377,9 @@ def _absolute_strings(obj: object) -> list[str]:
     return [obj] if isinstance(obj, str) and re.search(r"(^|[\s=])/", obj) else []
 
 
-def test_shared_before_equals_a_runs_own_step0_evaluation(tiny_checkpoint, tmp_path, train_env):
+def test_shared_before_equals_a_runs_own_step0_evaluation(
+    tiny_checkpoint, tmp_path, train_env, capsys
+):
     """The claim behind evaluating "before" once per seed."""
     from passk.sweep.plan import plan_sweep
     from passk.sweep.start_eval import evaluate_start
@@ -391,6 +393,9 @@ def test_shared_before_equals_a_runs_own_step0_evaluation(tiny_checkpoint, tmp_p
     config_file = tmp_path / "before.yaml"
     config_file.write_text(dump_config(start.config))
     shared = evaluate_start(config_file, tmp_path / "before").read_eval(0)
+    total = shared["num_problems"] * shared["config"]["n"]
+    # a long evaluation reports its progress to the run's log
+    assert f"eval at step 0: {total}/{total} samples (100%)" in capsys.readouterr().err
 
     run = plan.runs[1]  # any arm: the initial model is the same
     own_cfg = load_config(run.recipe, [*run.overrides, "eval.at_start=true", "steps=1"])

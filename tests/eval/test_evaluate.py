@@ -9,7 +9,7 @@ import pytest
 
 from passk.core.majority import maj_at_k
 from passk.core.metrics import pass_at_k, pass_hat_k
-from passk.eval.evaluate import EvalConfig, EvalInterrupted, evaluate
+from passk.eval.evaluate import EvalConfig, EvalInterrupted, evaluate, progress_lines
 from passk.eval.report import write_json_atomic
 from passk.tasks.base import Problem, Score
 
@@ -147,3 +147,36 @@ def test_samples_in_eval_mode_and_restores_train_mode(tiny_model, tiny_tokenizer
     in_train = evaluate(model, tiny_tokenizer, task, task.problems("test", 2), config=cfg)
     assert model.training
     assert [p.completions for p in in_train.problems] == [p.completions for p in reference.problems]
+
+
+def test_progress_lines_report_each_tenth_once_with_the_time_left():
+    now = [0.0]
+    lines: list[str] = []
+    tick = progress_lines(lines.append, 20, "eval at step 5", clock=lambda: now[0])
+    for _ in range(20):
+        now[0] += 3.0  # one sample every 3 s
+        tick(1)
+    assert len(lines) == 10
+    assert lines[0] == "eval at step 5: 2/20 samples (10%), 0.1 min elapsed, ~0.9 min left"
+    assert lines[-1].startswith("eval at step 5: 20/20 samples (100%), 1.0 min elapsed")
+    # a batch of finished samples that crosses several marks gives one line
+    lines.clear()
+    tick = progress_lines(lines.append, 100, clock=lambda: 1.0)
+    tick(35)
+    tick(65)
+    assert [line.split(",")[0] for line in lines] == [
+        "eval: 35/100 samples (35%)",
+        "eval: 100/100 samples (100%)",
+    ]
+    # fewer samples than parts: a line per sample, never a repeated mark
+    lines.clear()
+    tick = progress_lines(lines.append, 3)
+    for _ in range(3):
+        tick(1)
+    assert len(lines) == 3
+
+
+@pytest.mark.parametrize("total, parts", [(0, 10), (5, 0)])
+def test_progress_lines_reject_empty_totals(total, parts):
+    with pytest.raises(ValueError, match=f"total={total} and parts={parts}"):
+        progress_lines(print, total, parts=parts)

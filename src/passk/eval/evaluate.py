@@ -360,6 +360,51 @@ def evaluate(
     return _finish(result, finished, scorer, start)
 
 
+def progress_lines(
+    emit: Callable[[str], None],
+    total: int,
+    label: str = "eval",
+    *,
+    parts: int = 10,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Callable[[int], None]:
+    """A ``progress`` callback for :func:`evaluate` that reports in plain lines.
+
+    Each time another ``1/parts`` of the ``total`` samples has finished, ``emit`` gets one
+    line: samples done, elapsed minutes and the minutes left at the rate so far. This is
+    the progress of an evaluation whose output is a log file, where a bar cannot draw.
+
+    >>> lines = []
+    >>> tick = progress_lines(lines.append, 4, "eval step 0", parts=2, clock=lambda: 0.0)
+    >>> for _ in range(4):
+    ...     tick(1)
+    >>> lines[0].split(",")[0]
+    'eval step 0: 2/4 samples (50%)'
+    """
+    if total < 1 or parts < 1:
+        raise ValueError(f"progress_lines: total={total} and parts={parts} must both be >= 1")
+    start = clock()
+    done = 0
+    marks = sorted({max(1, round(total * i / parts)) for i in range(1, parts + 1)})
+    nxt = 0
+
+    def tick(count: int) -> None:
+        nonlocal done, nxt
+        done += count
+        if nxt >= len(marks) or done < marks[nxt]:
+            return
+        while nxt < len(marks) and done >= marks[nxt]:
+            nxt += 1
+        elapsed = clock() - start
+        left = elapsed * (total - done) / done
+        emit(
+            f"{label}: {done}/{total} samples ({100 * done / total:.0f}%), "
+            f"{elapsed / 60:.1f} min elapsed, ~{left / 60:.1f} min left"
+        )
+
+    return tick
+
+
 def _finish(
     result: EvalResult, finished: dict[int, ProblemResult], scorer: SafeScorer, start: float
 ) -> EvalResult:
@@ -410,4 +455,11 @@ def _score_problem(
     )
 
 
-__all__ = ["EvalConfig", "EvalInterrupted", "EvalResult", "ProblemResult", "evaluate"]
+__all__ = [
+    "EvalConfig",
+    "EvalInterrupted",
+    "EvalResult",
+    "ProblemResult",
+    "evaluate",
+    "progress_lines",
+]

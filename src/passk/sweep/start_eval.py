@@ -30,6 +30,7 @@ def evaluate_start(config_path: Path, out: Path) -> RunDir:
     run = RunDir(out)
     t0 = time.perf_counter()
     trainer = Trainer(config, run.path)
+    trainer.notify = lambda line: print(line, file=sys.stderr, flush=True)
     try:
         record = evaluate(trainer, 0)
     finally:

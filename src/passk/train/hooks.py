@@ -107,7 +107,7 @@ def evaluate(t: Trainer, step: int) -> dict[str, Any]:
     """Evaluate the sampling policy on the held-out problems; write its report; a record."""
     import dataclasses
 
-    from passk.eval.evaluate import EvalConfig
+    from passk.eval.evaluate import EvalConfig, progress_lines
     from passk.eval.evaluate import evaluate as run_eval
     from passk.eval.report import write_json_atomic
 
@@ -124,7 +124,13 @@ def evaluate(t: Trainer, step: int) -> dict[str, Any]:
         keep_completions=False,
         system_prompt=c.task.system_prompt,
     )
-    result = run_eval(t.sampler, t.tokenizer, t.task, t.eval_problems, config=cfg)
+    progress = None
+    if t.notify is not None:
+        total = len(t.eval_problems) * cfg.n
+        progress = progress_lines(t.notify, total, f"eval at step {step}") if total else None
+    result = run_eval(
+        t.sampler, t.tokenizer, t.task, t.eval_problems, config=cfg, progress=progress
+    )
     report = result.to_dict(step=step, model=t.identity.to_dict())
     write_json_atomic(t.run.eval_path(step), report)
     s = result.summary()

@@ -195,6 +195,8 @@ class Trainer:
         self.last_eval: dict[str, Any] | None = None
         self.last_collected: Collected | None = None  # the batch of the last step
         self._updating_step = 0  # the step whose update last began
+        self.notify: Callable[[str], None] | None = None
+        """Where evaluations report their progress (a line per tenth); None: silent."""
         if resume_from is not None:
             assert resume_state is not None
             self._restore(resume_from, resume_state)
@@ -516,6 +518,8 @@ def train(
     t = Trainer(config, out, resume=resume)  # validates and checks ``out`` first
     c, run, hooks = config, t.run, default_hooks() if hooks is None else hooks
     resumed_from = t.last_checkpoint
+    if console is not None:
+        t.notify = console.print
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(dump_config(c))
     # records after the checkpoint are produced again; with no checkpoint, all of them
