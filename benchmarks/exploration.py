@@ -155,7 +155,6 @@ def train_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "reward": series("reward/mean"),
         "adv_abs_mean": series("adv/abs_mean"),
         "mean_adv_abs": mean("adv/abs_mean"),
-        "mean_approx_kl": mean("actor/approx_kl"),
         "mean_grad_norm": mean("actor/grad_norm"),
         "delta_norm": series("update/delta_norm"),
         "mean_delta_norm": mean("update/delta_norm"),
@@ -348,12 +347,14 @@ def _plain(value: Any) -> Any:
 # --- tables -------------------------------------------------------------------------------------
 
 
-def _mean_range(values: Sequence[float]) -> str:
-    if not values:
+def _mean_range(values: Sequence[float | None], fmt: str = ".3f") -> str:
+    """``mean (min-max)`` of the values that are there; ``-`` when none is."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+    if len(vals) == 1:
+        return f"{vals[0]:{fmt}}"
+    return f"{np.mean(vals):{fmt}} ({min(vals):{fmt}}-{max(vals):{fmt}})"
 
 
 def markdown_tables(result: Mapping[str, Any]) -> str:
@@ -432,12 +433,10 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         up = sum(v["coverage"]["never_to_solved"] for v in views)
         down = sum(v["coverage"]["solved_to_never"] for v in views)
         adv = _mean_range([v["train"]["mean_adv_abs"] for v in views if v["train"]["mean_adv_abs"]])
-        kl = [
-            v["train"]["mean_approx_kl"] for v in views if v["train"]["mean_approx_kl"] is not None
-        ]
+        grad = _mean_range([v["train"]["mean_grad_norm"] for v in views], ".3f")
+        delta = _mean_range([v["train"]["mean_delta_norm"] for v in views], ".2e")
         wall = _mean_range([v["wall_s"] / 60 for v in views if v.get("wall_s")])
-        kl_text = f"{np.mean(kl):.2e}" if kl else "-"
-        lines.append(f"| {a['label']} | {up} | {down} | {adv} | {kl_text} | {wall} |")
+        lines.append(f"| {a['label']} | {up} | {down} | {adv} | {grad} | {delta} | {wall} |")
     return "\n".join(lines) + "\n"
 
 

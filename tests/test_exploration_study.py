@@ -192,6 +192,17 @@ def test_tables_check_and_figures(result, tmp_path):
     tables = study.markdown_tables(result)
     assert "| Pass@k | 2 |" in tables and "| before training | 2 |" in tables
     assert "| passk | pass1 | 2 | +0.000 (" in tables and "| **+0.417** (+0." in tables
+    # every row of every table has its header's cells; the update-size cells are filled
+    widths: list[int] = []
+    for line in tables.splitlines():
+        if not line.startswith("|"):
+            widths = []
+        elif not widths:
+            widths = [line.count("|")]
+        else:
+            assert line.count("|") == widths[0], line
+    # |A|, no grad norm logged, the weight change, the wall time
+    assert "| 0.500 (0.500-0.500) | - | 2.00e-02 (2.00e-02-2.00e-02) | 2.000 (" in tables
     doc = tmp_path / "results.md"
     doc.write_text(f"intro\n{study.TABLE_BEGIN}\nold\n{study.TABLE_END}\nend\n", encoding="utf-8")
     path = tmp_path / "exploration.json"
