@@ -327,9 +327,18 @@ def _recipe(arm: Any) -> str | None:
 
 
 def _done(run_dir: Any) -> dict[str, Any]:
-    """Wall time and the finishing time of a run (which session ran it)."""
+    """Wall time and the finishing time of a run (which session ran it).
+
+    A "before" evaluation records its wall time; a training run records the time of its
+    steps (``elapsed_s``), to which its evaluations' times are added (model loading, a
+    few seconds, is in neither).
+    """
     record = run_dir.finished() or {}
-    return {"wall_s": record.get("wall_s"), "finished": record.get("finished")}
+    wall = record.get("wall_s")
+    if wall is None and record.get("elapsed_s") is not None:
+        evals = [r.get("time/eval") or 0.0 for r in run_dir.read_metrics("eval")]
+        wall = float(record["elapsed_s"]) + float(sum(evals))
+    return {"wall_s": wall, "finished": record.get("finished")}
 
 
 def _task_options(task: Any) -> dict[str, Any]:
@@ -435,7 +444,7 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         adv = _mean_range([v["train"]["mean_adv_abs"] for v in views if v["train"]["mean_adv_abs"]])
         grad = _mean_range([v["train"]["mean_grad_norm"] for v in views], ".3f")
         delta = _mean_range([v["train"]["mean_delta_norm"] for v in views], ".2e")
-        wall = _mean_range([v["wall_s"] / 60 for v in views if v.get("wall_s")])
+        wall = _mean_range([v["wall_s"] / 60 for v in views if v.get("wall_s")], ".0f")
         lines.append(f"| {a['label']} | {up} | {down} | {adv} | {grad} | {delta} | {wall} |")
     return "\n".join(lines) + "\n"
 

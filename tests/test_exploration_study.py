@@ -97,10 +97,12 @@ def _write_run(path: Path, steps: int, cs: list[int], entropy: float, wall: floa
         {"step": s, "actor/entropy": entropy + s, "adv/abs_mean": 0.5, "update/delta_norm": s / 100}
         for s in range(1, steps + 1)
     ]
+    if steps:  # as the trainer writes it: the steps' time, and the evaluation's on its record
+        rows.append({"kind": "eval", "step": steps, "time/eval": 20.0})
     run.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     run.evals_dir.mkdir()
     run.eval_path(steps).write_text(json.dumps(_report(cs, entropy)), encoding="utf-8")
-    run.mark_finished(steps, {"wall_s": wall})
+    run.mark_finished(steps, {"elapsed_s": wall - 20.0} if steps else {"wall_s": wall})
 
 
 @pytest.fixture
@@ -127,6 +129,7 @@ def test_the_json_holds_the_issue_schema(result):
             view = entry["seeds"][seed]
             for key in ("pass_at_k", "pass_hat_k", "maj_at_k", "entropy", "wall_s"):
                 assert key in view
+            # the steps' time plus the evaluation's
             assert view["wall_s"] == 120.0 and view["train"]["steps"] == STEPS
             assert view["train"]["mean_delta_norm"] == pytest.approx(0.02)  # steps 1..3 / 100
     c = result["comparisons"][0]
@@ -202,7 +205,7 @@ def test_tables_check_and_figures(result, tmp_path):
         else:
             assert line.count("|") == widths[0], line
     # |A|, no grad norm logged, the weight change, the wall time
-    assert "| 0.500 (0.500-0.500) | - | 2.00e-02 (2.00e-02-2.00e-02) | 2.000 (" in tables
+    assert "| 0.500 (0.500-0.500) | - | 2.00e-02 (2.00e-02-2.00e-02) | 2 (2-2) |" in tables
     doc = tmp_path / "results.md"
     doc.write_text(f"intro\n{study.TABLE_BEGIN}\nold\n{study.TABLE_END}\nend\n", encoding="utf-8")
     path = tmp_path / "exploration.json"
