@@ -120,12 +120,19 @@ def report_view(report: Mapping[str, Any], per: Mapping[str, Any]) -> dict[str, 
         "wrong_diversity": report.get("answer_diversity"),
         "mean_length": report.get("mean_length"),
         "truncated_fraction": report.get("truncated_fraction"),
+        "no_answer_fraction": no_answer_fraction(report),
         "eval_s": report.get("elapsed_s"),
         "histogram": histogram(per["c"], per["n"]),
         "by_source": by_source,
         "correct_per_problem": dict(zip(per["ids"], per["c"], strict=True)),
     }
     return view
+
+
+def no_answer_fraction(report: Mapping[str, Any]) -> float | None:
+    """The share of samples from which the task extracted no answer (a format failure)."""
+    answers = [a for p in report["per_problem"] for a in p.get("extracted") or []]
+    return sum(a is None for a in answers) / len(answers) if answers else None
 
 
 def coverage(before: Sequence[int], after: Sequence[int]) -> dict[str, int]:
@@ -494,6 +501,22 @@ def _part_and_histogram_tables(rows: Sequence[tuple[str, Mapping[str, Any]]], n:
     for label, seeds in rows:
         counts = [sum(v["histogram"][b] for v in seeds.values()) for b in bins]
         lines.append(f"| {label} | " + " | ".join(str(c) for c in counts) + " |")
+    lines += [
+        "",
+        "The responses: mean length in tokens, the share cut at the token cap, and the share "
+        "from which no answer could be extracted; mean over seeds (min-max).",
+        "",
+        "| arm | mean length | truncated | no answer |",
+        "|---|---|---|---|",
+    ]
+    for label, seeds in rows:
+        views = list(seeds.values())
+        cells = [
+            _mean_range([v.get("mean_length") for v in views], ".1f"),
+            _mean_range([v.get("truncated_fraction") for v in views]),
+            _mean_range([v.get("no_answer_fraction") for v in views]),
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 

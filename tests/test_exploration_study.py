@@ -204,6 +204,7 @@ def test_tables_check_and_figures(result, tmp_path):
             widths = [line.count("|")]
         else:
             assert line.count("|") == widths[0], line
+    assert "| Pass@k | 10.0 (10.0-10.0) | 0.100 (0.100-0.100) | 0.000 (0.000-0.000) |" in tables
     # |A|, no grad norm logged, the weight change, the wall time
     assert "| 0.500 (0.500-0.500) | - | 2.00e-02 (2.00e-02-2.00e-02) | 2 (2-2) |" in tables
     doc = tmp_path / "results.md"
@@ -239,3 +240,9 @@ def test_the_published_tables_are_those_of_the_published_json():
     doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert study.splice(doc, study.markdown_tables(result)) == doc
     assert "/work/" not in json.dumps(result) and "/tmp/" not in json.dumps(result)
+
+
+def test_no_answer_fraction_counts_samples_without_an_extracted_answer():
+    report = {"per_problem": [{"extracted": ["3", None, None]}, {"extracted": [None, "4"]}]}
+    assert study.no_answer_fraction(report) == pytest.approx(3 / 5)
+    assert study.no_answer_fraction({"per_problem": [{"extracted": []}]}) is None
