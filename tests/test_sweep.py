@@ -226,6 +226,28 @@ def test_parallel_runs_side_by_side_and_a_failed_run_is_reported(tmp_path, monke
     assert sum("] failed in" in line for line in said) == 2 and any("boom" in x for x in said)
 
 
+def test_a_run_stopped_from_outside_stops_the_sweep(tmp_path, monkeypatch):
+    """A run that exits 130 (someone sent it SIGINT) ends the sweep: no further run starts,
+    and the caller is told it was interrupted (the sweep resumes it when run again)."""
+    from passk.sweep import runner
+    from passk.sweep.plan import plan_sweep
+
+    plan = plan_sweep(parse_sweep(GOOD, ROOT), tmp_path / "out")
+    started = tmp_path / "started"
+    started.mkdir()
+    script = "import sys; open(sys.argv[1], 'w').close(); sys.exit(130)"
+    monkeypatch.setattr(
+        runner.Job, "argv", lambda job: [sys.executable, "-c", script, str(started / job.key)]
+    )
+    jobs = [runner.Job(r.key, r.run_dir, run=r) for r in plan.runs]
+    assert len(jobs) == 2
+    said: list[str] = []
+    assert runner.execute(plan, jobs, parallel=1, say=said.append) is False
+    assert sorted(p.name for p in started.iterdir()) == [jobs[0].key]
+    assert runner.read_outcome(plan.out, jobs[0].key)["status"] == "interrupted"
+    assert any(f"[{jobs[0].key}] interrupted in" in line for line in said)
+
+
 # --- paired comparisons -----------------------------------------------------------------------
 
 

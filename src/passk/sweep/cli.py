@@ -20,6 +20,7 @@ Exit codes: 0 every run finished, 2 a bad sweep file or run directory (nothing r
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,9 @@ def _run(plan: Any, decision: Any, args: argparse.Namespace) -> int:
     from passk.sweep.summary import build_summary
 
     plan.out.mkdir(parents=True, exist_ok=True)
+    # a sweep started in the background (``nohup passk sweep ... &``) inherits an ignored
+    # SIGINT; it is the signal that stops a sweep cleanly, so it is always honoured
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     finished = execute(plan, decision.jobs, parallel=args.parallel, threads=args.threads)
     if not finished:
         print("passk sweep: interrupted; run the same command again to continue", file=sys.stderr)

@@ -189,7 +189,12 @@ def execute(
     threads: int = 1,
     say: Callable[[str], None] = print,
 ) -> bool:
-    """Run ``jobs`` (``parallel`` at a time); False when interrupted (Ctrl-C)."""
+    """Run ``jobs`` (``parallel`` at a time); False when interrupted.
+
+    Interrupted means a Ctrl-C (SIGINT) to the sweep, or a run that was itself
+    interrupted (exit 130: someone stopped that run); either way the running runs save
+    their last finished step and no further run starts.
+    """
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
     (plan.out / LOGS).mkdir(parents=True, exist_ok=True)
@@ -202,7 +207,8 @@ def execute(
             time.sleep(_POLL_S)
             for r in [r for r in running if r.process.poll() is not None]:
                 running.remove(r)
-                _finish(plan, r, say)
+                if _finish(plan, r, say) == "interrupted":
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         _stop(running)
         for r in running:
@@ -234,7 +240,8 @@ def _launch(plan: Plan, job: Job, env: dict[str, str], say: Callable[[str], None
     return _Running(job, process, log, time.perf_counter())
 
 
-def _finish(plan: Plan, r: _Running, say: Callable[[str], None]) -> None:
+def _finish(plan: Plan, r: _Running, say: Callable[[str], None]) -> str:
+    """Record how the run ended; its status."""
     r.log.close()
     job, rc, wall = r.job, r.process.wait(), time.perf_counter() - r.t0
     status = _status(plan, job, rc, wall)
@@ -256,6 +263,7 @@ def _finish(plan: Plan, r: _Running, say: Callable[[str], None]) -> None:
     if status == "failed":
         tail = log_paths(plan.out, job.key)[0].read_text(encoding="utf-8").splitlines()[-8:]
         say("\n".join(f"    {line}" for line in tail))
+    return status
 
 
 def _status(plan: Plan, job: Job, rc: int, wall: float) -> str:
