@@ -98,8 +98,12 @@ def _run(plan: Any, decision: Any, args: argparse.Namespace) -> int:
     plan.out.mkdir(parents=True, exist_ok=True)
     # a sweep started in the background (``nohup passk sweep ... &``) inherits an ignored
     # SIGINT; it is the signal that stops a sweep cleanly, so it is always honoured
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    finished = execute(plan, decision.jobs, parallel=args.parallel, threads=args.threads)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        finished = execute(plan, decision.jobs, parallel=args.parallel, threads=args.threads)
+    finally:
+        if previous is not None:  # None: a handler installed outside Python, left as it is
+            signal.signal(signal.SIGINT, previous)
     if not finished:
         print("passk sweep: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
