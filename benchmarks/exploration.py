@@ -395,10 +395,8 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         cells = [_mean_range([v["pass_at_k"][str(k)] for v in views]) for k in ks]
         cells.append(_mean_range([v["pass_hat_k"]["8"] for v in views]))
         cells.append(_mean_range([v["maj_at_k"]["8"] for v in views]))
-        cells.append(_mean_range([v["entropy"] for v in views if v["entropy"] is not None]))
-        cells.append(
-            _mean_range([v["wrong_diversity"] for v in views if v["wrong_diversity"] is not None])
-        )
+        cells.append(_mean_range([v["entropy"] for v in views]))
+        cells.append(_mean_range([v["wrong_diversity"] for v in views]))
         lines.append(f"| {label} | {len(views)} | " + " | ".join(cells) + " |")
     lines += _part_and_histogram_tables(rows, n)
     lines += ["", _finished_line(result)]
