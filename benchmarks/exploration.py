@@ -373,6 +373,11 @@ def _mean_range(values: Sequence[float | None], fmt: str = ".3f") -> str:
     return f"{np.mean(vals):{fmt}} ({min(vals):{fmt}}-{max(vals):{fmt}})"
 
 
+def _cell(text: str) -> str:
+    """``text`` as a Markdown table cell: a ``|`` in it (``|A|``) would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def markdown_tables(result: Mapping[str, Any]) -> str:
     """The tables of docs/results.md, from ``exploration.json`` alone."""
     n = result["eval"]["n"]
@@ -387,7 +392,7 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         "|---|---|" + "---|" * (len(ks) + 4),
     ]
     rows = [("before training", result["before"])] if result["before"] else []
-    rows += [(a["label"], a["seeds"]) for a in result["arms"].values() if a["seeds"]]
+    rows += [(_cell(a["label"]), a["seeds"]) for a in result["arms"].values() if a["seeds"]]
     if not rows:
         return "No evaluation has finished yet.\n"
     for label, seeds in rows:
@@ -446,11 +451,11 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
             continue
         up = sum(v["coverage"]["never_to_solved"] for v in views)
         down = sum(v["coverage"]["solved_to_never"] for v in views)
-        adv = _mean_range([v["train"]["mean_adv_abs"] for v in views if v["train"]["mean_adv_abs"]])
+        adv = _mean_range([v["train"]["mean_adv_abs"] for v in views])
         grad = _mean_range([v["train"]["mean_grad_norm"] for v in views], ".3f")
         delta = _mean_range([v["train"]["mean_delta_norm"] for v in views], ".2e")
-        wall = _mean_range([v["wall_s"] / 60 for v in views if v.get("wall_s")], ".0f")
-        lines.append(f"| {a['label']} | {up} | {down} | {adv} | {grad} | {delta} | {wall} |")
+        wall = _mean_range([v["wall_s"] / 60 if v.get("wall_s") else None for v in views], ".0f")
+        lines.append(f"| {_cell(a['label'])} | {up} | {down} | {adv} | {grad} | {delta} | {wall} |")
     return "\n".join(lines) + "\n"
 
 

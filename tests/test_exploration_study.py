@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def _sweep_file(tmp_path: Path) -> Path:
             {"name": "passk", "label": "Pass@k", "config": str(recipes / "passk_analytic.yaml")},
             {
                 "name": "pass1_matched",
-                "label": "matched",
+                "label": "Pass@1, |A| matched",
                 "config": str(recipes / "pass1_matched.yaml"),
             },
         ],
@@ -195,15 +196,18 @@ def test_tables_check_and_figures(result, tmp_path):
     tables = study.markdown_tables(result)
     assert "| Pass@k | 2 |" in tables and "| before training | 2 |" in tables
     assert "| passk | pass1 | 2 | +0.000 (" in tables and "| **+0.417** (+0." in tables
-    # every row of every table has its header's cells; the update-size cells are filled
+    # every row of every table has its header's cells (a label's own "|" is escaped);
+    # the update-size cells are filled
+    assert "| Pass@1, \\|A\\| matched | 2 |" in tables
     widths: list[int] = []
     for line in tables.splitlines():
+        bars = len(re.findall(r"(?<!\\)\|", line))
         if not line.startswith("|"):
             widths = []
         elif not widths:
-            widths = [line.count("|")]
+            widths = [bars]
         else:
-            assert line.count("|") == widths[0], line
+            assert bars == widths[0], line
     assert "| Pass@k | 10.0 (10.0-10.0) | 0.100 (0.100-0.100) | 0.000 (0.000-0.000) |" in tables
     # |A|, no grad norm logged, the weight change, the wall time
     assert "| 0.500 (0.500-0.500) | - | 2.00e-02 (2.00e-02-2.00e-02) | 2 (2-2) |" in tables
