@@ -4,10 +4,12 @@
 
 * ``passk_curves.png``: held-out pass@k for k = 1..n per arm (mean over seeds, band:
   min-max over seeds) and before training;
-* ``paired_differences.png``: each arm minus Pass@1 at k = 1, 8, 64 with 95% intervals,
-  for pass@k, pass^k and maj@k;
+* ``paired_differences.png``: each arm minus its reference (Pass@1, and Pass@k minus the
+  step-size control) at k = 1, 8, 64 with 95% intervals, for pass@k, pass^k and maj@k;
 * ``pass1_histograms.png``: problems per pass@1 bin before and after training (all seeds);
 * ``entropy.png``: the policy entropy over training per arm (mean over seeds).
+
+An arm keeps its colour in every figure (its place in the sweep's list of arms).
 """
 
 from __future__ import annotations
@@ -43,23 +45,38 @@ def _curve_rows(seeds: Mapping[str, Any], metric: str) -> np.ndarray:
     return np.asarray(rows, dtype=float)
 
 
+BEFORE = "before training"
+
+
+def _colors(result: Mapping[str, Any]) -> dict[str, str]:
+    """Label -> colour, the same in every figure whichever arms have finished."""
+    colors = {BEFORE: "black"}
+    colors.update({a["label"]: f"C{i % 10}" for i, a in enumerate(result["arms"].values())})
+    return colors
+
+
+def _seeds(count: int) -> str:
+    return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
 def _groups(result: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    out = [("before training", result["before"])] if result["before"] else []
+    out = [(BEFORE, result["before"])] if result["before"] else []
     return out + [(a["label"], a["seeds"]) for a in result["arms"].values() if a["seeds"]]
 
 
 def passk_curves(result: Mapping[str, Any], path: Path) -> Path:
     plt = _plt()
+    colors = _colors(result)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, seeds in _groups(result):
         rows = _curve_rows(seeds, "pass_at_k")
         ks = np.arange(1, rows.shape[1] + 1)
-        style = {"color": "black", "linestyle": "--"} if label == "before training" else {}
+        color = colors[label]
+        style = "--" if label == BEFORE else "-"
         for ax in axes:
-            line = ax.plot(ks, rows.mean(axis=0), label=f"{label} ({len(rows)})", **style)[0]
-            ax.fill_between(
-                ks, rows.min(axis=0), rows.max(axis=0), alpha=0.15, color=line.get_color()
-            )
+            name = f"{label} ({_seeds(len(rows))})"
+            ax.plot(ks, rows.mean(axis=0), style, color=color, label=name)
+            ax.fill_between(ks, rows.min(axis=0), rows.max(axis=0), alpha=0.15, color=color)
     axes[0].set_xscale("log", base=2)
     axes[0].set_title("pass@k (band: min-max over seeds)")
     axes[1].set_xscale("log", base=2)
@@ -77,23 +94,38 @@ def paired_differences(result: Mapping[str, Any], path: Path) -> Path:
     plt = _plt()
     metrics = ("pass_at_k", "pass_hat_k", "maj_at_k")
     titles = {"pass_at_k": "pass@k", "pass_hat_k": "pass^k", "maj_at_k": "maj@k"}
-    rows = [c for c in result["comparisons"] if c["b"] == "pass1"]
-    arms = sorted({c["a"] for c in rows}, key=list(result["arms"]).index)
+    arms = result["arms"]
+    colors = _colors(result)
+    rows = [c for c in result["comparisons"] if c["b"] in arms]  # not the "vs before" rows
+    order = list(arms)
+    pairs = sorted(
+        {(c["a"], c["b"]) for c in rows}, key=lambda p: (p[1] != "pass1", order.index(p[0]))
+    )
     ks = sorted({c["k"] for c in rows})
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4), sharey=False)
-    width = 0.8 / max(1, len(arms))
+    width = 0.8 / max(1, len(pairs))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
-        for i, arm in enumerate(arms):
-            pts = {c["k"]: c for c in rows if c["a"] == arm and c["metric"] == metric}
-            xs = [j + (i - (len(arms) - 1) / 2) * width for j, k in enumerate(ks) if k in pts]
+        for i, (a, b) in enumerate(pairs):
+            pts = {c["k"]: c for c in rows if (c["a"], c["b"]) == (a, b) and c["metric"] == metric}
+            xs = [j + (i - (len(pairs) - 1) / 2) * width for j, k in enumerate(ks) if k in pts]
             ys = [pts[k]["diff"] for k in ks if k in pts]
             lo = [pts[k]["diff"] - pts[k]["ci95"][0] for k in ks if k in pts]
             hi = [pts[k]["ci95"][1] - pts[k]["diff"] for k in ks if k in pts]
-            label = result["arms"][arm]["label"]
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=label)
+            label = f"{arms[a]['label']} - {arms[b]['label']}"
+            marker = "o" if b == "pass1" else "s"
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[lo, hi],
+                fmt=marker,
+                capsize=3,
+                color=colors[arms[a]["label"]],
+                mfc="white" if b != "pass1" else None,
+                label=label,
+            )
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(ks)), [f"k={k}" for k in ks])
-        ax.set_title(f"{titles[metric]}: arm - Pass@1")
+        ax.set_title(f"{titles[metric]}: arm - reference")
         ax.grid(alpha=0.3, axis="y")
     np.atleast_1d(axes)[0].set_ylabel("paired difference (95% CI, seeds x problems)")
     np.atleast_1d(axes)[-1].legend(fontsize=8)
@@ -103,6 +135,7 @@ def paired_differences(result: Mapping[str, Any], path: Path) -> Path:
 def pass1_histograms(result: Mapping[str, Any], path: Path) -> Path:
     plt = _plt()
     groups = _groups(result)
+    colors = _colors(result)
     labels = list(next(iter(groups[0][1].values()))["histogram"])
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / max(1, len(groups))
@@ -110,7 +143,7 @@ def pass1_histograms(result: Mapping[str, Any], path: Path) -> Path:
         counts = np.sum([[v["histogram"][b] for b in labels] for v in seeds.values()], axis=0)
         share = counts / counts.sum()
         xs = np.arange(len(labels)) + (i - (len(groups) - 1) / 2) * width
-        ax.bar(xs, share, width=width, label=f"{name} ({len(seeds)} seeds)")
+        ax.bar(xs, share, width=width, color=colors[name], label=f"{name} ({_seeds(len(seeds))})")
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel("per-problem pass@1 (c / n)")
     ax.set_ylabel("fraction of problems (all seeds)")
@@ -121,6 +154,7 @@ def pass1_histograms(result: Mapping[str, Any], path: Path) -> Path:
 
 def entropy_curves(result: Mapping[str, Any], path: Path) -> Path:
     plt = _plt()
+    colors = _colors(result)
     fig, ax = plt.subplots(figsize=(7, 4))
     for a in result["arms"].values():
         series = [v["train"]["entropy"] for v in a["seeds"].values()]
@@ -129,13 +163,10 @@ def entropy_curves(result: Mapping[str, Any], path: Path) -> Path:
         length = min(len(s) for s in series)
         rows = np.asarray([[np.nan if x is None else x for x in s[:length]] for s in series])
         steps = np.arange(1, length + 1)
-        line = ax.plot(steps, np.nanmean(rows, axis=0), label=a["label"])[0]
+        color = colors[a["label"]]
+        ax.plot(steps, np.nanmean(rows, axis=0), color=color, label=a["label"])
         ax.fill_between(
-            steps,
-            np.nanmin(rows, axis=0),
-            np.nanmax(rows, axis=0),
-            alpha=0.12,
-            color=line.get_color(),
+            steps, np.nanmin(rows, axis=0), np.nanmax(rows, axis=0), alpha=0.12, color=color
         )
     ax.set_xlabel("training step")
     ax.set_ylabel("policy entropy (nats/token, sampled tokens)")
@@ -149,7 +180,7 @@ def write_figures(result: Mapping[str, Any], directory: Path) -> list[Path]:
         return []  # nothing evaluated yet
     directory.mkdir(parents=True, exist_ok=True)
     out = [passk_curves(result, directory / "passk_curves.png")]
-    if any(c["b"] == "pass1" for c in result["comparisons"]):
+    if any(c["b"] in result["arms"] for c in result["comparisons"]):
         out.append(paired_differences(result, directory / "paired_differences.png"))
     out.append(pass1_histograms(result, directory / "pass1_histograms.png"))
     if any(a["seeds"] for a in result["arms"].values()):
