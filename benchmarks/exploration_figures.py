@@ -7,7 +7,7 @@
 * ``paired_differences.png``: each arm minus its reference (Pass@1, and Pass@k minus the
   step-size control) at k = 1, 8, 64 with 95% intervals, for pass@k, pass^k and maj@k;
 * ``pass1_histograms.png``: problems per pass@1 bin before and after training (all seeds);
-* ``entropy.png``: the policy entropy over training per arm (mean over seeds).
+* ``entropy.png``: the policy entropy over training per arm, one panel per seed.
 
 An arm keeps its colour in every figure (its place in the sweep's list of arms).
 """
@@ -153,25 +153,26 @@ def pass1_histograms(result: Mapping[str, Any], path: Path) -> Path:
 
 
 def entropy_curves(result: Mapping[str, Any], path: Path) -> Path:
+    """One panel per seed, every arm in each: the arms share a seed's prompts and starting
+    weights, so the panels show whether a gap between arms holds seed by seed."""
     plt = _plt()
     colors = _colors(result)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for a in result["arms"].values():
-        series = [v["train"]["entropy"] for v in a["seeds"].values()]
-        if not series:
-            continue
-        length = min(len(s) for s in series)
-        rows = np.asarray([[np.nan if x is None else x for x in s[:length]] for s in series])
-        steps = np.arange(1, length + 1)
-        color = colors[a["label"]]
-        ax.plot(steps, np.nanmean(rows, axis=0), color=color, label=a["label"])
-        ax.fill_between(
-            steps, np.nanmin(rows, axis=0), np.nanmax(rows, axis=0), alpha=0.12, color=color
-        )
-    ax.set_xlabel("training step")
-    ax.set_ylabel("policy entropy (nats/token, sampled tokens)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    seeds = sorted({int(s) for a in result["arms"].values() for s in a["seeds"]})
+    fig, axes = plt.subplots(
+        1, len(seeds), figsize=(3.6 * len(seeds) + 1, 3.8), sharey=True, squeeze=False
+    )
+    for ax, seed in zip(axes[0], seeds):
+        for a in result["arms"].values():
+            run = a["seeds"].get(str(seed))
+            if run is None:
+                continue
+            ys = np.asarray([np.nan if x is None else x for x in run["train"]["entropy"]])
+            ax.plot(np.arange(1, len(ys) + 1), ys, color=colors[a["label"]], label=a["label"])
+        ax.set_title(f"seed {seed}")
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("policy entropy (nats/token, sampled tokens)")
+    axes[0][0].legend(fontsize=8)
     return _save(plt, fig, path)
 
 
