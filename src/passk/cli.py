@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "passk.demo",
     "eval": "passk.eval.cli",
     "plot": "passk.plots",
+    "simulate": "passk.sim.cli",
     "sweep": "passk.sweep.cli",
     "tasks": "passk.tasks.cli",
     "train": "passk.train.cli",
