@@ -34,7 +34,12 @@ from torch import Tensor
 
 from passk import get_estimator
 from passk.sim.population import Population
-from passk.sim.updates import advantage_table, sampled_logit_update, update_from_table
+from passk.sim.updates import (
+    advantage_table,
+    policy_probabilities,
+    sampled_logit_update,
+    update_from_table,
+)
 
 __all__ = [
     "Arm",
@@ -162,27 +167,32 @@ def _stepper(shape: torch.Size, opt: Optimizer) -> Callable[[Tensor], Tensor]:
 
 def population_metrics(logits: Tensor, pop: Population, ks: Sequence[int]) -> dict[str, Any]:
     """Exact metrics of the policy ``softmax(logits)`` (``[P, S]``) on ``pop``."""
-    pi = logits.softmax(-1)
+    pi = policy_probabilities(logits)
     p = (pi * pop.solves).sum(-1).clamp(0.0, 1.0)  # [P]
-    log_miss = torch.log1p(-p)  # log(1 - p); -inf at p = 1
+    k = torch.tensor(list(ks), dtype=torch.float64)[:, None]  # [K, 1]
+    at_k = -torch.expm1(k * torch.log1p(-p))  # [K, P]: 1 - (1 - p)^k, exact for small p
+    hat_k = p.pow(k)  # [K, P]
     entropy = -(torch.special.xlogy(pi, pi)).sum(-1)  # [P]
+    names = [str(k) for k in ks]
 
-    def table(rows: Tensor) -> dict[str, Any]:
-        w = pop.weights[rows] / pop.weights[rows].sum()
+    def table(w: Tensor) -> dict[str, Any]:
+        w = w / w.sum()
         return {
-            "success": float(w @ p[rows]),
-            "pass_at_k": {str(k): float(w @ -torch.expm1(k * log_miss[rows])) for k in ks},
-            "pass_hat_k": {str(k): float(w @ p[rows].pow(k)) for k in ks},
+            "success": float(w @ p),
+            "pass_at_k": dict(zip(names, (at_k @ w).tolist())),
+            "pass_hat_k": dict(zip(names, (hat_k @ w).tolist())),
         }
 
-    everything = torch.ones(pop.problems, dtype=torch.bool)
-    out = table(everything)
+    out = table(pop.weights)
     out["shares"] = dict(zip(pop.strategies, (pop.weights @ pi).tolist()))
     out["entropy"] = float(pop.weights @ entropy)
     groups = pop.group_names()
     if len(groups) > 1:
         labels = list(pop.groups)
-        out["by_group"] = {g: table(torch.tensor([x == g for x in labels])) for g in groups}
+        out["by_group"] = {
+            g: table(pop.weights * torch.tensor([x == g for x in labels], dtype=torch.float64))
+            for g in groups
+        }
     return out
 
 
