@@ -223,7 +223,9 @@ def run_arm(
     """Train ``arm`` for ``steps`` updates and return its trajectory.
 
     The trajectory holds, for step 0, every ``log_every``-th step and the last step:
-    ``step``, ``phase`` (the phase index in force), and the lists of
+    ``step``, ``phase`` (the phase index in force), ``step_size`` (the mean over the
+    updates since the previous log of the weighted mean norm of each problem's logit
+    change; 0 at step 0), and the lists of
     :func:`population_metrics` (``pass_at_k[k]``, ``pass_hat_k[k]``, ``success``,
     ``shares[strategy]``, ``entropy``, ``by_group[g][...]``).
     """
@@ -256,12 +258,14 @@ def run_arm(
     w = pop.weights[:, None]
     tables: dict[int, tuple[Tensor, Tensor]] = {}  # phase index -> (a_pos, a_neg)
 
-    traj: dict[str, Any] = {"step": [], "phase": []}
+    traj: dict[str, Any] = {"step": [], "phase": [], "step_size": []}
+    moved, since = 0.0, 0  # summed step sizes since the last log
 
     def log(step: int, phase: int) -> None:
         metrics = population_metrics(theta + phi, pop, ks)
         traj["step"].append(step)
         traj["phase"].append(phase)
+        traj["step_size"].append(moved / since if since else 0.0)
         _append(traj, metrics)
 
     log(0, arm.phase_at(0))
@@ -280,12 +284,16 @@ def run_arm(
             g = sampled_logit_update(logits, pop.solves, idx, phase.estimator, n, gen, **params)
             grad_theta = g.mean(0)
             grad_phi = torch.zeros_like(phi).index_add_(0, idx, g) / batch_problems
+        before = theta + phi
         if shared:
             theta = theta + step_theta(grad_theta)
         if own:
             phi = phi + step_phi(grad_phi)
+        moved += float(pop.weights @ (theta + phi - before).norm(dim=-1))
+        since += 1
         if (t + 1) % log_every == 0 or t + 1 == steps:
             log(t + 1, i)
+            moved, since = 0.0, 0
         if on_step is not None:
             on_step(t + 1)
     return traj
