@@ -33,7 +33,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("file", type=Path, help="simulation file (YAML; see configs/simulate/)")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--steps", type=int, default=None, help="override the file's steps")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="override the file's steps (schedules' phase lengths scale in proportion)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
     p.add_argument("--no-figures", action="store_true", help="write result.json only")
     p.set_defaults(func=run)
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         if args.steps is not None or args.seeds is not None:
             tree = spec.to_dict()
             if args.steps is not None:
-                tree["steps"] = args.steps
+                _scale_schedules(tree, args.steps)
             if args.seeds is not None:
                 tree["seeds"] = args.seeds
             spec = parse_simulate(tree)
@@ -98,6 +103,18 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(result)
     print(f"wrote {args.out / 'result.json'}" + ("" if args.no_figures else " and 3 figures"))
     return 0
+
+
+def _scale_schedules(tree: dict[str, Any], steps: int) -> None:
+    """Set ``steps`` and scale every schedule's phase lengths by the same factor (at least
+    one step each), so that a shorter run keeps the schedule's shape."""
+    old = tree["steps"]
+    tree["steps"] = steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or old < 1:
+        return  # parse_simulate names the bad value
+    for entry in tree["estimators"]:
+        for phase in entry["schedule"][:-1]:
+            phase["steps"] = max(1, round(phase["steps"] * steps / old))
 
 
 def _run_with_progress(spec: Any, simulate: Any, total: int) -> dict[str, Any]:

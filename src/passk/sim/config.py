@@ -152,10 +152,17 @@ def parse_simulate(tree: Any) -> SimulateSpec:
                 f"estimator {arm.label!r}: its schedule switches after {planned} steps, but the "
                 f"run has {steps}: the last phase would never run"
             )
+    policy = _policy(tree.get("policy", {}))
+    strategies = population.strategies
+    if policy.init is not None and len(policy.init) != len(strategies):
+        raise ValueError(
+            f"policy.init has {len(policy.init)} logits for {len(strategies)} strategies "
+            f"{list(strategies)}"
+        )
     return SimulateSpec(
         population=population,
         population_spec=population_spec,
-        policy=_policy(tree.get("policy", {})),
+        policy=policy,
         n=n,
         steps=steps,
         mode=mode,
