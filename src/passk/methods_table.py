@@ -65,6 +65,17 @@ bootstrap versions sample k-groups, as the paper does. The implicit designs resh
 analytic advantage, and `passk_adaptive` needs per-prompt entropy. For continuous rewards
 use `maxk_analytic` or `pkpo_loo`.
 
+**What separates them, with 0/1 rewards.** Inside a group, analytic Pass@k's advantage is
+exactly GRPO's times a weight of the number of correct responses: A_passk = w(N_pos) A_pass1
+(N = 16, k = 4: w = 0.447 at 1 correct, 0.353 at 4, 0.200 at 8, 0.041 at 12, 0 from 13 on).
+More generally, every estimator whose advantages depend only on the group's rewards moves
+each problem's logits along that problem's pass@1 gradient, times a weight m(p) of its
+success rate (`passk.sim.problem_weight`). On one problem, all of them point the same way:
+Pass@k changes which solutions a model keeps only by weighing problems differently, through
+parameters the problems share. `passk simulate` runs any estimator through an exact model of
+this, and [docs/mechanism.md](mechanism.md) shows where Pass@1 loses coverage and which
+estimators keep it.
+
 **Pass@k mixtures and MaxRL** (`passk_mixture`, `maxrl`). These are unbiased gradients of a
 weighted sum of pass@k. Weighting with 1/k gives the log pass rate (MaxRL), between RL and
 maximum likelihood. Use them when you want an objective with a stated meaning rather than
