@@ -18,6 +18,7 @@ _PREFIXES: Registry[TaskFactory] = Registry("task prefix")
 # so that `import passk` stays light.
 _BUILTIN_MODULES: list[str] = [
     "passk.tasks.arithmetic",
+    "passk.tasks.countdown",
     "passk.tasks.mixture",
     "passk.tasks.datasets",
     "passk.tasks.reasoning_gym",
