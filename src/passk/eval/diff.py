@@ -220,8 +220,13 @@ def verdict(r: Mapping[str, Any]) -> str:
     return "B higher" if r["diff"] > 0 else "B lower"
 
 
+def signed(x: float) -> str:
+    """``x`` with its sign to 3 decimals; a rounding residue prints as +0.000, not -0.000."""
+    return f"{round(x, 3) + 0.0:+.3f}"
+
+
 def _ci(ci: Sequence[float] | None) -> str:
-    return "-" if ci is None else f"({ci[0]:+.3f}, {ci[1]:+.3f})"
+    return "-" if ci is None else f"({signed(ci[0])}, {signed(ci[1])})"
 
 
 def format_table(result: Mapping[str, Any]) -> str:
@@ -242,8 +247,8 @@ def format_table(result: Mapping[str, Any]) -> str:
     ]
     for metric, rows in result["metrics"].items():
         for k, r in rows.items():
-            seeds = " ".join(f"{x:+.3f}" for x in r["per_seed"])
-            diff = f"{r['diff']:+.3f}"
+            seeds = " ".join(signed(x) for x in r["per_seed"])
+            diff = signed(r["diff"])
             if r["distinguishable"]:
                 diff = f"**{diff}**"
             lines.append(
