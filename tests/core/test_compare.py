@@ -288,3 +288,16 @@ def test_cover_at_tau_is_a_share_of_problems():
     cov = cover_at_tau(c, n, [0.0, 0.5])
     assert cov.shape == (1, 4, 2)
     assert cov.mean(axis=(0, 1)).tolist() == [0.75, 0.25]
+
+
+def test_zero_one_values_keep_the_seed_level():
+    # Cover@tau-like 0/1 values: seed 1 solved nothing more, seeds 0 and 2 everything.
+    # Pooled over the 120 seed x problem pairs a score interval sits near 2/3; the seeds
+    # say much less.
+    a = np.zeros((3, 40))
+    b = np.array([[1.0] * 40, [0.0] * 40, [1.0] * 40])
+    pooled = paired_proportion_interval(a, b)
+    assert pooled[0] > 0.5
+    r = compare_values(a, b)
+    assert r["boot_method"] == "newcombe" and r["boot_ci"][0] < 0 < r["boot_ci"][1]
+    assert not r["distinguishable"]

@@ -25,8 +25,9 @@ training variance, and the result says so (``training_variance_covered``).
 
 Means of 0/1 values (Cover@tau, pass^k or pass@k where every problem is 0 or 1) are
 where a bootstrap collapses (all problems equal: zero width). There the arm's interval
-is Wilson's score interval and the difference's is Newcombe's score interval for paired
-proportions, over every seed x problem pair.
+is Wilson's score interval, and the difference's spans both Newcombe's score interval
+for paired proportions over every seed x problem pair and the bootstrap (the score
+interval alone would treat the pairs as independent and miss the seed level).
 
 Everything here is pure: arrays in, plain dicts out (JSON-ready).
 """
@@ -301,8 +302,9 @@ def compare_values(
 
     A problem with NaN in any seed of either arm (fewer than k samples) is left out.
     Returns ``a``, ``b`` (means), ``diff`` (B - A), ``per_seed`` (each seed's B - A),
-    ``t_ci`` (None with one seed), ``boot_ci``, ``boot_method`` (``"bootstrap"`` or
-    ``"newcombe"`` for 0/1 values), ``a_ci``, ``b_ci``, ``distinguishable``,
+    ``t_ci`` (None with one seed), ``boot_ci``, ``boot_method`` (``"bootstrap"``, or
+    ``"newcombe"`` for 0/1 values: the hull of the score interval and the bootstrap),
+    ``a_ci``, ``b_ci``, ``distinguishable``,
     ``training_variance_covered``, ``seeds`` and ``problems``.
 
     >>> r = compare_values(np.array([[0.2, 0.4]]), np.array([[0.3, 0.5]]))
@@ -323,10 +325,12 @@ def compare_values(
     per_seed = diff.mean(1)  # [S]
     t_ci = t_interval(per_seed, confidence)
     opts = {"resamples": resamples, "confidence": confidence, "seed": seed}
+    boot_ci, method = crossed_bootstrap(diff, **opts), "bootstrap"
     if _is_binary(a) and _is_binary(b):
-        boot_ci, method = paired_proportion_interval(a, b, confidence), "newcombe"
-    else:
-        boot_ci, method = crossed_bootstrap(diff, **opts), "bootstrap"
+        # the score interval keeps width where the bootstrap collapses (every pair changed
+        # alike); it pools the seed x problem pairs, so the bootstrap's seed level is kept
+        score = paired_proportion_interval(a, b, confidence)
+        boot_ci, method = (min(boot_ci[0], score[0]), max(boot_ci[1], score[1])), "newcombe"
     excludes = [ci[0] > 0 or ci[1] < 0 for ci in (t_ci, boot_ci) if ci is not None]
     return {
         "a": float(a.mean()),
