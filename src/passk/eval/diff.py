@@ -240,7 +240,8 @@ def format_table(result: Mapping[str, Any]) -> str:
             else f"{result['n']['min']}..{result['n']['max']}"
         )
         + f"; {pct}% intervals: t over per-seed differences (df = seeds - 1), bootstrap over "
-        "seeds and problems (score interval for 0/1 values). Distinguishable: both exclude 0.",
+        "seeds and problems (widened to a score interval for 0/1 values). Distinguishable: "
+        "both exclude 0.",
         "",
         "| metric | k | A | B | B - A | t-interval | bootstrap | per seed | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -368,9 +369,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0.0,
         help="a problem is solved when its pass@1 exceeds this (transitions; default 0)",
     )
-    p.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
-    p.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE)
-    p.add_argument("--labels", nargs=2, default=["A", "B"], metavar=("A", "B"))
+    p.add_argument(
+        "--resamples",
+        type=int,
+        default=DEFAULT_RESAMPLES,
+        help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=DEFAULT_CONFIDENCE,
+        help=f"interval level (default {DEFAULT_CONFIDENCE})",
+    )
+    p.add_argument(
+        "--labels", nargs=2, default=["A", "B"], metavar=("A", "B"), help="names in the output"
+    )
     p.add_argument("--json", type=Path, help="write the comparison here")
     p.add_argument(
         "--figure", type=Path, help="write the figure here (default: beside --json, .png)"
