@@ -158,3 +158,48 @@ def test_one_report_against_several_seeds_is_paired_with_each(reports):
     ca, cb0, cb1 = (np.array(COUNTS[n]) / N for n in ("a0", "b0", "b1"))
     assert row["per_seed"] == pytest.approx([(cb0 - ca).mean(), (cb1 - ca).mean()])
     assert any("A has one report" in n for n in out["notes"])
+
+
+def _report(counts: dict[str, tuple[int, int]]) -> dict:
+    """A report dict with ``{id: (c, n)}`` problems (answers: "r" right, "w" wrong)."""
+    per = []
+    for pid, (c, n) in counts.items():
+        correct = [True] * c + [False] * (n - c)
+        per.append(
+            {
+                "id": pid,
+                "n": n,
+                "c": c,
+                "correct": correct,
+                "extracted": ["r" if x else "w" for x in correct],
+            }
+        )
+    return {"per_problem": per, "maj_at_k": {"1": 0.0}}
+
+
+def test_problems_with_fewer_than_k_samples_are_left_out_at_that_k():
+    from passk.eval.diff import diff_reports
+
+    a = _report({"p0": (2, 8), "p1": (1, 4), "p2": (0, 8)})
+    b = _report({"p0": (4, 8), "p1": (4, 4), "p2": (8, 8)})
+    out = diff_reports([a], [b], ks=[1, 8], resamples=200)
+    one, eight = out["metrics"]["pass_at_k"]["1"], out["metrics"]["pass_at_k"]["8"]
+    assert one["problems"] == 3 and eight["problems"] == 2  # p1 has only 4 samples
+    assert one["diff"] == pytest.approx((2 / 8 + 3 / 4 + 1) / 3)
+    assert eight["diff"] == pytest.approx(0.5)
+    # pass@8 of 8 samples is 1 when any is right: p0 1 -> 1, p2 0 -> 1
+    assert eight["a"] == pytest.approx(0.5) and eight["b"] == pytest.approx(1.0)
+    assert out["n"] == {"min": 4, "max": 8}
+    assert (
+        out["transitions"]["never_to_solved"] == 1
+        and out["transitions"]["not_always_to_always"] == 2
+    )
+
+
+def test_a_file_that_is_not_a_report_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"pass_at_k": {}}))
+    proc = _passk("diff", str(bad), str(bad), cwd=tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "not an evaluation report with per-problem results" in err[0]
