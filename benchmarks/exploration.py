@@ -21,10 +21,12 @@ reads only finished runs, so it can be run at any point of the study.
 estimators, maj@k exactly (:mod:`passk.core.majority`). A paired difference of arm ``a``
 against arm ``b`` at k is the mean over seeds and problems of ``m_a(s, p) - m_b(s, p)``
 (both arms of seed ``s`` start from the same weights and are evaluated on the same
-problems); its interval resamples seeds and problems with replacement (a two-level
-percentile bootstrap, the same problem draw for every drawn seed), so it widens with
-the seed-to-seed spread as well as with the problem-to-problem one. With 3 seeds the
-seed level is coarse; the interval is what these runs can say, no more.
+problems), computed by :func:`passk.core.compare.compare_values`: a t-interval over the
+three per-seed differences (df = 2; this test set, new training runs) and a bootstrap
+over seeds and problems that counts the seed x problem term once (new problems too). A
+difference is distinguishable only when both exclude 0. Per-problem transitions
+(never -> solved, always -> not always, ...) come with exact McNemar tests
+(:func:`passk.core.compare.transitions`).
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ _BINS += (("1/2", "1", 0.5, 1.0),)
 
 def report_view(report: Mapping[str, Any], per: Mapping[str, Any]) -> dict[str, Any]:
     """What the study keeps of one evaluation: curves k = 1..n, facts, counts per problem."""
+    from passk.core.metrics import wrong_answer_pair_diversity
+
     curve = {m: per[m].mean(axis=0) for m in METRICS}
     view: dict[str, Any] = {
         m: {str(k): float(curve[m][k - 1]) for k in range(1, per["n"] + 1)} for m in METRICS
@@ -114,10 +118,17 @@ def report_view(report: Mapping[str, Any], per: Mapping[str, Any]) -> dict[str, 
             "problems": len(rows),
             "pass@1": float(per["pass_at_k"][rows, 0].mean()),
             f"pass@{per['n']}": float(per["pass_at_k"][rows, -1].mean()),
+            "answered_accuracy": answered_accuracy([report["per_problem"][i] for i in rows]),
         }
     view |= {
         "entropy": report.get("mean_entropy"),
         "wrong_diversity": report.get("answer_diversity"),
+        "wrong_pair_diversity": _finite(
+            wrong_answer_pair_diversity(
+                [p["extracted"] for p in report["per_problem"]],
+                [p["correct"] for p in report["per_problem"]],
+            )
+        ),
         "mean_length": report.get("mean_length"),
         "truncated_fraction": report.get("truncated_fraction"),
         "no_answer_fraction": no_answer_fraction(report),
@@ -127,6 +138,26 @@ def report_view(report: Mapping[str, Any], per: Mapping[str, Any]) -> dict[str, 
         "correct_per_problem": dict(zip(per["ids"], per["c"], strict=True)),
     }
     return view
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def answered_accuracy(per_problem: Sequence[Mapping[str, Any]]) -> float | None:
+    """The share of correct samples among those with an extracted answer: accuracy with
+    the format failures taken out.
+
+    >>> answered_accuracy([{"extracted": ["3", None, "4"], "correct": [True, False, False]}])
+    0.5
+    """
+    pairs = [
+        (a, ok)
+        for p in per_problem
+        for a, ok in zip(p.get("extracted") or [], p.get("correct") or [])
+        if a is not None
+    ]
+    return sum(ok for _, ok in pairs) / len(pairs) if pairs else None
 
 
 def no_answer_fraction(report: Mapping[str, Any]) -> float | None:
@@ -173,29 +204,6 @@ def train_view(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # --- paired differences -------------------------------------------------------------------------
 
 
-def paired_bootstrap(
-    diff: np.ndarray, *, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, list[float]]:
-    """Mean of ``diff[S, P]`` and its two-level percentile interval (seeds, then problems).
-
-    >>> d = np.array([[1.0, 1.0], [1.0, 1.0]])
-    >>> paired_bootstrap(d, resamples=50)
-    (1.0, [1.0, 1.0])
-    """
-    if diff.ndim != 2 or diff.size == 0:
-        raise ValueError(f"expected differences [seeds, problems], got shape {diff.shape}")
-    s, p = diff.shape
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    for b in range(resamples):
-        seeds = rng.integers(0, s, size=s)
-        probs = rng.integers(0, p, size=p)
-        means[b] = diff[np.ix_(seeds, probs)].mean()
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(diff.mean()), [float(lo), float(hi)]
-
-
 def compare(
     per_a: Mapping[int, Mapping[str, Any]],
     per_b: Mapping[int, Mapping[str, Any]],
@@ -205,34 +213,66 @@ def compare(
     *,
     resamples: int = 2000,
 ) -> list[dict[str, Any]]:
-    """``{a, b, metric, k, diff, ci95, ...}`` for each metric and k over the shared seeds."""
-    seeds = sorted(set(per_a) & set(per_b))
-    if not seeds:
-        return []
-    for s in seeds:
-        if per_a[s]["ids"] != per_b[s]["ids"]:
-            raise ValueError(f"seed {s}: {a} and {b} were evaluated on different problems")
+    """``{a, b, metric, k, diff, per_seed, t_ci, boot_ci, distinguishable, ...}`` for each
+    metric and k over the shared seeds (``diff`` is ``a - b``)."""
+    from passk.core.compare import compare_values
+
+    seeds = _shared_seeds(per_a, per_b, a, b)
     out = []
     for metric in METRICS:
         for k in ks:
-            diff = np.stack(
-                [per_a[s][metric][:, k - 1] - per_b[s][metric][:, k - 1] for s in seeds]
-            )
-            mean, ci = paired_bootstrap(diff, resamples=resamples)
+            va = np.stack([per_a[s][metric][:, k - 1] for s in seeds])  # [S, P]
+            vb = np.stack([per_b[s][metric][:, k - 1] for s in seeds])
+            r = compare_values(vb, va, resamples=resamples)  # a - b
             out.append(
                 {
                     "a": a,
                     "b": b,
                     "metric": metric,
                     "k": k,
-                    "diff": mean,
-                    "ci95": ci,
-                    "distinguishable": bool(ci[0] > 0 or ci[1] < 0),
+                    "diff": r["diff"],
+                    "per_seed": r["per_seed"],
+                    "t_ci": r["t_ci"],
+                    "boot_ci": r["boot_ci"],
+                    "distinguishable": r["distinguishable"],
                     "seeds": seeds,
-                    "problems": int(diff.shape[1]),
+                    "problems": r["problems"],
                 }
             )
     return out
+
+
+def _shared_seeds(
+    per_a: Mapping[int, Mapping[str, Any]], per_b: Mapping[int, Mapping[str, Any]], a: str, b: str
+) -> list[int]:
+    seeds = sorted(set(per_a) & set(per_b))
+    for s in seeds:
+        if per_a[s]["ids"] != per_b[s]["ids"]:
+            raise ValueError(f"seed {s}: {a} and {b} were evaluated on different problems")
+    return seeds
+
+
+def compare_transitions(
+    per_a: Mapping[int, Mapping[str, Any]],
+    per_b: Mapping[int, Mapping[str, Any]],
+    a: str,
+    b: str,
+) -> dict[str, Any] | None:
+    """Per-problem transitions from ``b`` to ``a`` over the shared seeds, with exact tests."""
+    from passk.core.compare import transitions
+
+    seeds = _shared_seeds(per_a, per_b, a, b)
+    if not seeds:
+        return None
+
+    def counts(per: Mapping[int, Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        c = np.array([per[s]["c"] for s in seeds])
+        return c, np.full(c.shape, per[seeds[0]]["n"])
+
+    (cb, nb), (ca, na) = counts(per_b), counts(per_a)
+    t = transitions(cb, nb, ca, na, per_a[seeds[0]]["ids"])
+    t.pop("problems")  # the ids live in the reports; the counts and tests are what is read
+    return {"a": a, "b": b, "seeds": seeds, **t}
 
 
 # --- the study JSON -----------------------------------------------------------------------------
@@ -276,20 +316,19 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
                 view["coverage"] = coverage(before_per[run.seed]["c"], per["c"])
             entry["seeds"][str(run.seed)] = view
         arms[arm.name] = entry
-    comparisons: list[dict[str, Any]] = []
     ks = [k for k in COMPARE_KS if k <= spec.eval.n]
-    if REFERENCE in per_arm:
-        for name, per in per_arm.items():
-            if name != REFERENCE:
-                comparisons += compare(
-                    per, per_arm[REFERENCE], name, REFERENCE, ks, resamples=resamples
-                )
+    pairs = [(name, REFERENCE) for name in per_arm if REFERENCE in per_arm and name != REFERENCE]
     if "passk" in per_arm and CONTROL in per_arm:
-        comparisons += compare(
-            per_arm["passk"], per_arm[CONTROL], "passk", CONTROL, ks, resamples=resamples
-        )
-    for name, per in per_arm.items():
-        comparisons += compare(per, before_per, name, "before", ks, resamples=resamples)
+        pairs.append(("passk", CONTROL))
+    everything = {**per_arm, "before": before_per}
+    pairs += [(name, "before") for name in per_arm]
+    comparisons: list[dict[str, Any]] = []
+    moves = []
+    for a, b in pairs:
+        comparisons += compare(everything[a], everything[b], a, b, ks, resamples=resamples)
+        t = compare_transitions(everything[a], everything[b], a, b)
+        if t is not None:
+            moves.append(t)
     return {
         "what": "Pass@1 vs Pass@k-style training on a task where coverage can be lost, with a "
         "step-size control (configs/sweeps/exploration.yaml)",
@@ -315,11 +354,13 @@ def build(out: Path, sweep: Path = SWEEP, *, resamples: int = 2000) -> dict[str,
             "max_new_tokens": spec.eval.max_new_tokens,
         },
         "seeds": list(spec.seeds),
-        "statistics": "paired differences: mean over seeds and problems; 95% two-level "
-        f"percentile bootstrap (seeds, then problems), {resamples} resamples",
+        "statistics": "paired differences: mean over seeds and problems; 95% t-interval over "
+        "the per-seed differences (df = seeds - 1) and 95% bootstrap over seeds and problems "
+        f"({resamples} resamples; passk.core.compare); distinguishable when both exclude 0",
         "before": before,
         "arms": arms,
         "comparisons": comparisons,
+        "transitions": moves,
     }
 
 
@@ -388,8 +429,8 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         "",
         "| arm | seeds | "
         + " | ".join(f"pass@{k}" for k in ks)
-        + " | pass^8 | maj@8 | entropy | wrong-answer diversity |",
-        "|---|---|" + "---|" * (len(ks) + 4),
+        + " | pass^8 | maj@8 | entropy | wrong-answer diversity | wrong answers differ |",
+        "|---|---|" + "---|" * (len(ks) + 5),
     ]
     rows = [("before training", result["before"])] if result["before"] else []
     rows += [(_cell(a["label"]), a["seeds"]) for a in result["arms"].values() if a["seeds"]]
@@ -402,61 +443,109 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
         cells.append(_mean_range([v["maj_at_k"]["8"] for v in views]))
         cells.append(_mean_range([v["entropy"] for v in views]))
         cells.append(_mean_range([v["wrong_diversity"] for v in views]))
+        cells.append(_mean_range([v.get("wrong_pair_diversity") for v in views]))
         lines.append(f"| {label} | {len(views)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Wrong-answer diversity is distinct wrong answers / wrong samples per problem (the "
+        "evaluation report's; 1.0 for a problem with one wrong sample, and it falls as wrong "
+        "samples accumulate); *wrong answers differ* is the probability that two wrong "
+        "samples of a problem, drawn without replacement, give different answers (problems "
+        "with at least two wrong samples), which does not depend on how many there are.",
+    ]
     lines += _part_and_histogram_tables(rows, n)
     lines += ["", _finished_line(result)]
     if not result["comparisons"]:
         return "\n".join(lines) + "\n"
-    names = {m: m.replace("_at_k", "@").replace("_hat_k", "^") for m in METRICS}
-    cols = sorted(
-        {(c["metric"], c["k"]) for c in result["comparisons"]},
-        key=lambda mk: (METRICS.index(mk[0]), mk[1]),
-    )
+    lines += _difference_table(result["comparisons"])
+    lines += _transition_table(result.get("transitions") or [])
     lines += [
         "",
-        "Paired differences, arm minus reference: mean over seeds and problems, and its 95% "
-        "two-level bootstrap interval (seeds, problems). **Bold**: the interval excludes 0.",
+        "The update size: mean |A|, gradient norm before clipping and L2 norm of the weight "
+        "change per step (means over steps, then seeds); wall time.",
         "",
-        "| arm | vs | seeds | " + " | ".join(f"{names[m]}{k}" for m, k in cols) + " |",
-        "|---|---|---|" + "---|" * len(cols),
-    ]
-    pairs: dict[tuple[str, str], dict[tuple[str, int], Mapping[str, Any]]] = {}
-    for c in result["comparisons"]:
-        pairs.setdefault((c["a"], c["b"]), {})[(c["metric"], c["k"])] = c
-    for (a, b), cells in pairs.items():
-        texts = []
-        for mk in cols:
-            c = cells.get(mk)
-            if c is None:
-                texts.append("-")
-                continue
-            diff = f"{c['diff']:+.3f}"
-            diff = f"**{diff}**" if c["distinguishable"] else diff
-            texts.append(f"{diff} ({c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f})")
-        seeds = len(next(iter(cells.values()))["seeds"])
-        lines.append(f"| {a} | {b} | {seeds} | " + " | ".join(texts) + " |")
-    lines += [
-        "",
-        "Coverage: problems never solved (0 of n) before and sometimes solved after, and the "
-        "reverse (sum over seeds); the update size: mean |A|, gradient norm before clipping and "
-        "L2 norm of the weight change per step (means over steps, then seeds); wall time.",
-        "",
-        "| arm | never -> solved | solved -> never | mean abs(A) | mean grad norm | "
-        "mean weight change per step | wall (min) |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | mean abs(A) | mean grad norm | mean weight change per step | wall (min) |",
+        "|---|---|---|---|---|",
     ]
     for a in result["arms"].values():
-        views = [v for v in a["seeds"].values() if "coverage" in v]
+        views = [v for v in a["seeds"].values() if "train" in v]
         if not views:
             continue
-        up = sum(v["coverage"]["never_to_solved"] for v in views)
-        down = sum(v["coverage"]["solved_to_never"] for v in views)
         adv = _mean_range([v["train"]["mean_adv_abs"] for v in views])
         grad = _mean_range([v["train"]["mean_grad_norm"] for v in views], ".3f")
         delta = _mean_range([v["train"]["mean_delta_norm"] for v in views], ".2e")
         wall = _mean_range([v["wall_s"] / 60 if v.get("wall_s") else None for v in views], ".0f")
-        lines.append(f"| {_cell(a['label'])} | {up} | {down} | {adv} | {grad} | {delta} | {wall} |")
+        lines.append(f"| {_cell(a['label'])} | {adv} | {grad} | {delta} | {wall} |")
     return "\n".join(lines) + "\n"
+
+
+def _signed(x: float) -> str:
+    return f"{round(x, 3) + 0.0:+.3f}"
+
+
+def _difference_table(comparisons: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per pair and metric; per k the difference, each seed's, and both intervals."""
+    names = {"pass_at_k": "pass@k", "pass_hat_k": "pass^k", "maj_at_k": "maj@k"}
+    ks = sorted({c["k"] for c in comparisons})
+    lines = [
+        "",
+        "Paired differences, arm minus reference (mean over seeds and problems), each seed's "
+        "difference, and two 95% intervals: *t*, over the per-seed differences (df = seeds - "
+        "1: another training run, this test set) and *boot*, a bootstrap over seeds and "
+        "problems (new problems too). **Bold**: distinguishable, both intervals exclude 0.",
+        "",
+        "| arm | vs | metric | " + " | ".join(f"k = {k}" for k in ks) + " |",
+        "|---|---|---|" + "---|" * len(ks),
+    ]
+    rows: dict[tuple[str, str, str], dict[int, Mapping[str, Any]]] = {}
+    for c in comparisons:
+        rows.setdefault((c["a"], c["b"], c["metric"]), {})[c["k"]] = c
+    for (a, b, metric), cells in rows.items():
+        texts = []
+        for k in ks:
+            c = cells.get(k)
+            if c is None:
+                texts.append("-")
+                continue
+            diff = _signed(c["diff"])
+            diff = f"**{diff}**" if c["distinguishable"] else diff
+            seeds = " ".join(_signed(x) for x in c["per_seed"])
+            t = c["t_ci"]
+            t_text = f"t ({_signed(t[0])}, {_signed(t[1])})" if t is not None else "t -"
+            boot = f"boot ({_signed(c['boot_ci'][0])}, {_signed(c['boot_ci'][1])})"
+            texts.append(f"{diff}<br>seeds {seeds}<br>{t_text}<br>{boot}")
+        lines.append(f"| {a} | {b} | {names[metric]} | " + " | ".join(texts) + " |")
+    return lines
+
+
+def _transition_table(moves: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per pair: problems that changed class, per seed, with the exact paired tests."""
+    if not moves:
+        return []
+    lines = [
+        "",
+        "Per-problem transitions from the reference to the arm at n = 64 (solved: at least "
+        "one of 64 right; always: all 64), summed over seeds (per seed in brackets), with "
+        "exact McNemar tests on the seed x problem pairs; and the sign test on each "
+        "problem's pass@1 change (mean over seeds).",
+        "",
+        "| arm | vs | never -> solved | solved -> never | p | not always -> always | "
+        "always -> not always | p | pass@1 higher / lower | sign test p |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in moves:
+
+        def cell(name: str, t: Mapping[str, Any] = t) -> str:
+            return f"{t[name]} ({', '.join(str(x) for x in t['per_seed'][name])})"
+
+        lines.append(
+            f"| {t['a']} | {t['b']} | {cell('never_to_solved')} | {cell('solved_to_never')} | "
+            f"{t['mcnemar_p_solved']:.2g} | {cell('not_always_to_always')} | "
+            f"{cell('always_to_not_always')} | {t['mcnemar_p_always']:.2g} | "
+            f"{t['sign_test']['better']} / {t['sign_test']['worse']} | "
+            f"{t['sign_test']['p']:.2g} |"
+        )
+    return lines
 
 
 def _finished_line(result: Mapping[str, Any]) -> str:
@@ -479,7 +568,8 @@ def _part_and_histogram_tables(rows: Sequence[tuple[str, Mapping[str, Any]]], n:
     if parts:
         lines += [
             "",
-            f"Per part of the task: pass@1 / pass@{n}, mean over seeds.",
+            f"Per part of the task: pass@1 / pass@{n} / accuracy among the samples with an "
+            "extracted answer (the format failures taken out), mean over seeds.",
             "",
             "| arm | " + " | ".join(f"`{p}`" for p in parts) + " |",
             "|---|" + "---|" * len(parts),
@@ -490,7 +580,9 @@ def _part_and_histogram_tables(rows: Sequence[tuple[str, Mapping[str, Any]]], n:
                 got = [v["by_source"][p] for v in seeds.values() if p in v["by_source"]]
                 p1 = np.mean([g["pass@1"] for g in got])
                 pn = np.mean([g[f"pass@{n}"] for g in got])
-                cells.append(f"{p1:.3f} / {pn:.3f}")
+                acc = [g.get("answered_accuracy") for g in got]
+                acc_text = f"{np.mean(acc):.2f}" if None not in acc else "-"
+                cells.append(f"{p1:.3f} / {pn:.3f} / {acc_text}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     bins = list(next(iter(rows[0][1].values()))["histogram"])
     lines += [

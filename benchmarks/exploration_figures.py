@@ -109,17 +109,30 @@ def paired_differences(result: Mapping[str, Any], path: Path) -> Path:
             pts = {c["k"]: c for c in rows if (c["a"], c["b"]) == (a, b) and c["metric"] == metric}
             xs = [j + (i - (len(pairs) - 1) / 2) * width for j, k in enumerate(ks) if k in pts]
             ys = [pts[k]["diff"] for k in ks if k in pts]
-            lo = [pts[k]["diff"] - pts[k]["ci95"][0] for k in ks if k in pts]
-            hi = [pts[k]["ci95"][1] - pts[k]["diff"] for k in ks if k in pts]
             label = f"{arms[a]['label']} - {arms[b]['label']}"
             marker = "o" if b == "pass1" else "s"
-            ax.errorbar(
+            color = colors[arms[a]["label"]]
+            # thin: t over the per-seed differences; thick: bootstrap over seeds x problems
+            for key, width_ in (("t_ci", 0.9), ("boot_ci", 2.6)):
+                have = [k for k in ks if k in pts and pts[k][key] is not None]
+                ax.errorbar(
+                    [x for x, k in zip(xs, [k for k in ks if k in pts]) if k in have],
+                    [pts[k]["diff"] for k in have],
+                    yerr=[
+                        [pts[k]["diff"] - pts[k][key][0] for k in have],
+                        [pts[k][key][1] - pts[k]["diff"] for k in have],
+                    ],
+                    fmt="none",
+                    elinewidth=width_,
+                    capsize=3 if key == "t_ci" else 0,
+                    color=color,
+                    alpha=0.55 if key == "boot_ci" else 1.0,
+                )
+            ax.plot(
                 xs,
                 ys,
-                yerr=[lo, hi],
-                fmt=marker,
-                capsize=3,
-                color=colors[arms[a]["label"]],
+                marker,
+                color=color,
                 mfc="white" if b != "pass1" else None,
                 label=label,
             )
@@ -127,7 +140,7 @@ def paired_differences(result: Mapping[str, Any], path: Path) -> Path:
         ax.set_xticks(range(len(ks)), [f"k={k}" for k in ks])
         ax.set_title(f"{titles[metric]}: arm - reference")
         ax.grid(alpha=0.3, axis="y")
-    np.atleast_1d(axes)[0].set_ylabel("paired difference (95% CI, seeds x problems)")
+    np.atleast_1d(axes)[0].set_ylabel("paired difference (95%: thin t over seeds, thick bootstrap)")
     np.atleast_1d(axes)[-1].legend(fontsize=8)
     return _save(plt, fig, path)
 

@@ -134,7 +134,7 @@ def test_the_json_holds_the_issue_schema(result):
             assert view["wall_s"] == 120.0 and view["train"]["steps"] == STEPS
             assert view["train"]["mean_delta_norm"] == pytest.approx(0.02)  # steps 1..3 / 100
     c = result["comparisons"][0]
-    assert {"a", "b", "k", "diff", "ci95", "metric"} <= set(c)
+    assert {"a", "b", "k", "diff", "t_ci", "boot_ci", "per_seed", "metric"} <= set(c)
     json.dumps(result, allow_nan=False)
     assert "/tmp" not in json.dumps(result)  # no machine paths
 
@@ -172,30 +172,77 @@ def test_paired_differences_are_means_over_seeds_and_problems(result):
     c = rows[("passk", "pass1", "pass_at_k", 1)]
     expected = np.mean([np.subtract(AFTER["passk"][s], AFTER["pass1"][s]) / N for s in (0, 1)])
     assert c["diff"] == pytest.approx(expected)
-    assert c["ci95"][0] <= c["diff"] <= c["ci95"][1] and c["seeds"] == [0, 1]
+    assert c["boot_ci"][0] <= c["diff"] <= c["boot_ci"][1] and c["seeds"] == [0, 1]
+    assert c["t_ci"][0] <= c["diff"] <= c["t_ci"][1]
+    per_seed = [np.mean(np.subtract(AFTER["passk"][s], AFTER["pass1"][s]) / N) for s in (0, 1)]
+    assert c["per_seed"] == pytest.approx(per_seed)
     big = rows[("passk", "pass1", "pass_at_k", 8)]
     assert big["diff"] == pytest.approx(np.mean([1 / 6 * 2, 1 / 6 * 3]))  # problems gained
     same = rows[("pass1_matched", "pass1", "pass_at_k", 1)]
-    assert same["diff"] == 0.0 and same["ci95"] == [0.0, 0.0] and not same["distinguishable"]
+    assert same["diff"] == 0.0 and same["boot_ci"] == [0.0, 0.0] and same["t_ci"] == [0.0, 0.0]
+    assert not same["distinguishable"]
     assert ("passk", "pass1_matched", "maj_at_k", 8) in rows
     assert ("passk", "before", "pass_at_k", 1) in rows
 
 
 def test_the_interval_widens_with_seed_disagreement():
-    # every problem agrees within a seed; the two seeds disagree in sign
-    diff = np.array([[0.5] * 40, [-0.3] * 40])
-    mean, (lo, hi) = study.paired_bootstrap(diff, resamples=2000)
-    assert mean == pytest.approx(0.1) and lo < 0 < hi
-    one_seed = study.paired_bootstrap(diff[:1], resamples=200)
-    assert one_seed == (0.5, [0.5, 0.5])
-    with pytest.raises(ValueError, match=r"expected differences \[seeds, problems\]"):
-        study.paired_bootstrap(np.zeros(3))
+    # every problem agrees within a seed; the three seeds disagree in sign
+    def per(shifts: dict[int, float]) -> dict[int, dict]:
+        out = {}
+        for s, shift in shifts.items():
+            vals = np.full((40, 1), 0.5 + shift)
+            out[s] = {"ids": [f"p{i}" for i in range(40)]} | {m: vals for m in study.METRICS}
+        return out
+
+    rows = study.compare(per({0: 0.3, 1: -0.2, 2: 0.25}), per({0: 0, 1: 0, 2: 0}), "x", "y", [1])
+    c = rows[0]
+    assert c["diff"] == pytest.approx(0.35 / 3) and c["per_seed"] == pytest.approx(
+        [0.3, -0.2, 0.25]
+    )
+    assert c["t_ci"][0] < 0 < c["t_ci"][1] and not c["distinguishable"]
+    agree = study.compare(per({0: 0.1, 1: 0.12, 2: 0.11}), per({0: 0, 1: 0, 2: 0}), "x", "y", [1])
+    assert agree[0]["distinguishable"]
+
+
+def test_transitions_between_arms_by_hand(result):
+    moves = {(t["a"], t["b"]): t for t in result["transitions"]}
+    t = moves[("passk", "pass1")]
+    # seed 0: pass1 [8,6,0,0,0,8] -> passk [6,4,1,0,2,8]: p2, p4 never -> solved; p0 always
+    # -> not always. seed 1: pass1 [7,5,0,0,0,8] -> passk [6,4,1,1,1,8]: p2, p3, p4 gained
+    assert t["never_to_solved"] == 5 and t["per_seed"]["never_to_solved"] == [2, 3]
+    assert t["solved_to_never"] == 0 and t["always_to_not_always"] == 1
+    assert t["mcnemar_p_solved"] == pytest.approx(2 / 32)
+    assert moves[("pass1_matched", "pass1")]["never_to_solved"] == 0
+    assert ("passk", "pass1_matched") in moves and ("pass1", "before") in moves
+
+
+def test_count_matched_diversity_and_accuracy_among_answers(result):
+    view = result["arms"]["passk"]["seeds"]["0"]
+
+    # wrong answers alternate w0, w1: a problem with W wrong samples has ceil(W/2) and
+    # floor(W/2) of each; P(two differ) = 2 a b / (W (W - 1)); W >= 2 for p0..p4 of [6,4,1,0,2,8]
+    def pair(w: int) -> float:
+        a, b = (w + 1) // 2, w // 2
+        return 2 * a * b / (w * (w - 1))
+
+    assert view["wrong_pair_diversity"] == pytest.approx(
+        np.mean([pair(w) for w in (2, 4, 7, 8, 6)])
+    )
+    # every sample has an answer in these reports: accuracy among them is pass@1
+    easy = view["by_source"]["easy"]
+    assert easy["answered_accuracy"] == pytest.approx(easy["pass@1"])
+    report = {"per_problem": [{"extracted": ["3", None], "correct": [True, False]}]}
+    assert study.answered_accuracy(report["per_problem"]) == 1.0
 
 
 def test_tables_check_and_figures(result, tmp_path):
     tables = study.markdown_tables(result)
     assert "| Pass@k | 2 |" in tables and "| before training | 2 |" in tables
-    assert "| passk | pass1 | 2 | +0.000 (" in tables and "| **+0.417** (+0." in tables
+    assert "| passk | pass1 | pass@k | +0.000<br>seeds -0.021 +0.021<br>t (" in tables
+    # pass@8: seeds +1/3 and +1/2, t(0.975, 1) = 12.706: 5/12 +- 12.706 * (1/12) = -0.642, 1.476;
+    # the t-interval holds 0, so the difference is not bold whatever the bootstrap says
+    assert "| +0.417<br>seeds +0.333 +0.500<br>t (-0.642, +1.476)<br>boot (" in tables
+    assert "| passk | pass1 | 5 (2, 3) | 0 (0, 0) | 0.062 |" in tables  # transitions
     # every row of every table has its header's cells (a label's own "|" is escaped);
     # the update-size cells are filled
     assert "| Pass@1, \\|A\\| matched | 2 |" in tables

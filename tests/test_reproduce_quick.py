@@ -147,7 +147,7 @@ def test_results_file_has_no_machine_paths(runner):
 def test_tables_with_paired_comparisons(runner, capsys):
     assert runner.main(["tables", "--compare", "pass1"]) == 0
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| (")]
-    assert any(ln.startswith("| (d) combination | +0.023 [") for ln in rows)
+    assert any(ln.startswith("| (d) combination | 1 | +0.023 | +0.050 -0.004 | [") for ln in rows)
 
 
 def test_run_goes_through_passk_sweep(runner, tmp_path, capsys):

@@ -3,7 +3,6 @@ evaluation, and skip / resume on a tiny model (each run a real ``passk train`` p
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import yaml
 from passk.cli import main
 from passk.sweep.plan import portable, portable_path
 from passk.sweep.spec import SweepError, parse_sweep
-from passk.sweep.summary import paired_comparisons, paired_difference
+from passk.sweep.summary import paired_comparisons, seed_aware_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_TESTS = ROOT / "tests" / "train"
@@ -264,30 +263,71 @@ def test_paired_comparison_against_a_hand_computed_example():
         {"arm": "new", "seed": 1, "after": _after([1, 4, 4])},
     ]
     got = paired_comparisons(records, "ref", [1, 2], resamples=4000)["arms"]["new"]
-    # k = 1: per-problem differences s0 (1/4, 0, -1/4), s1 (0, 1/2, 0); seed means (1/8, 1/4, -1/8)
+    # k = 1: per-problem differences s0 (1/4, 0, -1/4), s1 (0, 1/2, 0): seed means 0, 1/6
     assert got["1"]["mean"] == pytest.approx(1 / 12)
+    assert got["1"]["per_seed"] == pytest.approx([0, 1 / 6])
     assert (got["1"]["better"], got["1"]["worse"]) == (2, 1)
-    # k = 2: s0 (1/2, 0, 0), s1 (0, 1/6, 0); seed means (1/4, 1/12, 0)
+    # t over the two seed means: 1/12 +- t(0.975, df=1) * sd / sqrt(2), sd = (1/6) / sqrt(2)
+    half = 12.706204736174707 * (1 / 6) / 2
+    assert got["1"]["t_ci"] == pytest.approx([1 / 12 - half, 1 / 12 + half])
+    # k = 2: s0 (1/2, 0, 0), s1 (0, 1/6, 0): seed means 1/6, 1/18
     assert got["2"]["mean"] == pytest.approx(1 / 9)
+    assert got["2"]["per_seed"] == pytest.approx([1 / 6, 1 / 18])
     assert (got["2"]["better"], got["2"]["worse"]) == (2, 0)
     assert got["seeds"] == [0, 1] and got["problems"] == 3
-    # the exact bootstrap distribution: 27 equally likely resamples of the 3 problems; each
-    # extreme has mass 1/27 > 2.5%, so the 95% interval is [min, max] of the seed means
-    for k, d in (("1", [1 / 8, 1 / 4, -1 / 8]), ("2", [1 / 4, 1 / 12, 0.0])):
-        exact = [np.mean(s) for s in itertools.product(d, repeat=3)]
-        expected = np.quantile(exact, [0.025, 0.975], method="inverted_cdf")
-        assert list(expected) == pytest.approx([min(d), max(d)])
-        assert got[k]["ci"] == pytest.approx(list(expected))
+    assert not got["1"]["distinguishable"] and got["training_variance_covered"]
 
 
-def test_paired_difference_degenerate_cases():
+def test_the_sweep_counts_the_variance_between_seeds():
+    # every problem moves with its seed: +0.3, -0.2, +0.25. Averaging seeds first and
+    # bootstrapping problems (the sweep's former interval) calls this certain; it is not.
+    rng = np.random.default_rng(0)
+    ref = {s: {f"p{i}": [float(v)] for i, v in enumerate(rng.uniform(0.2, 0.6, 40))} for s in (0,)}
+    ref = {s: ref[0] for s in (0, 1, 2)}
+    shift = {0: 0.3, 1: -0.2, 2: 0.25}
+    arm = {s: {p: [v[0] + shift[s]] for p, v in ref[s].items()} for s in (0, 1, 2)}
+    d = seed_aware_difference(arm, ref, [1])["1"]
+    assert d["mean"] == pytest.approx(0.35 / 3)
+    assert d["t_ci"][0] < 0 < d["t_ci"][1] and not d["distinguishable"]
+    from passk.core.metrics import bootstrap_mean_ci
+
+    lo, _ = bootstrap_mean_ci(np.full((40, 1), 0.35 / 3) + 1e-3 * rng.standard_normal((40, 1)))
+    assert lo[0] > 0  # what the problems-only interval said
+
+
+def test_seed_aware_difference_degenerate_cases():
     same = {0: {"p": [0.5]}, 1: {"p": [0.25]}}
-    d = paired_difference(same, same, [1])
-    assert d["1"] == {"mean": 0.0, "ci": [0.0, 0.0], "better": 0, "worse": 0}
+    d = seed_aware_difference(same, same, [1])
+    assert d["1"]["mean"] == 0.0 and d["1"]["per_seed"] == [0.0, 0.0]
+    assert not d["1"]["distinguishable"] and (d["1"]["better"], d["1"]["worse"]) == (0, 0)
+    one = seed_aware_difference({0: {"p": [0.5], "q": [0.7]}}, {0: {"p": [0.25], "q": [0.5]}}, [1])
+    assert one["1"]["t_ci"] is None and not one["training_variance_covered"]
     with pytest.raises(ValueError, match="no seed has a finished run in both arms"):
-        paired_difference({0: {"p": [1.0]}}, {1: {"p": [1.0]}}, [1])
+        seed_aware_difference({0: {"p": [1.0]}}, {1: {"p": [1.0]}}, [1])
     with pytest.raises(ValueError, match="the arms share no evaluated problem"):
-        paired_difference({0: {"p": [1.0]}}, {0: {"q": [1.0]}}, [1])
+        seed_aware_difference({0: {"p": [1.0]}}, {0: {"q": [1.0]}}, [1])
+
+
+def test_the_comparison_table_prints_per_seed_differences_and_names_its_intervals():
+    from passk.sweep.report import markdown_tables
+
+    records = [
+        {"arm": a, "seed": s, "after": _after(cs)}
+        for a, s, cs in [
+            ("ref", 0, [0, 2, 4]),
+            ("ref", 1, [1, 2, 4]),
+            ("new", 0, [1, 2, 3]),
+            ("new", 1, [1, 4, 4]),
+        ]
+    ]
+    comparisons = paired_comparisons(records, "ref", [1], resamples=500)
+    from passk.sweep.report import comparison_table
+
+    table = comparison_table(comparisons, {"new": {"label": "New"}})
+    assert "| New | 1 | +0.083 | +0.000 +0.167 |" in table
+    assert "| t over seeds | bootstrap seeds x problems |" in table
+    summary = {"ks": [1], "arms": {}, "runs": [], "comparisons": comparisons}
+    assert "t over the per-seed differences (df = seeds - 1" in markdown_tables(summary)
 
 
 def test_portable_paths_never_keep_a_machine_path(tmp_path):

@@ -15,6 +15,7 @@ import warnings
 # sub-command -> module exposing add_parser(subparsers) which sets `func` on its parser
 COMMANDS: dict[str, str] = {
     "demo": "passk.demo",
+    "diff": "passk.eval.diff",
     "eval": "passk.eval.cli",
     "plot": "passk.plots",
     "simulate": "passk.sim.cli",

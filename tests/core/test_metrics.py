@@ -255,3 +255,39 @@ def test_summarize_per_problem_counts_and_drops_unreached_k():
     assert ci[4] == (0.5, 0.5)
     with pytest.raises(ValueError, match="values must be"):
         summarize_per_problem(values, [1, 4])
+
+
+def test_count_matched_wrong_answer_diversity_by_hand():
+    from passk.core.metrics import wrong_answer_expected_distinct, wrong_answer_pair_diversity
+
+    # problem 1: wrong answers 5, 5, 6, None (W = 4): same-answer pairs 1 of 6 -> 5/6
+    # problem 2: one wrong answer: no pair, left out (distinct / wrong would say 1.0)
+    answers = [["5", "5", "6", None, "7"], ["3", "9"]]
+    correct = [[False, False, False, False, True], [True, False]]
+    assert wrong_answer_pair_diversity(answers, correct) == pytest.approx(5 / 6)
+    assert answer_diversity(answers, correct) == pytest.approx((3 / 4 + 1.0) / 2)
+    # expected distinct among 2 of the 4: 5 -> 1 - C(2,2)/C(4,2), 6 and None -> 1 - C(3,2)/6
+    assert wrong_answer_expected_distinct(answers, correct, 2) == pytest.approx(5 / 6 + 2 * 0.5)
+    # m = 1: always one answer; problems with fewer than m wrong responses are left out
+    assert wrong_answer_expected_distinct(answers, correct, 1) == pytest.approx(1.0)
+    assert math.isnan(wrong_answer_expected_distinct(answers, correct, 5))
+    with pytest.raises(ValueError, match="m must be >= 1, got 0"):
+        wrong_answer_expected_distinct(answers, correct, 0)
+
+
+def test_pair_diversity_does_not_depend_on_the_number_of_wrong_samples():
+    # the same answer distribution (two answers, equally likely) seen through 2 and
+    # through 40 wrong samples: distinct / wrong falls with the count, the pair measure
+    # averages to the same value (its per-problem estimate is unbiased)
+    from passk.core.metrics import wrong_answer_pair_diversity
+
+    rng = np.random.default_rng(0)
+
+    def problems(w: int, count: int) -> tuple[list, list]:
+        ans = [list(rng.choice(["a", "b"], size=w)) for _ in range(count)]
+        return ans, [[False] * w for _ in range(count)]
+
+    few, many = problems(2, 4000), problems(40, 400)
+    assert wrong_answer_pair_diversity(*few) == pytest.approx(0.5, abs=0.03)
+    assert wrong_answer_pair_diversity(*many) == pytest.approx(0.5, abs=0.03)
+    assert answer_diversity(*few) > 0.7 and answer_diversity(*many) < 0.06

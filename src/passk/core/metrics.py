@@ -392,3 +392,69 @@ def answer_diversity(
         if wrong:
             ratios.append(len(set(wrong)) / len(wrong))
     return float(np.mean(ratios)) if ratios else float("nan")
+
+
+def _wrong_answer_counts(
+    answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]]
+) -> list[list[int]]:
+    """Per problem, how many wrong responses gave each distinct answer (None: one class)."""
+    if len(answers) != len(correct):
+        raise ValueError(f"answers and correct differ in length: {len(answers)} vs {len(correct)}")
+    out = []
+    for i, (ans, ok) in enumerate(zip(answers, correct)):
+        if len(ans) != len(ok):
+            raise ValueError(f"problem {i}: {len(ans)} answers but {len(ok)} correctness flags")
+        counts: dict[str | None, int] = {}
+        for a, good in zip(ans, ok):
+            if not good:
+                counts[a] = counts.get(a, 0) + 1
+        out.append(list(counts.values()))
+    return out
+
+
+def wrong_answer_pair_diversity(
+    answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]]
+) -> float:
+    """The probability that two wrong responses of a problem, drawn without replacement,
+    give different answers; averaged over problems with at least two wrong responses.
+
+    Unlike :func:`answer_diversity` (distinct / wrong, which is 1.0 for a problem with a
+    single wrong response and falls as wrong responses accumulate), it does not depend
+    on how many wrong responses a problem has: each problem's value is an unbiased
+    estimate of the same quantity (the Gini-Simpson index of its wrong answers), so two
+    arms that leave different numbers of wrong samples compare like with like. A
+    missing answer (None) counts as one answer class.
+
+    >>> round(wrong_answer_pair_diversity([["4", "5", "5", None]], [[True, False, False, False]]), 4)
+    0.6667
+    >>> wrong_answer_pair_diversity([["7", "8"]], [[True, False]])  # one wrong response
+    nan
+    """
+    values = []
+    for counts in _wrong_answer_counts(answers, correct):
+        w = sum(counts)
+        if w >= 2:
+            values.append(1 - sum(m * (m - 1) for m in counts) / (w * (w - 1)))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def wrong_answer_expected_distinct(
+    answers: Sequence[Sequence[str | None]], correct: Sequence[Sequence[bool]], m: int
+) -> float:
+    """Expected number of distinct answers among ``m`` wrong responses drawn without
+    replacement from a problem's wrong responses (rarefaction), averaged over problems
+    with at least ``m`` wrong responses: ``sum_a 1 - C(W - w_a, m) / C(W, m)``.
+
+    >>> ans, ok = [["4", "5", "5", None]], [[True, False, False, False]]
+    >>> round(wrong_answer_expected_distinct(ans, ok, 2), 4)
+    1.6667
+    """
+    if m < 1:
+        raise ValueError(f"m must be >= 1, got {m}")
+    values = []
+    for counts in _wrong_answer_counts(answers, correct):
+        w = sum(counts)
+        if w >= m:
+            total = math.comb(w, m)
+            values.append(sum(1 - math.comb(w - c, m) / total for c in counts))
+    return float(np.mean(values)) if values else float("nan")

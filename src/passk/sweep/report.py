@@ -139,25 +139,55 @@ def _runs_table(summary: Mapping[str, Any], ks: Sequence[str]) -> str:
 def _comparison_note(comparisons: Mapping[str, Any]) -> str:
     arms = [c for c in comparisons["arms"].values() if "error" not in c]
     level = round(100 * arms[0]["confidence"]) if arms else 95
+    one_seed = any(not c.get("training_variance_covered", True) for c in arms)
     return (
         f"Paired difference from {comparisons['reference']} after training: per-problem "
-        f"pass@k minus the reference's on the same problems, mean over seeds, with a "
-        f"bootstrap {level}% CI over problems (better / worse: problems):"
+        "pass@k minus the reference's on the same problems and seed; mean over seeds and "
+        f"problems, each seed's mean difference, and two {level}% intervals: t over the "
+        "per-seed differences (df = seeds - 1; the variance between training runs, on this "
+        "test set) and a bootstrap over seeds and problems (new problems too). **Bold**: "
+        "distinguishable, both intervals exclude 0. better / worse: problems whose "
+        "difference (mean over seeds) is above / below 0."
+        + (
+            " With one seed there is no t-interval: the bootstrap alone decides and the "
+            "variance between training runs is not covered."
+            if one_seed
+            else ""
+        )
     )
 
 
+def signed(x: float) -> str:
+    """``x`` with its sign to 3 decimals; a rounding residue prints as +0.000, not -0.000."""
+    return f"{round(x, 3) + 0.0:+.3f}"
+
+
+def _interval(ci: Sequence[float] | None) -> str:
+    return "-" if ci is None else f"[{signed(ci[0])}, {signed(ci[1])}]"
+
+
 def comparison_table(comparisons: Mapping[str, Any], arms: Mapping[str, Any]) -> str:
+    """One row per arm and k: difference, per-seed differences, both intervals."""
     ks = [str(k) for k in comparisons["ks"]]
     rows = []
     for name, c in comparisons["arms"].items():
         label = arms.get(name, {}).get("label", name)
         if "error" in c:
-            rows.append([label, c["error"]] + [""] * (len(ks) - 1))
+            rows.append([label, "", c["error"], "", "", "", ""])
             continue
-        cells = []
         for k in ks:
             d = c[k]
-            lo, hi = d["ci"]
-            cells.append(f"{d['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}] {d['better']}/{d['worse']}")
-        rows.append([label, *cells])
-    return md_table(["arm"] + [f"d pass@{k}" for k in ks], rows)
+            mean = signed(d["mean"])
+            rows.append(
+                [
+                    label,
+                    k,
+                    f"**{mean}**" if d["distinguishable"] else mean,
+                    " ".join(signed(x) for x in d["per_seed"]),
+                    _interval(d["t_ci"]),
+                    _interval(d["boot_ci"]),
+                    f"{d['better']}/{d['worse']}",
+                ]
+            )
+    head = ["arm", "k", "d pass@k", "per seed", "t over seeds", "bootstrap seeds x problems"]
+    return md_table([*head, "better/worse"], rows)

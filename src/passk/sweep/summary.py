@@ -2,9 +2,11 @@
 
 Everything here reads files (evaluation reports, ``metrics.jsonl``) and returns plain
 dicts; :func:`build_summary` assembles ``summary.json``. Paired comparisons take, for
-each problem, the difference of per-problem pass@k between an arm and the reference arm
-after training (the same held-out problems), average it over seeds, and bootstrap the
-mean over problems.
+each seed and problem, the difference of per-problem pass@k between an arm and the
+reference arm after training (the same held-out problems; seed s of both arms starts
+from the same weights) and hand the seeds x problems array to
+:func:`passk.core.compare.compare_values`: a t-interval over the per-seed differences
+and a bootstrap over seeds and problems, distinguishable only when both exclude 0.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from passk.core.metrics import (
-    bootstrap_mean_ci,
     pass_at_k_ci,
     pass_at_k_curve,
     pass_at_k_per_problem,
@@ -214,7 +215,7 @@ def per_problem_pass(after: Mapping[str, Any], ks: Sequence[int]) -> dict[str, l
 _TIE = 1e-9  # per-problem differences below this are rounding, not a better or worse arm
 
 
-def paired_difference(
+def seed_aware_difference(
     arm: Mapping[int, Mapping[str, Sequence[float]]],
     reference: Mapping[int, Mapping[str, Sequence[float]]],
     ks: Sequence[int],
@@ -223,32 +224,44 @@ def paired_difference(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Mean per-problem pass@k difference ``arm - reference`` with a bootstrap CI.
+    """Mean pass@k difference ``arm - reference`` over seeds and problems, with intervals.
 
-    ``arm`` and ``reference`` map seed -> problem id -> pass@k at each of ``ks``. Each
-    problem's difference is averaged over the seeds both arms have, then the mean over
-    problems is resampled (problems with replacement, percentile interval).
+    ``arm`` and ``reference`` map seed -> problem id -> pass@k at each of ``ks``; seeds
+    are paired by id, problems are those every shared seed of both arms evaluated. Per
+    k: ``mean``, ``per_seed`` (each seed's mean difference), ``t_ci`` (t over per-seed
+    differences, df = seeds - 1; None with one seed), ``boot_ci`` (seeds x problems
+    bootstrap), ``distinguishable`` (both exclude 0), and ``better`` / ``worse``: problems
+    whose difference, averaged over seeds, is above / below zero.
     """
+    from passk.core.compare import compare_values
+
     seeds = sorted(set(arm) & set(reference))
     if not seeds:
         raise ValueError("no seed has a finished run in both arms")
     problems = sorted(set.intersection(*(set(arm[s]) & set(reference[s]) for s in seeds)))
     if not problems:
         raise ValueError("the arms share no evaluated problem")
-    diff = np.array(
-        [
-            [[a - b for a, b in zip(arm[s][p], reference[s][p], strict=True)] for p in problems]
-            for s in seeds
-        ]
-    ).mean(axis=0)  # [P, K]: averaged over seeds
-    lo, hi = bootstrap_mean_ci(diff, resamples, confidence=confidence, seed=seed)
-    out: dict[str, Any] = {"seeds": seeds, "problems": len(problems), "confidence": confidence}
+    b = np.array([[arm[s][p] for p in problems] for s in seeds], dtype=float)  # [S, P, K]
+    a = np.array([[reference[s][p] for p in problems] for s in seeds], dtype=float)
+    out: dict[str, Any] = {
+        "seeds": seeds,
+        "problems": len(problems),
+        "confidence": confidence,
+        "training_variance_covered": len(seeds) > 1,
+    }
     for j, k in enumerate(ks):
+        r = compare_values(
+            a[:, :, j], b[:, :, j], resamples=resamples, confidence=confidence, seed=seed
+        )
+        by_problem = (b[:, :, j] - a[:, :, j]).mean(0)  # [P]
         out[str(k)] = {
-            "mean": float(diff[:, j].mean()),
-            "ci": [float(lo[j]), float(hi[j])],
-            "better": int((diff[:, j] > _TIE).sum()),
-            "worse": int((diff[:, j] < -_TIE).sum()),
+            "mean": r["diff"],
+            "per_seed": r["per_seed"],
+            "t_ci": r["t_ci"],
+            "boot_ci": r["boot_ci"],
+            "distinguishable": r["distinguishable"],
+            "better": int((by_problem > _TIE).sum()),
+            "worse": int((by_problem < -_TIE).sum()),
         }
     return out
 
@@ -267,14 +280,21 @@ def paired_comparisons(
     by_arm: dict[str, dict[int, dict[str, list[float]]]] = {}
     for r in finished:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = per_problem_pass(r["after"], ks)
-    out: dict[str, Any] = {"reference": reference, "ks": list(ks), "arms": {}}
+    out: dict[str, Any] = {
+        "reference": reference,
+        "ks": list(ks),
+        "intervals": "t_ci: t over per-seed differences (df = seeds - 1), this test set; "
+        "boot_ci: bootstrap over seeds and problems, new problems too; distinguishable when "
+        "both exclude 0 (one seed: the bootstrap alone, training variance not covered)",
+        "arms": {},
+    }
     if reference not in by_arm:
         return out
     for name, seeds in by_arm.items():
         if name == reference:
             continue
         try:
-            out["arms"][name] = paired_difference(
+            out["arms"][name] = seed_aware_difference(
                 seeds, by_arm[reference], ks, resamples=resamples, confidence=confidence
             )
         except ValueError as e:
