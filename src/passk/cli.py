@@ -16,6 +16,7 @@ import warnings
 COMMANDS: dict[str, str] = {
     "demo": "passk.demo",
     "eval": "passk.eval.cli",
+    "export": "passk.eval.export",
     "plot": "passk.plots",
     "sweep": "passk.sweep.cli",
     "tasks": "passk.tasks.cli",

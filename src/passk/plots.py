@@ -29,13 +29,43 @@ def _pyplot() -> Any:
     return plt
 
 
-def load_eval(path: str | Path) -> dict[str, Any]:
-    """Read an ``eval.json`` (or the ``eval.json`` inside a directory)."""
+def eval_report_path(path: str | Path) -> Path:
+    """The report ``path`` names: a file as it is, ``DIR/eval.json`` of a ``passk eval``
+    directory, or the newest ``RUN/evals/step_N.json`` of a training run directory.
+    A ValueError names what is missing."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "eval.json"
-    with path.open(encoding="utf-8") as f:
-        return json.load(f)
+    if not path.exists():
+        raise ValueError(f"{path} does not exist (give eval.json files, eval or run directories)")
+    if not path.is_dir():
+        return path
+    if (path / "eval.json").is_file():
+        return path / "eval.json"
+    steps = sorted((path / "evals").glob("step_*.json"))
+    if steps:
+        return steps[-1]
+    raise ValueError(
+        f"{path} is a directory with neither an eval.json (a passk eval directory) nor "
+        "evals/step_N.json (a training run that has evaluated)"
+    )
+
+
+def load_eval(path: str | Path) -> dict[str, Any]:
+    """Read an ``eval.json`` (or what :func:`eval_report_path` finds in a directory); a
+    file that is not a JSON object is a ValueError naming it."""
+    path = eval_report_path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not an eval report (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path} is not an eval report (not JSON: {e.msg} at line {e.lineno})"
+        ) from None
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+    if not isinstance(report, dict):
+        raise ValueError(f"{path} is not an eval report (a JSON {type(report).__name__})")
+    return report
 
 
 # metric key in eval.json -> (its CI key, legend name, line style in comparisons)
@@ -44,6 +74,13 @@ EVAL_METRICS: dict[str, tuple[str, str, Any]] = {
     "maj_at_k": ("maj_at_k_ci95", "maj@k", "--"),
     "pass_hat_k": ("pass_hat_k_ci95", "pass^k", ":"),
 }
+
+
+# (report key, line style, legend) of the Dang et al. bound and of what it bounds
+DANG_LINES: tuple[tuple[str, str, str], ...] = (
+    ("pass_at_k_with_replacement", ":", "mean 1-(1-pass@1)^k (with replacement)"),
+    ("dang_bound", "--", "Dang et al. bound on the dotted line (k >= 2)"),
+)
 
 
 def _curve(
@@ -64,7 +101,8 @@ def _label(report: dict[str, Any], fallback: str) -> str:
     run = report.get("run", {})
     model = report.get("model", {}).get("name", "")
     task = run.get("task", "")
-    return " | ".join(x for x in (model, task) if x) or fallback
+    step = "" if report.get("step") is None else f"step {report['step']}"
+    return " | ".join(x for x in (model, task, step) if x) or fallback
 
 
 def _k_axis(ax: Any, ks: Sequence[int]) -> None:
@@ -82,16 +120,19 @@ def _style_k_axis(ax: Any, ks: Sequence[int]) -> None:
 
 
 def plot_passk_curve(report: dict[str, Any], out: str | Path, *, title: str | None = None) -> Path:
-    """pass@k vs k (log2 axis) with the bootstrap CI band and the Dang et al. bound."""
+    """pass@k vs k (log2 axis) with the bootstrap CI band, the with-replacement mean
+    ``1 - (1 - pass@1)^k`` and the Dang et al. bound on it (not on the unbiased pass@k,
+    which may lie above the bound)."""
     plt = _pyplot()
     ks, values, lo, hi = _curve(report)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ks, values, marker="o", label="pass@k (unbiased)")
     ax.fill_between(ks, lo, hi, alpha=0.25, label="95% bootstrap CI")
-    bound_ks = [k for k in ks if str(k) in report.get("dang_bound", {})]
-    if bound_ks:
-        bound = [report["dang_bound"][str(k)] for k in bound_ks]
-        ax.plot(bound_ks, bound, linestyle="--", color="gray", label="Dang et al. bound (k >= 2)")
+    for key, style, label in DANG_LINES:
+        line_ks = [k for k in ks if str(k) in report.get(key, {})]
+        if line_ks:
+            line = [report[key][str(k)] for k in line_ks]
+            ax.plot(line_ks, line, linestyle=style, color="gray", label=label)
     _style_k_axis(ax, ks)
     n_problems = report.get("num_problems", len(report.get("per_problem", [])))
     ax.set_title(title or f"{_label(report, 'pass@k')} ({n_problems} problems)", fontsize=9)
@@ -222,10 +263,7 @@ def plot_compare(
     ]
     handles = run_handles + style_handles
     ax.legend([h for h, _ in handles], [t for _, t in handles], fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return Path(out)
+    return _save(fig, out)
 
 
 # --------------------------------------------------------------------------- training runs
@@ -574,7 +612,14 @@ def _save(fig: Any, out: str | Path) -> Path:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    out = plot_compare(args.files, args.out, labels=args.labels, metrics=args.metrics)
+    if args.out.is_dir():
+        raise ValueError(
+            f"--out {args.out} is a directory; give a file name, e.g. {args.out}/cmp.png"
+        )
+    try:
+        out = plot_compare(args.files, args.out, labels=args.labels, metrics=args.metrics)
+    except OSError as e:
+        raise ValueError(f"cannot write --out {args.out}: {e.strerror or e}") from None
     print(f"wrote {out}")
     return 0
 
@@ -619,8 +664,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     cmp = group.add_parser(
         "compare", help="overlay pass@k, pass^k and maj@k curves of several eval.json files"
     )
-    cmp.add_argument("files", nargs="+", type=Path, help="eval.json files or run directories")
-    cmp.add_argument("--out", required=True, type=Path, help="output PNG")
+    cmp.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        help="eval.json files, passk eval directories or training run directories (their "
+        "newest evals/step_N.json)",
+    )
+    cmp.add_argument(
+        "--out", required=True, type=Path, help="output PNG (missing folders are created)"
+    )
     cmp.add_argument("--labels", nargs="+", default=None, help="one legend label per file")
     cmp.add_argument(
         "--metrics",

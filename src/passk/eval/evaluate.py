@@ -6,7 +6,8 @@
 counted in ``reward_errors``), and returns an :class:`EvalResult` whose
 :meth:`~EvalResult.summary` holds the unbiased pass@k, pass^k and maj@k curves with
 bootstrap CIs over problems (and per source when problems carry one), the number of
-problems behind each k, the Dang et al. bound, answer diversity of wrong responses,
+problems behind each k, the Dang et al. bound (on the with-replacement mean
+``1 - (1 - pass@1)^k``, reported beside it), answer diversity of wrong responses,
 entropy and length. Sampling is continuously batched over all problems (``batch_size`` sequences in
 flight); a problem is scored as soon as its n samples are in, so on Ctrl-C
 :class:`EvalInterrupted` (a ``KeyboardInterrupt``) carries every problem finished so far.
@@ -160,6 +161,7 @@ class EvalResult:
         }
         if not done:
             return out | {
+                "pass_at_k_with_replacement": {},
                 "pass_at_k": {},
                 "ci95": {},
                 "pass_hat_k": {},
@@ -186,8 +188,13 @@ class EvalResult:
         tokens = sum(lengths)
         out |= {
             # the bound follows from the power-mean inequality, which needs k >= 2 (at k = 1
-            # the formula lies below pass@1 by Jensen), so k = 1 is left out
+            # the formula lies below pass@1 by Jensen), so k = 1 is left out. It bounds the
+            # with-replacement mean of 1 - (1 - pass@1)^k, reported beside it; the unbiased
+            # (without-replacement) pass@k is larger than that and may exceed the bound
             "dang_bound": {str(k): float(dang_bound(pass1, k)) for k in ks if k >= 2},
+            "pass_at_k_with_replacement": {
+                str(k): float(np.mean([1.0 - (1.0 - p) ** k for p in pass1])) for k in ks if k >= 2
+            },
             "answer_diversity": _finite_or_none(
                 answer_diversity([p.extracted for p in done], [p.correct for p in done])
             ),
@@ -257,8 +264,11 @@ class EvalResult:
         return out
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
-        """Summary, configuration, per-problem results and any ``extra`` entries."""
-        return (
+        """Summary, configuration, per-problem results and any ``extra`` entries, floats
+        rounded to 15 significant digits (:func:`~passk.eval.report.tidy_floats`)."""
+        from passk.eval.report import tidy_floats
+
+        return tidy_floats(
             self.summary()
             | {"config": asdict(self.config)}
             | extra
