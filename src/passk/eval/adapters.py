@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,10 @@ def load_adapter_model(
     base = load_model(base_spec, dtype=dtype, device=device)
     dt = next(base.model.parameters()).dtype
     try:
-        model = PeftModel.from_pretrained(base.model, str(ckpt), is_trainable=False)
+        with warnings.catch_warnings():
+            # peft asks the model the deprecated is_gradient_checkpointing: not ours to act on
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            model = PeftModel.from_pretrained(base.model, str(ckpt), is_trainable=False)
     except (ValueError, KeyError, RuntimeError) as e:
         text = str(e).strip().splitlines()
         raise ValueError(

@@ -290,7 +290,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="replace a finished report in --out (without it such a directory is refused; "
         "an endpoint's cache is kept: see --refresh-cache)",
     )
-    p.set_defaults(func=run)
+    # --training-eval: the dtype the trainer's sampling copy is cast to after loading
+    p.set_defaults(func=run, sample_dtype=None)
     return p
 
 

@@ -38,6 +38,20 @@ def load_eval_model(
     return load_model(path, dtype=dtype, device=device), note
 
 
+def cast_for_sampling(loaded: Any, dtype: str, device: str) -> Any:
+    """``loaded`` with its model cast to ``dtype`` (``auto``: as the trainer resolves
+    ``model.rollout_dtype``), as the trainer makes its sampling copy."""
+    from dataclasses import replace
+
+    from passk.rollout.models import resolve_device, resolve_dtype
+
+    dt = resolve_dtype(dtype, resolve_device(device))
+    if dt != next(loaded.model.parameters()).dtype:
+        loaded.model.to(dt)
+        loaded.identity = replace(loaded.identity, dtype=str(dt).removeprefix("torch."))
+    return loaded
+
+
 def run_model(args: argparse.Namespace, batch_size: int | Literal["auto"]) -> int:
     from rich.console import Console
     from rich.progress import (
@@ -84,6 +98,8 @@ def run_model(args: argparse.Namespace, batch_size: int | Literal["auto"]) -> in
         )
     if note:
         console.print(note)
+    if args.sample_dtype is not None:
+        loaded = cast_for_sampling(loaded, args.sample_dtype, args.device)
     load_s = time.perf_counter() - t0
     run_info = base_run_info(args, task) | {
         "model_spec": args.model,

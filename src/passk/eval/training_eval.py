@@ -90,7 +90,8 @@ def apply_training_eval(args: argparse.Namespace, defaults: dict[str, Any]) -> l
         args.model = str(run)  # its newest checkpoint
     at_default = {name for name, value in defaults.items() if getattr(args, name, None) == value}
     if "dtype" in at_default:
-        args.dtype = c.model.rollout_dtype
+        # loaded as the trainer loads it, then cast as its sampling copy is
+        args.dtype, args.sample_dtype = c.model.dtype, c.model.rollout_dtype
     if "device" in at_default:
         args.device = c.model.device
     if "threads" in at_default:
