@@ -115,12 +115,12 @@ def test_the_dang_line_bounds_the_with_replacement_mean_not_the_unbiased_pass_at
     assert report["dang_bound"]["4"] >= report["pass_at_k_with_replacement"]["4"] - 1e-12
     assert report["dang_bound"]["4"] < report["pass_at_k"]["4"]
 
-    from passk import plots
+    from passk.plots import plot_passk_curve
+    from passk.plots.common import pyplot
 
     figures = []
-    plt = plots._pyplot()
-    monkeypatch.setattr(plt, "close", figures.append)
-    plots.plot_passk_curve(report, tmp_path / "c.png")
+    monkeypatch.setattr(pyplot(), "close", figures.append)
+    plot_passk_curve(report, tmp_path / "c.png")
     labels = [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]
     assert "mean 1-(1-pass@1)^k (with replacement)" in labels
     assert "Dang et al. bound on the dotted line (k >= 2)" in labels

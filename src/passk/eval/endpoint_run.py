@@ -83,9 +83,11 @@ def run_endpoint(args: argparse.Namespace) -> int:
             raise ValueError(str(e)) from None  # its message names the URL
         if served.get("checked") is False:
             console.print(
-                f"[yellow]note: {printable(served['why'])}; going on without checking the "
+                f"note: {printable(served['why'])}; going on without checking the "
                 f"name {printable(args.served_model)!r} (a wrong name fails at the first "
-                "request)[/yellow]"
+                "request)",
+                style="yellow",
+                markup=False,
             )
     if args.api == "chat":
         requests = [EndpointRequest(p.id, p.prompt, args.system_prompt) for p in problems]
@@ -98,11 +100,15 @@ def run_endpoint(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if cache_path.is_file() and args.refresh_cache:
         cache_path.unlink()
-        console.print(f"--refresh-cache: removed {cache_path}; every request goes to the server")
+        console.print(
+            f"--refresh-cache: removed {cache_path}; every request goes to the server",
+            markup=False,
+        )
     elif cache_path.is_file() and cache_path.stat().st_size:
         console.print(
             f"reusing the answers cached in {cache_path} for the same served model name and "
-            "options (if the model behind the name changed, pass --refresh-cache)"
+            "options (if the model behind the name changed, pass --refresh-cache)",
+            markup=False,
         )
     responses: dict[str, list[str]] = {}
     interrupted, failure = False, None

@@ -97,7 +97,7 @@ def run_model(args: argparse.Namespace, batch_size: int | Literal["auto"]) -> in
             args.model, dtype=args.dtype, device=args.device, base_model=args.base_model
         )
     if note:
-        console.print(note)
+        console.print(note, markup=False)
     if args.sample_dtype is not None:
         loaded = cast_for_sampling(loaded, args.sample_dtype, args.device)
     load_s = time.perf_counter() - t0

@@ -84,17 +84,21 @@ def run_samples(args: argparse.Namespace) -> int:
     if conflicts:
         shown = ", ".join(map(str, conflicts[:5])) + (", ..." if len(conflicts) > 5 else "")
         console.print(
-            f"[yellow]note: {len(conflicts)} line(s) of {printable(name)} carry a 'correct' "
+            f"note: {len(conflicts)} line(s) of {printable(name)} carry a 'correct' "
             f"that disagrees with 'score' >= {args.correct_threshold:g} (lines {shown}); "
-            "'correct' decides them[/yellow]"
+            "'correct' decides them",
+            style="yellow",
+            markup=False,
         )
     shared_ids = ids_under_several_sources(records)
     if shared_ids:
         pid, sources = next(iter(shared_ids.items()))
         console.print(
-            f"[yellow]note: {len(shared_ids)} problem_id(s) occur under several sources, "
+            f"note: {len(shared_ids)} problem_id(s) occur under several sources, "
             f"e.g. {printable(pid)!r} under {', '.join(printable(s) for s in sources)}: each "
-            "(source, problem_id) is its own problem[/yellow]"
+            "(source, problem_id) is its own problem",
+            style="yellow",
+            markup=False,
         )
     run_info = base_run_info(args, task) | {
         "problems_requested": None,
