@@ -35,6 +35,7 @@ from passk.core.metrics import (
     pass_hat_k_per_problem,
     summarize_per_problem,
 )
+from passk.eval.report import tidy_floats
 from passk.rollout.generate import (
     SamplingParams,
     auto_batch_size,
@@ -147,7 +148,8 @@ class EvalResult:
     ``score``): maj@k is then left out rather than reported as 0."""
 
     def summary(self) -> dict[str, Any]:
-        """Metrics over the finished problems (JSON-ready; k keys are strings)."""
+        """Metrics over the finished problems (JSON-ready; k keys are strings; floats to 15
+        significant digits, :func:`~passk.eval.report.tidy_floats`)."""
         cfg = self.config
         ks = cfg.resolved_ks()
         done = self.problems
@@ -205,7 +207,7 @@ class EvalResult:
             "tokens": tokens,
             "tokens_per_s": tokens / self.elapsed_s if self.elapsed_s > 0 and tokens else None,
         }
-        return out
+        return tidy_floats(out)  # the trainer's metrics.jsonl and the report say the same
 
     def _per_problem(self, done: list[ProblemResult], ks: list[int]) -> dict[str, Any]:
         """Per-problem ``[P, K]`` values of each metric (NaN where n < k), computed once
@@ -266,8 +268,6 @@ class EvalResult:
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         """Summary, configuration, per-problem results and any ``extra`` entries, floats
         rounded to 15 significant digits (:func:`~passk.eval.report.tidy_floats`)."""
-        from passk.eval.report import tidy_floats
-
         return tidy_floats(
             self.summary()
             | {"config": asdict(self.config)}
