@@ -154,10 +154,12 @@ def test_a_damaged_gzip_or_non_utf8_file_is_named(tmp_path):
         f.write(_lines(ROWS * 50))
     blob = (tmp_path / "s.jsonl.gz").read_bytes()
     (tmp_path / "cut.jsonl.gz").write_bytes(blob[: len(blob) // 2])
-    (tmp_path / "latin.jsonl").write_bytes(b'{"problem_id": "caf\xe9", "correct": true}\n')
+    # 500 good lines first: the line named must be the bad one, not where a chunk began
+    latin = _lines(ROWS * 125) + b'{"problem_id": "caf\xe9", "correct": true}\n'
+    (tmp_path / "latin.jsonl").write_bytes(latin)
     for name, message in (
         ("cut.jsonl.gz", "cut.jsonl.gz:"),
-        ("latin.jsonl", "latin.jsonl:1: not UTF-8 text"),
+        ("latin.jsonl", "latin.jsonl:501: not UTF-8 text (byte b'\\xe9')"),
     ):
         done, _ = _eval(tmp_path, name)
         assert done.returncode == 2, name

@@ -113,14 +113,15 @@ def samples_name(path: str | Path) -> str:
     return "<stdin>" if str(path) == "-" else str(path)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    """``path`` (``-``: standard input) as UTF-8 text, gzip-compressed or not (told by
-    its first bytes, whatever the name), a leading byte-order mark dropped."""
+def _open_binary(path: Path) -> tuple[Any, Any]:
+    """``path`` (``-``: standard input) as a binary stream, decompressed when its first
+    bytes are gzip's (whatever its name), and the file to close after (None for stdin)."""
     if str(path) == "-":
         raw: Any = sys.stdin.buffer
+        handle = None
     else:
         try:
-            raw = path.open("rb")
+            raw = handle = path.open("rb")
         except FileNotFoundError:
             raise FileNotFoundError(f"samples file {path} does not exist") from None
         except IsADirectoryError:
@@ -128,16 +129,25 @@ def _open_text(path: Path) -> io.TextIOBase:
     if not isinstance(raw, io.BufferedReader):
         raw = io.BufferedReader(raw)
     if raw.peek(2)[:2] == GZIP_MAGIC:
-        raw = gzip.GzipFile(fileobj=raw, mode="rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig")
+        return gzip.GzipFile(fileobj=raw, mode="rb"), handle
+    return raw, handle
 
 
 def _iter_objects(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every non-blank line; each line is decoded as UTF-8 on
+    its own, so an error names the right line (a leading byte-order mark is dropped)."""
     name = samples_name(path)
-    f = _open_text(path)
+    f, handle = _open_binary(path)
     number = 0
     try:
-        for number, text in enumerate(f, start=1):
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise SamplesError(
+                    f"{name}:{number}: not UTF-8 text (byte {raw[e.start : e.start + 1]!r}); "
+                    "samples files are UTF-8 JSONL, plain or gzip-compressed"
+                ) from None
             if not text.strip():
                 continue
             try:
@@ -148,18 +158,12 @@ def _iter_objects(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
                 kind = type(obj).__name__
                 raise SamplesError(f"{name}:{number}: expected a JSON object, got {kind}")
             yield number, obj
-    except UnicodeDecodeError as e:
-        raise SamplesError(
-            f"{name}:{number + 1}: not UTF-8 text (byte {e.object[e.start : e.start + 1]!r}); "
-            "samples files are UTF-8 JSONL, plain or gzip-compressed"
-        ) from None
     except (OSError, EOFError) as e:  # a damaged gzip stream
         raise SamplesError(f"{name}:{number + 1}: cannot read the file ({e})") from None
     finally:
-        if str(path) == "-":
-            f.detach()  # standard input stays open for whoever reads it next
-        else:
+        if handle is not None:  # standard input stays open for whoever reads it next
             f.close()
+            handle.close()
 
 
 def _score_value(value: Any, where: str, score_range: tuple[float, float] | None) -> float:
