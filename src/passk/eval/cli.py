@@ -57,6 +57,11 @@ LOCAL_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _default(name: str) -> str:
+    """The default of sampling flag ``name`` as help text."""
+    return f"default {SAMPLING_FLAGS[name][1]}"
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Defaults in the help, except ``None`` (those flags say their default in words)."""
 
@@ -162,10 +167,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--problems",
         type=int,
         default=None,
-        help="number of problems (default 50; fewer if the split is smaller; not with --samples)",
+        help=f"number of problems ({_default('problems')}; fewer if the split is smaller; "
+        "not with --samples)",
     )
     p.add_argument(
-        "--n", type=int, default=None, help="samples per problem (default 16; not with --samples)"
+        "--n",
+        type=int,
+        default=None,
+        help=f"samples per problem ({_default('n')}; not with --samples)",
     )
     p.add_argument(
         "--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)"
@@ -184,9 +193,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="seed that picks the problems (default: --seed; a training run's evaluation "
         "uses 0, see --training-eval)",
     )
-    p.add_argument("--temperature", type=float, default=None, help="default 1.0")
-    p.add_argument("--top-p", type=float, default=None, help="default 1.0")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default 256")
+    p.add_argument("--temperature", type=float, default=None, help=_default("temperature"))
+    p.add_argument("--top-p", type=float, default=None, help=_default("top_p"))
+    p.add_argument("--max-new-tokens", type=int, default=None, help=_default("max_new_tokens"))
     p.add_argument(
         "--batch-size",
         default=LOCAL_DEFAULTS["batch_size"],
