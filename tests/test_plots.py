@@ -1,4 +1,4 @@
-"""plots.py draws from logged files only."""
+"""passk.plots draws from logged files only."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "passk.demo",
     "diff": "passk.eval.diff",
     "eval": "passk.eval.cli",
+    "export": "passk.eval.export",
     "plot": "passk.plots",
     "simulate": "passk.sim.cli",
     "sweep": "passk.sweep.cli",

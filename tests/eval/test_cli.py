@@ -87,7 +87,7 @@ def test_eval_reports_a_bad_model_clearly(tmp_path):
 def test_ctrl_c_writes_partial_results(monkeypatch, tiny_checkpoint, tmp_path):
     """In-process: evaluate() is interrupted after two problems; eval.json keeps them."""
     from passk.cli import build_parser
-    from passk.eval import cli as eval_cli
+    from passk.eval import model_run as eval_cli
     from passk.eval.evaluate import EvalInterrupted, evaluate
 
     def interrupted_evaluate(*args, **kwargs):

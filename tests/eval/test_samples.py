@@ -159,7 +159,7 @@ def test_responses_scored_by_the_task_with_its_own_extraction(tmp_path):
     ]
     records = read_samples(_write_jsonl(tmp_path / "s.jsonl", rows), has_task=True)
     problems = resolve_problems(records, lambda count: task.problems("test", 16))
-    assert problems["custom"].answer == "12" and problems[p0.id] == p0
+    assert problems[(None, "custom")].answer == "12" and problems[(None, p0.id)] == p0
     result = score_samples(
         records, EvalConfig(n=3, score_timeout=None), task=task, problems=problems
     )

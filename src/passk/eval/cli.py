@@ -2,9 +2,11 @@
 
 Three sources of samples, one report:
 
-* ``--model embedded|CHECKPOINT_DIR`` (the default): sample a local model on ``--task``;
+* ``--model embedded|CHECKPOINT_DIR|RUN_DIR`` (the default): sample a local model on
+  ``--task`` (a LoRA adapter checkpoint is evaluated on its base; a run directory means
+  its newest checkpoint);
 * ``--samples FILE.jsonl``: saved generations, no model (``--samples-format passk`` or
-  ``verl``; see :mod:`passk.eval.samples`);
+  ``verl``; ``.gz`` or ``-`` for standard input; see :mod:`passk.eval.samples`);
 * ``--endpoint URL --served-model NAME``: an OpenAI-compatible server (vLLM, SGLang, ...)
   on ``--task``'s problems, cached in ``OUT/endpoint_cache.jsonl`` so a rerun resumes.
 
@@ -12,7 +14,11 @@ Writes ``OUT/eval.json`` (atomically; refreshed while running, so a killed run k
 what it finished), ``OUT/passk_curve.png``, ``OUT/maj_curve.png`` and
 ``OUT/pass1_hist.png``. Ctrl-C writes the problems finished so far
 (``"interrupted": true``) and exits with status 130; such a report may be replaced by a
-rerun without ``--overwrite``.
+rerun without ``--overwrite``. ``--training-eval RUN`` repeats a training run's own
+evaluation exactly (see :mod:`passk.eval.training_eval`).
+
+This module holds the arguments; the flows are :mod:`passk.eval.model_run`,
+:mod:`passk.eval.samples_run` and :mod:`passk.eval.endpoint_run`.
 """
 
 from __future__ import annotations
@@ -20,21 +26,64 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Literal
 
-from passk.eval.evaluate import EvalConfig, EvalInterrupted, EvalResult, ProblemResult, evaluate
-from passk.eval.report import summary_table, write_json_atomic
 from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
 
-# refresh eval.json at most this often while running
-_CHECKPOINT_EVERY_S = 20.0
 DEFAULT_TASK = "mul1"
 DEFAULT_MODEL = "embedded"
-# an endpoint run is sampled in chunks of problems holding at least this many requests
-# per unit of concurrency: a finished chunk is what Ctrl-C keeps in the report
-_ENDPOINT_CHUNK_PER_SLOT = 8
+# how samples are drawn: (flag, default); with --samples the file decides, so these are
+# refused there rather than recorded with values that did not make the samples
+SAMPLING_FLAGS: dict[str, tuple[str, Any]] = {
+    "n": ("--n", 16),
+    "problems": ("--problems", 50),
+    "temperature": ("--temperature", 1.0),
+    "top_p": ("--top-p", 1.0),
+    "max_new_tokens": ("--max-new-tokens", 256),
+    "system_prompt": ("--system-prompt", None),
+    "problem_seed": ("--problem-seed", None),
+}
+
+
+# settings a training run also has; --training-eval takes the run's unless these differ
+# from their defaults (given on the command line)
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "batch_size": "auto",
+    "dtype": "auto",
+    "device": "auto",
+    "threads": 0,
+    "score_timeout": 30.0,
+}
+
+
+def _default(name: str) -> str:
+    """The default of sampling flag ``name`` as help text."""
+    return f"default {SAMPLING_FLAGS[name][1]}"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, except ``None`` (those flags say their default in words)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _HelpConfig(argparse.Action):
+    """``passk eval --help-config``: eval has no config file; its flags are the settings."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        print(
+            "passk eval takes no config file (--help-config is passk train's): its settings "
+            "are these flags; --training-eval RUN takes a run's evaluation settings.\n"
+        )
+        parser.print_help()
+        parser.exit(0)
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -79,13 +128,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "eval",
         help="pass@k evaluation with bootstrap confidence intervals",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
+    p.add_argument("--help-config", action=_HelpConfig, help="what configures passk eval")
     p.add_argument(
         "--model",
         default=None,
-        help=f"'embedded' or a local HF checkpoint dir (default {DEFAULT_MODEL!r}, "
-        "unless --samples or --endpoint)",
+        help=f"'embedded', a local HF checkpoint dir, a LoRA adapter checkpoint or a run "
+        f"dir (its newest checkpoint); default {DEFAULT_MODEL!r}, unless --samples or --endpoint",
+    )
+    p.add_argument(
+        "--base-model",
+        default=None,
+        help="base model of a LoRA adapter checkpoint (default: the run's model.name, or "
+        "the adapter's recorded base)",
     )
     p.add_argument(
         "--task",
@@ -106,46 +162,82 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="score with this reward (registry name or module:function) instead of the task's",
     )
-    p.add_argument("--split", default="test", choices=["test", "train", "all"])
+    p.add_argument("--split", default=None, choices=["test", "train", "all"], help="default test")
     p.add_argument(
         "--problems",
         type=int,
-        default=50,
-        help="number of problems (fewer if the split is smaller)",
+        default=None,
+        help=f"number of problems ({_default('problems')}; fewer if the split is smaller; "
+        "not with --samples)",
     )
-    p.add_argument("--n", type=int, default=16, help="samples per problem")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help=f"samples per problem ({_default('n')}; not with --samples)",
+    )
     p.add_argument(
         "--k", type=int, nargs="+", default=None, help="k values (default 1, 2, 4, ..., n)"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the samples, the bootstrap and (unless --problem-seed) the problem "
+        "choice (default 0)",
+    )
+    p.add_argument(
+        "--problem-seed",
+        type=int,
+        default=None,
+        help="seed that picks the problems (default: --seed; a training run's evaluation "
+        "uses 0, see --training-eval)",
+    )
+    p.add_argument("--temperature", type=float, default=None, help=_default("temperature"))
+    p.add_argument("--top-p", type=float, default=None, help=_default("top_p"))
+    p.add_argument("--max-new-tokens", type=int, default=None, help=_default("max_new_tokens"))
     p.add_argument(
         "--batch-size",
-        default="auto",
+        default=LOCAL_DEFAULTS["batch_size"],
         help="sequences in flight: an integer >= 1, or 'auto' (up to 256, as memory allows)",
     )
-    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES)
-    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N")
+    p.add_argument("--dtype", default=LOCAL_DEFAULTS["dtype"], choices=DTYPE_CHOICES)
+    p.add_argument(
+        "--device",
+        default=LOCAL_DEFAULTS["device"],
+        help=f"one of {', '.join(DEVICE_CHOICES)} or cuda:N",
+    )
     p.add_argument(
         "--threads",
         type=int,
-        default=0,
+        default=LOCAL_DEFAULTS["threads"],
         help="CPU threads for torch (0: torch's default); 1 is often faster on a busy machine",
     )
     p.add_argument(
         "--score-timeout",
         type=float,
-        default=30.0,
+        default=LOCAL_DEFAULTS["score_timeout"],
         help="seconds per scoring call; 0 scores in-process without a timeout",
     )
     p.add_argument("--num-resamples", type=int, default=1000, help="bootstrap resamples for the CI")
     p.add_argument("--system-prompt", default=None)
+    p.add_argument(
+        "--training-eval",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="repeat run RUN's own evaluation: its task, problems, seeds, n, sampling and "
+        "batch size (--model: a checkpoint of RUN, default its newest; the base model "
+        "repeats step 0)",
+    )
     p.add_argument("--no-plots", action="store_true", help="skip the PNG files")
     src = p.add_argument_group("saved samples (no model)")
     src.add_argument(
-        "--samples", type=Path, default=None, metavar="FILE", help="JSONL of saved samples"
+        "--samples",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSONL of saved samples (.gz read too; '-': standard input)",
     )
     src.add_argument(
         "--samples-format",
@@ -157,7 +249,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--correct-threshold",
         type=float,
         default=1.0,
-        help="a line's 'score' counts as correct when >= this",
+        help="a line's 'score' counts as correct when >= this ('correct', when a line has "
+        "it, decides)",
     )
     src.add_argument(
         "--score-range",
@@ -186,22 +279,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="send no per-request seed (derived from --seed by default): for servers that "
         "reject seeds; vLLM's CPU build needs --no-enable-chunked-prefill to honour them",
     )
+    ep.add_argument(
+        "--no-models-check",
+        action="store_true",
+        help="do not ask GET /v1/models whether the server serves --served-model (a server "
+        "without that route is noted and used anyway)",
+    )
+    ep.add_argument(
+        "--refresh-cache",
+        action="store_true",
+        help="delete OUT/endpoint_cache.jsonl first and ask the server for every sample "
+        "(by default cached answers for the same model name and options are reused, "
+        "with --overwrite too)",
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a finished report in --out (without it such a directory is refused)",
+        help="replace a finished report in --out (without it such a directory is refused; "
+        "an endpoint's cache is kept: see --refresh-cache)",
     )
-    p.set_defaults(func=run)
+    # --training-eval: the dtype the trainer's sampling copy is cast to after loading
+    p.set_defaults(func=run, sample_dtype=None)
     return p
-
-
-def select_problems(task: Any, split: str, n: int, seed: int) -> list[Any]:
-    """``n`` problems of a split; ``all`` takes test first, then train."""
-    if split != "all":
-        return task.problems(split, n, seed)
-    test = task.problems("test", n, seed)
-    return test + task.problems("train", n - len(test), seed) if len(test) < n else test
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,19 +319,58 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def resolve_defaults(args: argparse.Namespace) -> None:
+    """Refuse sampling flags with ``--samples`` (the file decides them), else fill in
+    their defaults; ``--seed`` 0 and ``--split`` test in every flow."""
+    if args.samples is not None:
+        given = [
+            flag for name, (flag, _) in SAMPLING_FLAGS.items() if getattr(args, name) is not None
+        ]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'says' if len(given) == 1 else 'say'} how to draw samples; "
+                f"--samples {args.samples} holds samples already drawn (its lines decide n and "
+                "the problems; the sampling settings are recorded as unknown): leave "
+                f"{'it' if len(given) == 1 else 'them'} out"
+            )
+    else:
+        for name, (_, default) in SAMPLING_FLAGS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+    args.seed = 0 if args.seed is None else args.seed
+    args.split = args.split or "test"
+    if args.samples is None and args.problem_seed is None:
+        args.problem_seed = args.seed
+    if args.samples is None and args.endpoint is None:
+        args.model = args.model or DEFAULT_MODEL
+    if args.samples is None:
+        args.task = args.task or DEFAULT_TASK
+
+
 def check_args(args: argparse.Namespace) -> None:
-    """Every setting that can be checked without a model, named by its flag."""
+    """Every setting that can be checked without a model, named by its flag (a sampling
+    flag that does not apply, None, is not checked)."""
+
+    def unset_or(name: str, ok: Any) -> bool:
+        return getattr(args, name) is None or bool(ok(getattr(args, name)))
+
     checks = [
-        (args.n >= 1, f"--n must be >= 1, got {args.n}"),
-        (args.problems >= 1, f"--problems must be >= 1, got {args.problems}"),
+        (unset_or("n", lambda v: v >= 1), f"--n must be >= 1, got {args.n}"),
+        (unset_or("problems", lambda v: v >= 1), f"--problems must be >= 1, got {args.problems}"),
         (args.threads >= 0, f"--threads must be >= 0 (0: torch's default), got {args.threads}"),
         (
             args.score_timeout >= 0,
             f"--score-timeout must be >= 0 (0: no timeout), got {args.score_timeout}",
         ),
-        (args.temperature >= 0, f"--temperature must be >= 0, got {args.temperature}"),
-        (0 < args.top_p <= 1, f"--top-p must be in (0, 1], got {args.top_p}"),
-        (args.max_new_tokens >= 1, f"--max-new-tokens must be >= 1, got {args.max_new_tokens}"),
+        (
+            unset_or("temperature", lambda v: v >= 0),
+            f"--temperature must be >= 0, got {args.temperature}",
+        ),
+        (unset_or("top_p", lambda v: 0 < v <= 1), f"--top-p must be in (0, 1], got {args.top_p}"),
+        (
+            unset_or("max_new_tokens", lambda v: v >= 1),
+            f"--max-new-tokens must be >= 1, got {args.max_new_tokens}",
+        ),
         (args.num_resamples >= 1, f"--num-resamples must be >= 1, got {args.num_resamples}"),
         (
             not (args.samples is not None and args.endpoint is not None),
@@ -281,289 +420,24 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.training_eval is not None:
+        from passk.eval.training_eval import apply_training_eval
+
+        notes = apply_training_eval(args, LOCAL_DEFAULTS)
+        for note in notes:
+            print(f"passk eval: note: {note}", file=sys.stderr)
     batch_size = parse_batch_size(args.batch_size)  # bad values fail before anything loads
+    resolve_defaults(args)
     check_args(args)
     check_out_dir(args.out, args.overwrite)
     if args.samples is not None:
-        return _run_samples(args)
+        from passk.eval.samples_run import run_samples
+
+        return run_samples(args)
     if args.endpoint is not None:
         from passk.eval.endpoint_run import run_endpoint
 
         return run_endpoint(args)
-    return _run_model(args, batch_size)
+    from passk.eval.model_run import run_model
 
-
-def _run_model(args: argparse.Namespace, batch_size: int | Literal["auto"]) -> int:
-    args.model = args.model or DEFAULT_MODEL
-    args.task = args.task or DEFAULT_TASK
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-    from transformers.utils import logging as hf_logging
-
-    from passk.rollout.models import load_model
-
-    hf_logging.disable_progress_bar()  # our own progress bar is enough
-    import torch
-
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    console = Console(stderr=True)
-    task = _load_task(args)
-    problems = select_problems(task, args.split, args.problems, args.seed)
-    if not problems:
-        raise ValueError(f"task {args.task!r} has no {args.split} problems")
-    if len(problems) < args.problems:
-        console.print(
-            f"[yellow]task {task.name!r} split {args.split!r} has only {len(problems)} problems; "
-            f"evaluating {len(problems)} (asked for {args.problems})[/yellow]"
-        )
-    config = EvalConfig(
-        n=args.n,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        batch_size=batch_size,
-        ks=tuple(args.k) if args.k else None,
-        num_resamples=args.num_resamples,
-        score_timeout=args.score_timeout if args.score_timeout > 0 else None,
-        system_prompt=args.system_prompt,
-    )
-    t0 = time.perf_counter()
-    with console.status(f"loading model {args.model!r}"):
-        loaded = load_model(args.model, dtype=args.dtype, device=args.device)
-    load_s = time.perf_counter() - t0
-    run_info = _base_run_info(args, task) | {
-        "model_spec": args.model,
-        "model_load_s": round(load_s, 3),
-        "torch_threads": torch.get_num_threads(),
-    }
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    eval_path = out / "eval.json"
-    finished: list[ProblemResult] = []
-    last_write = [time.perf_counter()]
-
-    def write(result: EvalResult) -> dict[str, Any]:
-        report = result.to_dict(run=run_info, model=loaded.identity.to_dict())
-        write_json_atomic(eval_path, report)
-        return report
-
-    def checkpoint(pr: ProblemResult) -> None:
-        finished.append(pr)
-        if time.perf_counter() - last_write[0] > _CHECKPOINT_EVERY_S:
-            elapsed = time.perf_counter() - t_sampling
-            write(EvalResult(list(finished), config, elapsed_s=elapsed, interrupted=True))
-            last_write[0] = time.perf_counter()
-
-    columns = (
-        TextColumn("[bold]sampling"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("sequences"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    status = 0
-    t_sampling = time.perf_counter()
-    with Progress(*columns, console=console, transient=False) as bar:
-        job = bar.add_task("sampling", total=len(problems) * config.n)
-        try:
-            result = evaluate(
-                loaded.model,
-                loaded.tokenizer,
-                task,
-                problems,
-                config=config,
-                progress=lambda k: bar.advance(job, k),
-                on_problem=checkpoint,
-            )
-        except EvalInterrupted as e:
-            result = e.partial
-            status = 130
-    report = write(result)
-    _finish_outputs(args, report, result, title=f"{task.name} | {loaded.identity.name}")
-    console.print(f"wrote {eval_path}" + (" (partial: interrupted)" if status else ""))
-    return status
-
-
-def _finish_outputs(
-    args: argparse.Namespace, report: dict[str, Any], result: EvalResult, *, title: str
-) -> None:
-    from rich.console import Console
-
-    if not args.no_plots and result.problems:
-        from passk.plots import plot_eval_dir
-
-        plot_eval_dir(args.out)
-    Console().print(summary_table(report, title=title))
-
-
-def _load_task(args: argparse.Namespace) -> Any:
-    from passk.tasks.registry import get_task
-    from passk.tasks.rewards import RewardTask, get_reward
-
-    task = get_task(args.task, **dict(args.task_option))
-    if args.reward:
-        task = RewardTask(task, get_reward(args.reward))
-    return task
-
-
-def _base_run_info(args: argparse.Namespace, task: Any) -> dict[str, Any]:
-    return {
-        "command": "passk eval",
-        "argv": sys.argv[1:],
-        "task": task.name if task is not None else None,
-        "task_options": dict(args.task_option),
-        "reward": args.reward,
-        "split": args.split,
-        "problems_requested": args.problems,
-    }
-
-
-def _score_and_report(
-    args: argparse.Namespace,
-    records: list[Any],
-    task: Any,
-    problems: dict[str, Any],
-    *,
-    config: EvalConfig,
-    run_info: dict[str, Any],
-    model_info: dict[str, Any],
-    title: str,
-    interrupted: bool = False,
-    extra: dict[str, Any] | None = None,
-) -> int:
-    """Score saved or freshly sampled records (one code path) and write the report."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from passk.eval.samples import score_samples
-
-    console = Console(stderr=True)
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    eval_path = out / "eval.json"
-    finished: list[ProblemResult] = []
-    last_write = [time.perf_counter()]
-
-    def write(result: EvalResult) -> dict[str, Any]:
-        report = result.to_dict(run=run_info, model=model_info, **(extra or {}))
-        write_json_atomic(eval_path, report)
-        return report
-
-    def checkpoint(pr: ProblemResult) -> None:
-        finished.append(pr)
-        if time.perf_counter() - last_write[0] > _CHECKPOINT_EVERY_S:
-            partial = EvalResult(list(finished), config, interrupted=True)
-            partial.answers_available = answers_available
-            write(partial)
-            last_write[0] = time.perf_counter()
-
-    answers_available = task is not None or any(r.answer is not None for r in records)
-    status = 130 if interrupted else 0
-    columns = (
-        TextColumn("[bold]scoring"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("samples"),
-    )
-    with Progress(*columns, console=console, transient=True) as bar:
-        job = bar.add_task("scoring", total=len(records))
-        try:
-            result = score_samples(
-                records,
-                config,
-                task=task,
-                problems=problems,
-                correct_threshold=args.correct_threshold,
-                progress=lambda k: bar.advance(job, k),
-                on_problem=checkpoint,
-            )
-        except EvalInterrupted as e:
-            result = e.partial
-            status = 130
-    result.interrupted = status != 0
-    report = write(result)
-    _finish_outputs(args, report, result, title=title)
-    console.print(
-        f"wrote {eval_path}"
-        + (" (partial: interrupted)" if status else "")
-        + f" | {len(records)} samples scored in {result.elapsed_s:.2f}s"
-    )
-    return status
-
-
-def _config_for(args: argparse.Namespace, n: int) -> EvalConfig:
-    ks = tuple(args.k) if args.k else None
-    too_big = [k for k in ks or () if k > n]
-    if too_big:
-        raise ValueError(f"--k {too_big} exceeds the most samples any problem has ({n})")
-    return EvalConfig(
-        n=n,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        ks=ks,
-        num_resamples=args.num_resamples,
-        score_timeout=args.score_timeout if args.score_timeout > 0 else None,
-        with_entropy=False,
-        system_prompt=args.system_prompt,
-    )
-
-
-def _task_candidates(task: Any, args: argparse.Namespace) -> Any:
-    """The task problems an id is looked up in: ``--split``'s first
-    ``max(--problems, count)`` problems (in ``--seed`` order), then both splits."""
-
-    def candidates(count: int) -> list[Any]:
-        size = max(args.problems, count)
-        found = select_problems(task, args.split, size, args.seed)
-        if args.split != "all":
-            found = found + select_problems(task, "all", size, args.seed)
-        return found
-
-    return candidates
-
-
-def _run_samples(args: argparse.Namespace) -> int:
-    """``--samples FILE``: read and check every line, then score and report."""
-    from passk.eval.samples import read_samples, resolve_problems
-
-    task = _load_task(args) if args.task else None
-    score_range = tuple(args.score_range) if args.score_range else None
-    records = read_samples(
-        args.samples, args.samples_format, has_task=task is not None, score_range=score_range
-    )
-    problems = resolve_problems(records, _task_candidates(task, args)) if task else {}
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.problem_id] = counts.get(r.problem_id, 0) + 1
-    config = _config_for(args, max(counts.values()))
-    run_info = _base_run_info(args, task) | {
-        "samples": str(args.samples),
-        "samples_format": args.samples_format,
-        "correct_threshold": args.correct_threshold,
-        "score_range": list(score_range) if score_range else None,
-        "samples_per_problem": {"min": min(counts.values()), "max": max(counts.values())},
-    }
-    model_info = {"name": args.samples.stem, "samples": str(args.samples)}
-    title = f"{task.name if task else 'samples'} | {args.samples.name}"
-    return _score_and_report(
-        args,
-        records,
-        task,
-        problems,
-        config=config,
-        run_info=run_info,
-        model_info=model_info,
-        title=title,
-    )
+    return run_model(args, batch_size)

@@ -131,7 +131,11 @@ class EndpointRequest:
 
 class EndpointError(RuntimeError):
     """The server cannot be used: down, refusing, or not serving the model (a message for
-    the user)."""
+    the user). ``status``: the HTTP status of a refusal (None for other failures)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class _Retryable(Exception):
@@ -223,7 +227,7 @@ class _Client:
         except urllib.error.HTTPError as e:
             with e:
                 text = _error_text(e.read())
-            if e.code == 429 or e.code >= 500:
+            if e.code == 429 or (e.code >= 500 and e.code != 501):  # 501: never will
                 raise _Retryable(
                     f"HTTP {e.code}: {text}", _retry_after(e.headers.get("Retry-After"))
                 ) from None
@@ -231,7 +235,7 @@ class _Client:
             if e.code in (401, 403):
                 hint = " (set OPENAI_API_KEY to the server's API key)"
             raise EndpointError(
-                f"endpoint {url} refused the request: HTTP {e.code}: {text}{hint}"
+                f"endpoint {url} refused the request: HTTP {e.code}: {text}{hint}", e.code
             ) from None
         except urllib.error.URLError as e:
             raise _Retryable(f"cannot connect: {e.reason}") from None
@@ -248,14 +252,30 @@ class _Client:
         return answer
 
 
+# answers to GET /models that mean "no such route here", not "you may not"
+_NO_MODELS_ROUTE = (404, 405, 501)
+
+
 def served_model_info(cfg: EndpointConfig) -> dict[str, Any]:
     """The ``/v1/models`` entry of ``cfg.model`` (``id``, ``owned_by``, and whatever else the
     server reports: vLLM adds ``max_model_len`` and ``root``, the model directory).
 
-    An :class:`EndpointError` when the server is unreachable or does not serve the model
-    (the message lists the models it serves)."""
-    answer = _Client(cfg).call("/models")
-    entries = [e for e in answer.get("data") or [] if isinstance(e, dict)]
+    A server without the route (HTTP 404, 405 or 501) or whose answer has no ``data``
+    list may still serve completions: the answer is then ``{"id": cfg.model, "checked":
+    False, "why": ...}`` and the name is not checked. An :class:`EndpointError` when the
+    server is unreachable, refuses otherwise, or lists models without this one (the
+    message lists the models it serves)."""
+    try:
+        answer = _Client(cfg).call("/models")
+    except EndpointError as e:
+        if e.status not in _NO_MODELS_ROUTE:
+            raise
+        why = f"{cfg.base_url}/models answered HTTP {e.status} (no model list there)"
+        return {"id": cfg.model, "checked": False, "why": why}
+    if not isinstance(answer.get("data"), list):
+        why = f"{cfg.base_url}/models answered without a 'data' list"
+        return {"id": cfg.model, "checked": False, "why": why}
+    entries = [e for e in answer["data"] if isinstance(e, dict)]
     for entry in entries:
         if entry.get("id") == cfg.model:
             return entry

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
-from passk.eval.cli import (
-    _ENDPOINT_CHUNK_PER_SLOT,
-    DEFAULT_TASK,
-    _base_run_info,
-    _config_for,
-    _load_task,
-    _score_and_report,
+from passk.eval.report import printable
+from passk.eval.run_common import (
+    base_run_info,
+    config_for,
+    load_task,
+    score_and_report,
     select_problems,
 )
 
 ENDPOINT_CACHE = "endpoint_cache.jsonl"
+# an endpoint run is sampled in chunks of problems holding at least this many requests
+# per unit of concurrency: a finished chunk is what Ctrl-C keeps in the report
+ENDPOINT_CHUNK_PER_SLOT = 8
 
 
 def completion_prompt(prompt: str, system_prompt: str | None) -> str:
@@ -56,13 +59,12 @@ def run_endpoint(args: argparse.Namespace) -> int:
     )
     from passk.eval.samples import SampleRecord
 
-    args.task = args.task or DEFAULT_TASK
     console = Console(stderr=True)
-    task = _load_task(args)
-    problems = select_problems(task, args.split, args.problems, args.seed)
+    task = load_task(args)
+    problems = select_problems(task, args.split, args.problems, args.problem_seed)
     if not problems:
         raise ValueError(f"task {args.task!r} has no {args.split} problems")
-    config = _config_for(args, args.n)
+    config = config_for(args, args.n)
     cfg = EndpointConfig(
         url=args.endpoint,
         model=args.served_model,
@@ -71,19 +73,43 @@ def run_endpoint(args: argparse.Namespace) -> int:
         timeout_s=args.request_timeout,
         retries=args.retries,
     )
-    try:
-        served = served_model_info(cfg)
-    except EndpointError as e:
-        raise ValueError(str(e)) from None  # its message names the URL
+    served: dict[str, Any]
+    if args.no_models_check:
+        served = {"id": args.served_model, "checked": False, "why": "--no-models-check"}
+    else:
+        try:
+            served = served_model_info(cfg)
+        except EndpointError as e:
+            raise ValueError(str(e)) from None  # its message names the URL
+        if served.get("checked") is False:
+            console.print(
+                f"note: {printable(served['why'])}; going on without checking the "
+                f"name {printable(args.served_model)!r} (a wrong name fails at the first "
+                "request)",
+                style="yellow",
+                markup=False,
+            )
     if args.api == "chat":
         requests = [EndpointRequest(p.id, p.prompt, args.system_prompt) for p in problems]
     else:
         requests = [
             EndpointRequest(p.id, completion_prompt(p.prompt, args.system_prompt)) for p in problems
         ]
-    per_chunk = max(1, -(-_ENDPOINT_CHUNK_PER_SLOT * args.concurrency // args.n))
+    per_chunk = max(1, -(-ENDPOINT_CHUNK_PER_SLOT * args.concurrency // args.n))
     cache_path = args.out / ENDPOINT_CACHE
     args.out.mkdir(parents=True, exist_ok=True)
+    if cache_path.is_file() and args.refresh_cache:
+        cache_path.unlink()
+        console.print(
+            f"--refresh-cache: removed {cache_path}; every request goes to the server",
+            markup=False,
+        )
+    elif cache_path.is_file() and cache_path.stat().st_size:
+        console.print(
+            f"reusing the answers cached in {cache_path} for the same served model name and "
+            "options (if the model behind the name changed, pass --refresh-cache)",
+            markup=False,
+        )
     responses: dict[str, list[str]] = {}
     interrupted, failure = False, None
     t0 = time.perf_counter()
@@ -121,25 +147,32 @@ def run_endpoint(args: argparse.Namespace) -> int:
             responses |= {req.problem_id: list(got[req.problem_id]) for req in chunk}
     sampling_s = time.perf_counter() - t0
     by_id = {p.id: p for p in problems}
+
+    def source(pid: str) -> str | None:
+        value = by_id[pid].meta.get("source")
+        return None if value is None else str(value)
+
     records = [
-        SampleRecord(problem_id=pid, response=text, prompt=by_id[pid].prompt)
+        SampleRecord(problem_id=pid, response=text, prompt=by_id[pid].prompt, source=source(pid))
         for pid, texts in responses.items()
         for text in texts
     ]
-    run_info = _base_run_info(args, task) | {
+    run_info = base_run_info(args, task) | {
         "endpoint": args.endpoint,
         "api": args.api,
         "concurrency": args.concurrency,
         "endpoint_cache": str(cache_path),
         "sampling_s": round(sampling_s, 3),
         "problems_sampled": len(responses),
+        "problem_seed": args.problem_seed,
+        "refresh_cache": bool(args.refresh_cache),
     }
     model_info = {"name": args.served_model, "endpoint": args.endpoint, "api": args.api}
-    status = _score_and_report(
+    status = score_and_report(
         args,
         records,
         task,
-        {pid: by_id[pid] for pid in responses},
+        {(source(pid), pid): by_id[pid] for pid in responses},
         config=config,
         run_info=run_info,
         model_info=model_info,

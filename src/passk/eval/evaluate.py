@@ -6,7 +6,8 @@
 counted in ``reward_errors``), and returns an :class:`EvalResult` whose
 :meth:`~EvalResult.summary` holds the unbiased pass@k, pass^k and maj@k curves with
 bootstrap CIs over problems (and per source when problems carry one), the number of
-problems behind each k, the Dang et al. bound, answer diversity of wrong responses,
+problems behind each k, the Dang et al. bound (on the with-replacement mean
+``1 - (1 - pass@1)^k``, reported beside it), answer diversity of wrong responses,
 entropy and length. Sampling is continuously batched over all problems (``batch_size`` sequences in
 flight); a problem is scored as soon as its n samples are in, so on Ctrl-C
 :class:`EvalInterrupted` (a ``KeyboardInterrupt``) carries every problem finished so far.
@@ -34,6 +35,7 @@ from passk.core.metrics import (
     pass_hat_k_per_problem,
     summarize_per_problem,
 )
+from passk.eval.report import tidy_floats
 from passk.rollout.generate import (
     SamplingParams,
     auto_batch_size,
@@ -146,7 +148,8 @@ class EvalResult:
     ``score``): maj@k is then left out rather than reported as 0."""
 
     def summary(self) -> dict[str, Any]:
-        """Metrics over the finished problems (JSON-ready; k keys are strings)."""
+        """Metrics over the finished problems (JSON-ready; k keys are strings; floats to 15
+        significant digits, :func:`~passk.eval.report.tidy_floats`)."""
         cfg = self.config
         ks = cfg.resolved_ks()
         done = self.problems
@@ -160,6 +163,7 @@ class EvalResult:
         }
         if not done:
             return out | {
+                "pass_at_k_with_replacement": {},
                 "pass_at_k": {},
                 "ci95": {},
                 "pass_hat_k": {},
@@ -186,8 +190,13 @@ class EvalResult:
         tokens = sum(lengths)
         out |= {
             # the bound follows from the power-mean inequality, which needs k >= 2 (at k = 1
-            # the formula lies below pass@1 by Jensen), so k = 1 is left out
+            # the formula lies below pass@1 by Jensen), so k = 1 is left out. It bounds the
+            # with-replacement mean of 1 - (1 - pass@1)^k, reported beside it; the unbiased
+            # (without-replacement) pass@k is larger than that and may exceed the bound
             "dang_bound": {str(k): float(dang_bound(pass1, k)) for k in ks if k >= 2},
+            "pass_at_k_with_replacement": {
+                str(k): float(np.mean([1.0 - (1.0 - p) ** k for p in pass1])) for k in ks if k >= 2
+            },
             "answer_diversity": _finite_or_none(
                 answer_diversity([p.extracted for p in done], [p.correct for p in done])
             ),
@@ -198,7 +207,7 @@ class EvalResult:
             "tokens": tokens,
             "tokens_per_s": tokens / self.elapsed_s if self.elapsed_s > 0 and tokens else None,
         }
-        return out
+        return tidy_floats(out)  # the trainer's metrics.jsonl and the report say the same
 
     def _per_problem(self, done: list[ProblemResult], ks: list[int]) -> dict[str, Any]:
         """Per-problem ``[P, K]`` values of each metric (NaN where n < k), computed once
@@ -257,8 +266,9 @@ class EvalResult:
         return out
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
-        """Summary, configuration, per-problem results and any ``extra`` entries."""
-        return (
+        """Summary, configuration, per-problem results and any ``extra`` entries, floats
+        rounded to 15 significant digits (:func:`~passk.eval.report.tidy_floats`)."""
+        return tidy_floats(
             self.summary()
             | {"config": asdict(self.config)}
             | extra

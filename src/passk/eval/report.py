@@ -3,10 +3,45 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Any
+
+# significant digits of the floats in a report: 0.49999999999999983 is written 0.5
+REPORT_DIGITS = 15
+
+
+def tidy_floats(obj: Any, digits: int = REPORT_DIGITS) -> Any:
+    """``obj`` with every finite float rounded to ``digits`` significant digits (the
+    last bits of a sum of binomial terms are noise, not information).
+
+    >>> tidy_floats({"a": [0.49999999999999983, 1, "x"], "b": 0.1 + 0.2})
+    {'a': [0.5, 1, 'x'], 'b': 0.3}
+    """
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {k: tidy_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [tidy_floats(v, digits) for v in obj]
+    return obj
+
+
+def printable(text: Any) -> str:
+    r"""``text`` safe to print: control and format characters (a right-to-left override,
+    an escape sequence, a newline) shown as ``\uXXXX`` escapes, so a name from a data
+    file cannot rearrange or forge the terminal's output.
+
+    >>> printable("math\u202eevil\n")
+    'math\\u202eevil\\u000a'
+    """
+    return "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+        for ch in str(text)
+    )
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
@@ -95,7 +130,8 @@ def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
     )
     legend = (
         "CI: 95% bootstrap over problems | probs: problems with >= k samples (the others "
-        "are left out at that k) | Dang: Dang et al. bound on pass@k"
+        "are left out at that k) | Dang: Dang et al. bound on the with-replacement "
+        "mean 1-(1-p)^k, which the unbiased pass@k may exceed"
     )
     parts: list[Any] = [table, Text(legend, style="dim"), Text(facts)]
     if report.get("pass_at_k") and not report.get("maj_at_k"):
@@ -115,7 +151,7 @@ def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
         first = ks[0]
         parts.append(
             Text(
-                f"{source}: {sub.get('num_problems', 0)} problems | pass@{first} "
+                f"{printable(source)}: {sub.get('num_problems', 0)} problems | pass@{first} "
                 f"{fmt(sub['pass_at_k'].get(first))} | pass@{last} "
                 f"{fmt(sub['pass_at_k'].get(last))} | pass^{last} "
                 f"{fmt(sub.get('pass_hat_k', {}).get(last))} | maj@{last} "

@@ -3,15 +3,22 @@
 **passk format** (``--samples-format passk``, the default): one JSON object per line,
 
 * ``problem_id`` (string or integer, required): the lines of one problem are its samples;
+  a problem is ``(source, problem_id)``, so one id under two sources is two problems.
+  An id given as the integer ``5`` on one line and the string ``"5"`` on another is an
+  error (both read as the text ``5``; which was meant cannot be told);
 * the verdict, one of: ``correct`` (true/false); ``score`` (a number, correct iff
   ``>= correct_threshold``, default 1); or ``response`` (text) scored by the task's
   verifier (``--task``), against the task problem of that ``problem_id`` or, when the
   line has one, its ``answer_ref``. With a task, a line's ``response`` is scored even when
-  the line also has ``correct`` or ``score``;
+  the line also has ``correct`` or ``score``. A line with both ``correct`` and ``score``
+  is decided by ``correct``; lines where the two disagree are counted and reported
+  (:func:`verdict_conflicts`);
 * optional: ``answer`` (the extracted final answer, used for maj@k; a task that scores
   the response uses its own extraction), ``source`` (reports break metrics down by it),
   ``prompt``.
 
+The file is UTF-8 text (a leading byte-order mark is dropped), plain or gzip-compressed
+(told by its first bytes, e.g. ``samples.jsonl.gz``); ``-`` reads standard input.
 Every line is read and checked before anything is scored or written: a line that is not
 a JSON object, lacks ``problem_id`` or a verdict, or carries a score outside the declared
 range is a :class:`SamplesError` naming the file and line. A response from which the
@@ -23,9 +30,12 @@ task extracts nothing scores wrong (never an error).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -38,10 +48,13 @@ from passk.tasks.base import Problem, Task
 __all__ = [
     "SampleRecord",
     "SamplesError",
+    "ids_under_several_sources",
+    "problem_label",
     "read_samples",
     "read_verl_dump",
     "resolve_problems",
     "score_samples",
+    "verdict_conflicts",
 ]
 
 FORMATS = ("passk", "verl")
@@ -65,6 +78,22 @@ class SampleRecord:
     source: str | None = None
     prompt: str | None = None
 
+    @property
+    def key(self) -> tuple[str | None, str]:
+        """What identifies the problem: ``(source, problem_id)``; one id under two
+        sources is two problems."""
+        return (self.source, self.problem_id)
+
+
+def problem_label(key: tuple[str | None, str]) -> str:
+    """A problem key as text: ``id`` alone, or ``source/id``.
+
+    >>> problem_label((None, "7")), problem_label(("gsm8k", "7"))
+    ('7', 'gsm8k/7')
+    """
+    source, pid = key
+    return pid if source is None else f"{source}/{pid}"
+
 
 def _answer_text(value: Any) -> str | None:
     """An extracted answer as a hashable vote key: strings as they are, numbers as text
@@ -76,25 +105,65 @@ def _answer_text(value: Any) -> str | None:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def samples_name(path: str | Path) -> str:
+    """How a samples file is named in reports and messages (``-`` is standard input)."""
+    return "<stdin>" if str(path) == "-" else str(path)
+
+
+def _open_binary(path: Path) -> tuple[Any, Any]:
+    """``path`` (``-``: standard input) as a binary stream, decompressed when its first
+    bytes are gzip's (whatever its name), and the file to close after (None for stdin)."""
+    if str(path) == "-":
+        raw: Any = sys.stdin.buffer
+        handle = None
+    else:
+        try:
+            raw = handle = path.open("rb")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"samples file {path} does not exist") from None
+        except IsADirectoryError:
+            raise SamplesError(f"samples file {path} is a directory, not a JSONL file") from None
+    if not isinstance(raw, io.BufferedReader):
+        raw = io.BufferedReader(raw)
+    if raw.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb"), handle
+    return raw, handle
+
+
 def _iter_objects(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every non-blank line; each line is decoded as UTF-8 on
+    its own, so an error names the right line (a leading byte-order mark is dropped)."""
+    name = samples_name(path)
+    f, handle = _open_binary(path)
+    number = 0
     try:
-        f = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"samples file {path} does not exist") from None
-    except IsADirectoryError:
-        raise SamplesError(f"samples file {path} is a directory, not a JSONL file") from None
-    with f:
-        for number, text in enumerate(f, start=1):
+        for number, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise SamplesError(
+                    f"{name}:{number}: not UTF-8 text (byte {raw[e.start : e.start + 1]!r}); "
+                    "samples files are UTF-8 JSONL, plain or gzip-compressed"
+                ) from None
             if not text.strip():
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as e:
-                raise SamplesError(f"{path}:{number}: not valid JSON ({e.msg})") from None
+                raise SamplesError(f"{name}:{number}: not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 kind = type(obj).__name__
-                raise SamplesError(f"{path}:{number}: expected a JSON object, got {kind}")
+                raise SamplesError(f"{name}:{number}: expected a JSON object, got {kind}")
             yield number, obj
+    except (OSError, EOFError) as e:  # a damaged gzip stream
+        raise SamplesError(f"{name}:{number + 1}: cannot read the file ({e})") from None
+    finally:
+        if handle is not None:  # standard input stays open for whoever reads it next
+            f.close()
+            handle.close()
 
 
 def _score_value(value: Any, where: str, score_range: tuple[float, float] | None) -> float:
@@ -167,12 +236,26 @@ def read_samples(
         return read_verl_dump(path, has_task=has_task, score_range=score_range)
     if fmt != "passk":
         raise ValueError(f"samples format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    name = samples_name(path)
     records = []
+    id_types: dict[str, tuple[str, int]] = {}  # id text -> (JSON type, first line)
     for line, obj in _iter_objects(path):
-        where = f"{path}:{line}"
+        where = f"{name}:{line}"
         pid = obj.get("problem_id")
+        if pid is None and isinstance(obj.get("input"), str) and isinstance(obj.get("output"), str):
+            raise SamplesError(
+                f"{where}: no 'problem_id', but 'input' and 'output' fields as in a verl "
+                "validation dump; pass --samples-format verl"
+            )
         if isinstance(pid, bool) or not isinstance(pid, (str, int)) or pid == "":
             raise SamplesError(f"{where}: needs a 'problem_id' (string or integer), got {pid!r}")
+        kind, first = id_types.setdefault(str(pid), (type(pid).__name__, line))
+        if kind != type(pid).__name__:
+            raise SamplesError(
+                f"{where}: problem_id {pid!r} is a {type(pid).__name__} but line {first} gave "
+                f"the same id as a {kind}; write each problem's id one way (both are read as "
+                f"the text {str(pid)!r})"
+            )
         records.append(
             _record(
                 obj,
@@ -184,8 +267,26 @@ def read_samples(
             )
         )
     if not records:
-        raise SamplesError(f"{path}: no samples (the file is empty)")
+        raise SamplesError(f"{name}: no samples (the file is empty)")
     return records
+
+
+def ids_under_several_sources(records: Sequence[SampleRecord]) -> dict[str, list[str]]:
+    """Problem ids that occur under more than one source, with those sources: each
+    (source, id) is its own problem, which a reader may not expect.
+
+    >>> rows = [SampleRecord("5", source="a"), SampleRecord("5", source="b")]
+    >>> ids_under_several_sources(rows + [SampleRecord("6", source="a")])
+    {'5': ['a', 'b']}
+    """
+    sources: dict[str, dict[str | None, None]] = {}
+    for r in records:
+        sources.setdefault(r.problem_id, {})[r.source] = None
+    return {
+        pid: ["(none)" if s is None else s for s in found]
+        for pid, found in sources.items()
+        if len(found) > 1
+    }
 
 
 def prompt_problem_id(prompt: str) -> str:
@@ -227,10 +328,11 @@ def read_verl_dump(
     else ``score >= correct_threshold``. A file mixing several steps is an error.
     """
     path = Path(path)
+    name = samples_name(path)
     records = []
     steps: dict[Any, int] = {}
     for line, obj in _iter_objects(path):
-        where = f"{path}:{line}"
+        where = f"{name}:{line}"
         for key in ("input", "output"):
             if not isinstance(obj.get(key), str):
                 raise SamplesError(
@@ -267,42 +369,64 @@ def read_verl_dump(
             _record(mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range)
         )
     if not records:
-        raise SamplesError(f"{path}: no samples (the file is empty)")
+        raise SamplesError(f"{name}: no samples (the file is empty)")
     return records
 
 
 def resolve_problems(
     records: Sequence[SampleRecord],
     candidates: Callable[[int], Sequence[Problem]],
-) -> dict[str, Problem]:
-    """The task problem of every problem that a task must score.
+    *,
+    name: str = "",
+) -> dict[tuple[str | None, str], Problem]:
+    """The task problem of every problem (keyed ``(source, problem_id)``) that a task
+    must score.
 
     A problem whose lines carry ``answer_ref`` becomes ``Problem(id, prompt, answer_ref)``;
     the others are looked up by id in ``candidates(count)`` (the task's problems). An id
-    found in neither is a :class:`SamplesError` listing the first few."""
-    needed: dict[str, SampleRecord] = {}
+    found in neither is a :class:`SamplesError` listing the first few; ``name`` (the
+    samples file) leads the message."""
+    needed: dict[tuple[str | None, str], SampleRecord] = {}
     for r in records:
         if r.response is not None:
-            needed.setdefault(r.problem_id, r)
-    out: dict[str, Problem] = {}
-    lookup = [pid for pid, r in needed.items() if r.answer_ref is None]
-    for pid, r in needed.items():
+            needed.setdefault(r.key, r)
+    out: dict[tuple[str | None, str], Problem] = {}
+    lookup = [key for key, r in needed.items() if r.answer_ref is None]
+    for key, r in needed.items():
         if r.answer_ref is not None:
-            out[pid] = Problem(id=pid, prompt=r.prompt or "", answer=r.answer_ref)
+            out[key] = Problem(id=key[1], prompt=r.prompt or "", answer=r.answer_ref)
     if lookup:
-        known = {p.id: p for p in candidates(len(lookup))}
-        missing = [pid for pid in lookup if pid not in known]
+        ids = list(dict.fromkeys(pid for _, pid in lookup))
+        known = {p.id: p for p in candidates(len(ids))}
+        missing = [pid for pid in ids if pid not in known]
         if missing:
-            first = needed[missing[0]]
+            first = next(needed[key] for key in lookup if key[1] == missing[0])
             shown = ", ".join(repr(m) for m in missing[:5])
             raise SamplesError(
-                f"line {first.line}: {len(missing)} problem_id(s) unknown to the task "
-                f"({shown}{', ...' if len(missing) > 5 else ''}); give each line an "
-                "'answer_ref', or the --task/--task-option/--split/--seed the samples "
-                "were drawn with"
+                f"{name + ':' if name else 'line '}{first.line}: {len(missing)} problem_id(s) "
+                f"unknown to the task ({shown}{', ...' if len(missing) > 5 else ''}); give "
+                "each line an 'answer_ref', or the --task/--task-option/--split/--seed the "
+                "samples were drawn with"
             )
-        out |= {pid: known[pid] for pid in lookup}
+        out |= {key: known[key[1]] for key in lookup}
     return out
+
+
+def verdict_conflicts(
+    records: Sequence[SampleRecord], threshold: float, *, task_scores_responses: bool
+) -> list[int]:
+    """Lines whose ``correct`` and ``score`` disagree (``score >= threshold`` is not
+    ``correct``) where that verdict is used. ``correct`` decides such a line: it is the
+    explicit verdict, while a score may be a shaped reward; lines whose response a task
+    scores are not counted (the task decides them)."""
+    return [
+        r.line
+        for r in records
+        if r.correct is not None
+        and r.score is not None
+        and (r.score >= threshold) != r.correct
+        and not (task_scores_responses and r.response is not None)
+    ]
 
 
 def score_samples(
@@ -310,12 +434,13 @@ def score_samples(
     config: EvalConfig,
     *,
     task: Task | None = None,
-    problems: dict[str, Problem] | None = None,
+    problems: dict[tuple[str | None, str], Problem] | None = None,
     correct_threshold: float = 1.0,
     progress: Callable[[int], None] | None = None,
     on_problem: Callable[[ProblemResult], None] | None = None,
 ) -> EvalResult:
-    """Group records by problem (in first-seen order) and score every sample.
+    """Group records by problem (``(source, problem_id)``, in first-seen order) and
+    score every sample; ``problems`` is keyed the same way.
 
     Responses are scored by ``task`` through :class:`~passk.tasks.guard.SafeScorer`
     (``config.score_timeout``; a failing or answer-less response scores wrong and errors
@@ -326,9 +451,9 @@ def score_samples(
     """
     from passk.tasks.guard import SafeScorer
 
-    grouped: dict[str, list[SampleRecord]] = {}
+    grouped: dict[tuple[str | None, str], list[SampleRecord]] = {}
     for r in records:
-        grouped.setdefault(r.problem_id, []).append(r)
+        grouped.setdefault(r.key, []).append(r)
     problems = problems or {}
     needs_task = any(r.response is not None for r in records) and task is not None
     scorer = SafeScorer(task, timeout=config.score_timeout) if needs_task else None
@@ -337,8 +462,8 @@ def score_samples(
     result.answers_available = needs_task or any(r.answer is not None for r in records)
     start = time.perf_counter()
     try:
-        for pid, rows in grouped.items():
-            pr = _score_problem(pid, rows, problems.get(pid), scorer, correct_threshold, config)
+        for key, rows in grouped.items():
+            pr = _score_problem(key, rows, problems.get(key), scorer, correct_threshold, config)
             result.problems.append(pr)
             if progress is not None:
                 progress(len(rows))
@@ -362,7 +487,7 @@ def _finish(result: EvalResult, scorer: Any, start: float) -> EvalResult:
 
 
 def _score_problem(
-    pid: str,
+    key: tuple[str | None, str],
     rows: list[SampleRecord],
     problem: Problem | None,
     scorer: Any,
@@ -383,7 +508,9 @@ def _score_problem(
         elif r.score is not None:
             ok = bool(r.score >= threshold)
         else:  # a response no task scored: resolve_problems should have found its problem
-            raise SamplesError(f"line {r.line}: problem {pid!r} has no task problem to score it")
+            raise SamplesError(
+                f"line {r.line}: problem {problem_label(key)!r} has no task problem to score it"
+            )
         rewards.append(float(r.score) if r.score is not None else float(ok))
         correct.append(ok)
         extracted.append(r.answer)
@@ -395,7 +522,7 @@ def _score_problem(
         prompt, reference = first.prompt or "", first.answer_ref
     keep = config.keep_completions and any(r.response is not None for r in rows)
     return ProblemResult(
-        id=pid,
+        id=key[1],
         prompt=prompt,
         answer="" if reference is None else str(reference),
         n=len(rows),
@@ -408,5 +535,5 @@ def _score_problem(
         mean_entropy=None,
         errors=errors,
         completions=[r.response or "" for r in rows] if keep else [],
-        source=next((r.source for r in rows if r.source is not None), None),
+        source=key[0],
     )

@@ -1,7 +1,6 @@
 """The eta figure: total optimisation strength of a group vs its accuracy, per estimator.
 
-``passk plot eta`` draws it (:func:`plot_eta`); part of :mod:`passk.plots`, which
-re-exports these names.
+``passk plot eta`` draws it (:func:`plot_eta`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from passk.plots import _STYLES, _pyplot
+from passk.plots.common import STYLES, pyplot
 
 DEFAULT_ETA_ESTIMATORS = ("pass1", "passk_analytic", "passk_exceed", "passk_combination")
 # line style per estimator; colour is k (pass1 does not depend on k and is drawn black)
@@ -65,9 +64,9 @@ def plot_eta(
     if not ks and any(get_estimator(e).uses_k for e in names):
         raise ValueError("give at least one k for the Pass@k estimators")
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_abs, ax_rel) = plt.subplots(1, 2, figsize=(12, 4.3))
-    extra_styles = iter(_STYLES[3:] * 3)
+    extra_styles = iter(STYLES[3:] * 3)
     # one colour per k for the Pass@k family; estimators without k get their own colours
     # (pass1, the reference, stays black), from the end of the cycle
     plain_colors = iter(["black"] + [f"C{9 - i}" for i in range(10)] * 3)
