@@ -283,9 +283,9 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 def draw(result: Mapping[str, Any], path: str | Path, labels: Sequence[str] = ("A", "B")) -> Path:
     """The two pass@k curves with their bands, B - A with both intervals, the transitions."""
-    from passk.plots import _k_axis, _pyplot
+    from passk.plots.common import k_axis, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     rows = result["metrics"]["pass_at_k"]
     ks = [int(k) for k in rows]
@@ -295,7 +295,7 @@ def draw(result: Mapping[str, Any], path: str | Path, labels: Sequence[str] = ("
         lo = [rows[str(k)][f"{arm}_ci"][0] for k in ks]
         hi = [rows[str(k)][f"{arm}_ci"][1] for k in ks]
         ax.fill_between(ks, lo, hi, color=colour, alpha=0.2)
-    _k_axis(ax, ks)
+    k_axis(ax, ks)
     ax.set_ylabel("pass@k")
     ax.set_ylim(0, 1.02)
     ax.set_title("pass@k (bands: each arm's interval)")
@@ -319,7 +319,7 @@ def draw(result: Mapping[str, Any], path: str | Path, labels: Sequence[str] = ("
             ax.plot(mk, [mr[str(k)]["t_ci"][0] for k in mk], ":", color=colour, lw=0.8)
             ax.plot(mk, [mr[str(k)]["t_ci"][1] for k in mk], ":", color=colour, lw=0.8)
     ax.axhline(0, color="grey", lw=0.8)
-    _k_axis(ax, ks)
+    k_axis(ax, ks)
     ax.set_ylabel(f"{labels[1]} - {labels[0]}")
     ax.set_title("difference (band: bootstrap; dotted: t over seeds)")
     ax.legend()
