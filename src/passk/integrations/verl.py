@@ -71,7 +71,7 @@ import torch
 from torch import Tensor
 
 from passk.core.advantages import compute_advantages, get_estimator, list_estimators
-from passk.core.policy_losses import get_policy_loss, list_policy_losses
+from passk.core.losses import get_policy_loss, list_policy_losses
 from passk.seeds import derive_seed
 
 __all__ = [

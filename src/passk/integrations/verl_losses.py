@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from passk.core.aggregate import aggregate_loss
-from passk.core.policy_losses import get_policy_loss
+from passk.core.losses import get_policy_loss
 
 
 def _verl_normalizer(

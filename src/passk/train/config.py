@@ -187,7 +187,7 @@ class LossConfig:
     params: dict[str, Any] = field(default_factory=dict)
     """Parameters of the policy loss, validated by its registered params dataclass
     (``ppo_clip``: ``eps_low`` 0.2, ``eps_high`` 0.28 (DAPO clip-higher), ``dual_clip``
-    None; ``simko`` adds K, alpha, tau, lam; the others: see passk.core.field_losses)."""
+    None; ``simko`` adds K, alpha, tau, lam; the others: see passk.core.losses)."""
     aggregation: str = "token-mean"
     """``token-mean``, ``seq-mean-token-mean``, ``seq-mean-token-sum``,
     ``seq-mean-token-sum-norm`` or ``constant``."""

@@ -6,13 +6,13 @@ needed). Each mini-batch is one optimizer step; it is split into micro-batches o
 ``optim.micro_batch_size`` rows whose gradients accumulate, and every micro-batch divides
 by the normaliser of its whole mini-batch (:func:`passk.core.aggregate.global_normalizer`),
 so the update does not depend on the micro-batch size. The policy loss is a registered
-spec (:func:`passk.core.policy_losses.get_policy_loss`) with its own validated params; the
+spec (:func:`passk.core.losses.get_policy_loss`) with its own validated params; the
 extra inputs it ``needs`` come from the providers in :data:`NEED_PROVIDERS`. With
 ``optim.share_prefix`` a group's rows share one micro-batch and its prompt runs once
 (:func:`passk.rollout.logprobs.forward_logprobs`).
 
 Token selections that are global over a mini-batch (Clip-Cov / KL-Cov's covariance
-selection, the need :data:`~passk.core.field_losses.COV_SELECT`; the forking-token mask of
+selection, the need :data:`~passk.core.losses.COV_SELECT`; the forking-token mask of
 ``loss.entropy_mask_top``, arXiv 2506.01939) come from a no-grad pre-pass over the
 mini-batch's micro-batches (the same micro-batches as the gradient pass, so the same
 current-policy log-probs and entropies), computed once on the whole mini-batch and sliced
@@ -34,9 +34,8 @@ from torch import Tensor
 from passk.core.aggregate import aggregate_loss, global_normalizer
 from passk.core.divergences import dph_divergence_loss
 from passk.core.entropy import entropy_loss
-from passk.core.field_losses import COV_SELECT
 from passk.core.kl import kl_penalty_loss
-from passk.core.policy_losses import PolicyLossSpec, get_policy_loss
+from passk.core.losses import COV_SELECT, PolicyLossSpec, get_policy_loss
 from passk.core.token_select import entropy_top_mask
 from passk.rollout.batch import Rollouts
 from passk.rollout.logprobs import (
