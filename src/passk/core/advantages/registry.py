@@ -107,14 +107,15 @@ class EstimatorSpec:
         """The estimator's ``needs`` from per-response values in the group layout.
 
         ``per_response`` maps each need to ``[G, N]`` values, one per response (its token
-        mean); masked entries are ignored. See :data:`RESPONSE_NEEDS` for what each need
-        becomes. A need missing from ``per_response``, or one that cannot be built from
-        per-response values, is a ``ValueError`` naming it.
+        mean, in any floating dtype, which the result keeps); masked entries are ignored.
+        See :data:`RESPONSE_NEEDS` for what each need becomes. A need missing from
+        ``per_response``, or one that cannot be built from per-response values, is a
+        ``ValueError`` naming it.
 
         >>> spec = get_estimator("passk_adaptive")
         >>> mask = torch.tensor([[True, True], [True, False]])
         >>> spec.needs_from_responses({"entropy": torch.tensor([[1.0, 3.0], [4.0, 9.0]])}, mask)
-        {'entropy': tensor([2., 4.], dtype=torch.float64)}
+        {'entropy': tensor([2., 4.])}
         """
         out: dict[str, Tensor] = {}
         for need in sorted(self.needs):
@@ -127,15 +128,18 @@ class EstimatorSpec:
             value = per_response.get(need)
             if value is None:
                 raise ValueError(f"estimator {self.name!r} needs per-response {need!r}")
-            grid = torch.as_tensor(value, device=mask.device).to(torch.float64)
+            grid = torch.as_tensor(value, device=mask.device)
+            if not grid.is_floating_point():
+                grid = grid.to(torch.float64)
             if grid.shape != mask.shape:
                 raise ValueError(
                     f"{need} has shape {tuple(grid.shape)}, expected one value per response "
                     f"in the group layout {tuple(mask.shape)}"
                 )
             grid = grid.masked_fill(~mask, 0.0)
-            if how == "group mean":
-                out[need] = grid.sum(1) / mask.sum(1).clamp(min=1)  # [G]
+            if how == "group mean":  # summed in float64, returned in the values' dtype
+                mean = grid.double().sum(1) / mask.sum(1).clamp(min=1)
+                out[need] = mean.to(grid.dtype)  # [G]
             else:
                 out[need] = grid  # [G, N]
         return out
