@@ -269,6 +269,20 @@ class OptimConfig:
     max_nan_steps: int = 3
     """Stop after this many consecutive steps with a non-finite loss or gradient (each is
     skipped and counted)."""
+    target_kl: float | None = None
+    """Stop the step's remaining mini-batches (and PPO epochs) once a mini-batch's mean
+    approximate KL to the behaviour policy (``actor/approx_kl``) passes this value; None:
+    never. Logged as ``update/kl_stopped``."""
+    rollout_is_cap: float | None = None
+    """Truncated importance weight between the sampler and the learner: each token's
+    policy loss is multiplied by ``min(pi_learner / pi_sampler, cap)`` (the sampler's
+    log-probs are ``Rollouts.logprobs``); None: off. 2.0 is a usual cap."""
+
+    def __post_init__(self) -> None:
+        for name in ("target_kl", "rollout_is_cap"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and value > 0):
+                raise ValueError(f"optim.{name} must be > 0 or null, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -315,6 +329,13 @@ class LogConfig:
     """Log how far each optimizer step moved the trained weights: ``update/delta_norm``
     (L2 norm of the change) and ``update/delta_rel`` (over the weights' norm), means over
     the step's optimizer steps. Holds a copy of the trained weights during the step."""
+    samples: int = 0
+    """Write this many of each step's sampled responses to ``samples.jsonl`` (problem id,
+    prompt, completion, extracted answer, reward, advantage); 0: none."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.samples, bool) or not self.samples >= 0:
+            raise ValueError(f"log.samples must be an integer >= 0, got {self.samples!r}")
 
 
 @dataclass(frozen=True)
