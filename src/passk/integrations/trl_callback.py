@@ -35,7 +35,7 @@ import torch
 
 from passk.core.defaults import NUM_RESAMPLES
 from passk.integrations.trl import group_rewards
-from passk.integrations.verl.validation import grouped_metrics
+from passk.integrations.validation_table import grouped_metrics
 
 __all__ = ["PassKEvalCallback"]
 
