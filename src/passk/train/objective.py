@@ -6,8 +6,11 @@ Per valid token ``t`` of the micro-batch, with ``pg`` the registered policy loss
     loss_mat[t] = keep[t] * w[t] * pg[t] - entropy_coef * H[t] + kl_coef * KL_t(pi || ref)
 
 ``keep`` is the forking-token mask (``loss.entropy_mask_top``, computed on the whole
-mini-batch), ``w`` the truncated importance weight between the sampler and the learner
-(``optim.rollout_is_cap``, 1 when off). :func:`objective` returns the matrix and its
+mini-batch): it restricts the policy term only, as the paper restricts the policy
+gradient, and the normaliser still counts every valid token (the paper's
+``1 / sum |o_i|``; the official code divides by the kept tokens, a constant factor
+``1 / rho`` under token-mean). ``w`` is the truncated importance weight between the
+sampler and the learner (``optim.rollout_is_cap``, 1 when off). :func:`objective` returns the matrix and its
 metrics; the caller aggregates it with one explicit normaliser
 (:func:`passk.core.aggregate.aggregate_loss`), so micro-batching never changes the update.
 
