@@ -148,3 +148,20 @@ def test_log_samples_is_off_by_default(tiny_checkpoint, tmp_path):
     )
     train(cfg, tmp_path / "r")
     assert not Path(tmp_path / "r" / "samples.jsonl").exists()
+
+
+def test_the_behaviour_pass_time_is_not_counted_twice(tiny_model, tiny_tokenizer, monkeypatch):
+    import itertools
+
+    from passk.rollout.logprobs import micro_batch_rows
+    from passk.train import update
+
+    ticks = itertools.count()  # every clock reading advances one second
+    monkeypatch.setattr(update.time, "perf_counter", lambda: float(next(ticks)))
+    batch = _batch(len(tiny_tokenizer))
+    optim = OptimConfig(micro_batch_size=4, mini_batches=2)
+    _, m = _update(tiny_model, batch, optim)
+    plan = update.mini_batch_plan(len(batch), optim, torch.Generator().manual_seed(0))
+    forwards = sum(len(micro_batch_rows(batch.rows(rows), 4)) for rows in plan[0])
+    assert m["time/behaviour_pass"] == forwards  # one second per forward of the pass
+    assert m["time/forward_backward"] == forwards  # the training forwards only

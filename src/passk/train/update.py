@@ -254,7 +254,7 @@ def behaviour_logprobs(run: _Run, batch: Rollouts, minis: list[Tensor]) -> Rollo
     topk = needs_topk(run.obj.policy)
     ids = torch.zeros(B, T, TOPK_WIDTH, dtype=torch.long) if topk else None
     top = torch.zeros(B, T, TOPK_WIDTH) if topk else None
-    t0 = time.perf_counter()
+    t_model = run.t_model  # this pass's forward time is the behaviour pass's, not the update's
     for rows in minis:
         mini = batch.rows(rows)
         for micro in micro_batch_rows(mini, run.optim.micro_batch_size):
@@ -266,7 +266,8 @@ def behaviour_logprobs(run: _Run, batch: Rollouts, minis: list[Tensor]) -> Rollo
             if ids is not None and top is not None:
                 ids[where, :t] = out["topk_ids"].cpu()
                 top[where, :t] = out["topk_logp"].float().cpu()
-    run.t_behaviour += time.perf_counter() - t0
+    run.t_behaviour += run.t_model - t_model
+    run.t_model = t_model
     run.behaviour = old
     out = copy.copy(batch)  # the caller's batch keeps its fields
     out.old_logp, out.old_topk_ids, out.old_topk_logp = old, ids, top
