@@ -188,7 +188,7 @@ def clip_cov_loss(
     the paper calls it detaching their gradient; the gradient is the same). The normaliser
     still counts them.
 
-    Metrics: PPO's (:func:`~passk.core.policy_losses.ppo_clip_loss`, before the removal)
+    Metrics: PPO's (:func:`~passk.core.losses.ppo_clip_loss`, before the removal)
     and ``actor/cov_selected_frac`` (selected / valid tokens).
 
         >>> import torch
