@@ -139,7 +139,7 @@ def _supported() -> tuple[dict[str, str], dict[str, str], set[str]]:
 def render() -> str:
     """The whole page, as markdown."""
     from passk.core.advantages import get_estimator, list_estimators
-    from passk.core.policy_losses import get_policy_loss, list_policy_losses
+    from passk.core.losses import get_policy_loss, list_policy_losses
 
     verl_est, verl_loss, trl_needs = _supported()
     lines = [

@@ -1,2 +1,3 @@
-"""Pure tensor numerics: advantages, per-token losses (policy_losses, kl, divergences,
-entropy), aggregation, metrics, and the one Registry. No config, no I/O."""
+"""Pure tensor numerics: advantage estimators (the ``advantages`` package), per-token losses
+(the ``losses`` package; kl, divergences, entropy), aggregation, metrics, and the one
+Registry. No config, no I/O."""

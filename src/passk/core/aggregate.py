@@ -198,3 +198,19 @@ def aggregate_loss(
     if not normalizer >= 0:
         raise ValueError(f"normalizer must be >= 0, got {normalizer!r}")
     return num / (normalizer if normalizer > 0 else 1.0)
+
+
+def response_token_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Token mean of ``values[B, T]`` over each response's valid tokens -> ``[B]`` (0 if none).
+
+    The one per-response mean of the library (sequence log-prob, response entropy, ...):
+    masked entries are replaced, not multiplied, so NaN or inf in padding never leak in.
+
+    >>> response_token_mean(torch.tensor([[1.0, 3.0, 9.0]]), torch.tensor([[1, 1, 0]]))
+    tensor([2.])
+    >>> response_token_mean(torch.tensor([[float("nan"), 4.0]]), torch.tensor([[0, 1]]))
+    tensor([4.])
+    """
+    m = mask.to(torch.bool)
+    total = torch.where(m, values, torch.zeros((), dtype=values.dtype, device=values.device))
+    return total.sum(-1) / m.sum(-1).clamp(min=1).to(values.dtype)

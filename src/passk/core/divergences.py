@@ -1,7 +1,7 @@
 """DPH-RL f-divergence generators and the divergence term on stored reference samples.
 
 :func:`dph_divergence_loss` has the per-token loss shape ``(loss_mat[B, T], metrics)`` of
-:mod:`passk.core.policy_losses`; multiply by eta and add before one aggregation. Masked
+:mod:`passk.core.losses`; multiply by eta and add before one aggregation. Masked
 entries are replaced before any arithmetic; half-precision inputs are computed in float32.
 """
 

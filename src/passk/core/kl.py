@@ -2,7 +2,7 @@
 
 ``logr = logp - ref_logp`` = log(pi_theta / pi_ref); the estimators are Schulman's k1-k3.
 :func:`kl_penalty_loss` has the per-token loss shape ``(loss_mat[B, T], metrics)`` of
-:mod:`passk.core.policy_losses`, so it composes by adding loss matrices before one
+:mod:`passk.core.losses`, so it composes by adding loss matrices before one
 aggregation. Masked entries are replaced before any arithmetic; half-precision inputs are
 computed in float32.
 """

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from passk.core.defaults import NUM_RESAMPLES
+
 __all__ = [
     "answer_diversity",
     "bootstrap_mean_ci",
@@ -170,7 +172,7 @@ def pass_at_k_ci(
     c: Sequence[int] | torch.Tensor,
     ks: Sequence[int] | None = None,
     *,
-    num_resamples: int = 1000,
+    num_resamples: int = NUM_RESAMPLES,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[int, tuple[float, float]]:
@@ -252,7 +254,7 @@ def pass_hat_k_ci(
     c: Sequence[int] | torch.Tensor,
     ks: Sequence[int] | None = None,
     *,
-    num_resamples: int = 1000,
+    num_resamples: int = NUM_RESAMPLES,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[int, tuple[float, float]]:
@@ -268,7 +270,7 @@ def summarize_per_problem(
     values: np.ndarray,
     ks: Sequence[int],
     *,
-    num_resamples: int = 1000,
+    num_resamples: int = NUM_RESAMPLES,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[dict[int, float], dict[int, tuple[float, float]], dict[int, int]]:
@@ -300,7 +302,11 @@ def summarize_per_problem(
 
 
 def bootstrap_mean_ci(
-    values: np.ndarray, num_resamples: int = 1000, *, confidence: float = 0.95, seed: int = 0
+    values: np.ndarray,
+    num_resamples: int = NUM_RESAMPLES,
+    *,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of the column means of ``values[P, K]``, resampling rows.
 

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import Tensor
 
+from passk.core._checks import check_fraction
 from passk.core._masked import (
     _LOG_RATIO_CLAMP,
     _broadcast_advantages,
@@ -37,14 +38,6 @@ __all__ = [
     "kl_cov_select",
     "selection_count",
 ]
-
-
-def _check_fraction(name: str, value: object, *, allow_one: bool = True) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
-    hi_ok = value <= 1.0 if allow_one else value < 1.0
-    if not (value > 0.0 and hi_ok):
-        raise ValueError(f"{name} must be in (0, 1{']' if allow_one else ')'}, got {value!r}")
 
 
 def selection_count(n_valid: int, fraction: float) -> int:
@@ -116,7 +109,7 @@ def clip_cov_select(
         ...                 clip_cov_lb=2.0, clip_cov_ub=8.0, eps_low=0.2, eps_high=0.2)
         tensor([[ True, False, False, False]])
     """
-    _check_fraction("clip_cov_ratio", clip_cov_ratio)
+    check_fraction("clip_cov_ratio", clip_cov_ratio)
     if not clip_cov_lb < clip_cov_ub:
         raise ValueError(
             f"clip_cov_lb must be < clip_cov_ub, got {clip_cov_lb!r} and {clip_cov_ub!r}"
@@ -151,7 +144,7 @@ def kl_cov_select(logp: Tensor, advantages: Tensor, mask: Tensor, *, kl_cov_rati
         ...               kl_cov_ratio=0.5)
         tensor([[ True,  True, False, False]])
     """
-    _check_fraction("kl_cov_ratio", kl_cov_ratio)
+    check_fraction("kl_cov_ratio", kl_cov_ratio)
     mask = _check_2d(mask, logp=logp)
     cov = covariance_scores(logp, advantages, mask)
     flat_mask = mask.reshape(-1)
@@ -180,7 +173,7 @@ def entropy_top_mask(entropy: Tensor, mask: Tensor, top: float) -> Tensor:
         tensor([[False,  True,  True],
                 [False, False, False]])
     """
-    _check_fraction("entropy_mask_top", top)
+    check_fraction("entropy_mask_top", top)
     mask = _check_2d(mask, entropy=entropy)
     ent = _up(entropy.detach())
     ent = torch.nan_to_num(ent, nan=-math.inf)

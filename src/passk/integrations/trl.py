@@ -34,13 +34,13 @@ raises an ``ImportError`` with the install command.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from passk.core.advantages import EstimatorSpec, compute_advantages, get_estimator
+from passk.core.advantages import RESPONSE_NEEDS, compute_advantages, get_estimator
+from passk.core.aggregate import response_token_mean
 from passk.seeds import derive_seed
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
 _INSTALL_HINT = "pip install 'passk[trl]' (see docs/integrations/trl.md)"
 #: per-batch inputs the trainer computes for an estimator's ``needs``: per-prompt mean token
 #: entropy ``[G]``, per-completion mean token log-prob under the sampling policy ``[G, N]``.
-SUPPLIED_NEEDS = frozenset({"entropy", "seq_logp"})
+SUPPLIED_NEEDS = frozenset(RESPONSE_NEEDS)
 
 try:
     from trl import GRPOTrainer as _GRPOTrainer
@@ -122,10 +122,6 @@ def advantage_seed(base_seed: int, global_step: int, micro_step: int) -> int:
     True
     """
     return derive_seed(base_seed, "adv", global_step, micro_step)
-
-
-def _takes_seed(spec: EstimatorSpec) -> bool:
-    return spec.stochastic and any(f.name == "seed" for f in dataclasses.fields(spec.params))
 
 
 class PassKGRPOTrainer(_GRPOTrainer):
@@ -222,7 +218,7 @@ class PassKGRPOTrainer(_GRPOTrainer):
         needs = self._advantage_spec.needs
         if needs:
             params.update(self._needed_inputs(output, needs))
-        if _takes_seed(self._advantage_spec):
+        if self._advantage_spec.takes_seed:
             accum = getattr(self, "current_gradient_accumulation_steps", None)
             micro = self._step % (accum or self.args.gradient_accumulation_steps)
             params["seed"] = advantage_seed(
@@ -256,14 +252,15 @@ class PassKGRPOTrainer(_GRPOTrainer):
         if "entropy" in needs or ("seq_logp" in needs and logps is None):
             fwd_logps, entropy = self._policy_forward(output, "entropy" in needs)
             logps = fwd_logps if logps is None else logps
-        out: dict[str, Tensor] = {}
+        per_response: dict[str, Tensor] = {}
         for need, values in (("entropy", entropy), ("seq_logp", logps)):
             if need not in needs:
                 continue
-            per_completion = torch.where(m, values.float(), 0.0).sum(1) / m.sum(1).clamp(min=1)
+            per_completion = response_token_mean(values.float(), m)  # [B_local]
             grid = self.accelerator.gather(per_completion).view(-1, self.num_generations)
-            out[need] = grid.mean(dim=1) if need == "entropy" else grid  # [G] / [G, N]
-        return out
+            per_response[need] = grid  # [G, N]
+        every = torch.ones(grid.shape, dtype=torch.bool, device=grid.device)  # all completions
+        return self._advantage_spec.needs_from_responses(per_response, every)
 
     def _policy_forward(
         self, output: dict[str, Any], compute_entropy: bool

@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 
+from passk.core.defaults import NUM_RESAMPLES
 from passk.integrations.trl import group_rewards
-from passk.integrations.verl_validation import grouped_metrics
+from passk.integrations.validation_table import grouped_metrics
 
 __all__ = ["PassKEvalCallback"]
 
@@ -82,7 +83,7 @@ class PassKEvalCallback(_TrainerCallback):
         reward_index: int | None = None,
         answer_fn: Callable[[str, dict[str, Any]], Hashable | None] | None = None,
         prompts_per_batch: int | None = None,
-        num_resamples: int = 1000,
+        num_resamples: int = NUM_RESAMPLES,
         confidence: float = 0.95,
         seed: int = 0,
         prefix: str = "eval",

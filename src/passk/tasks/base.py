@@ -10,9 +10,10 @@ never disagree.
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints, runtime_checkable
+from typing import Any, Protocol, get_type_hints, runtime_checkable
+
+from passk.coerce import coerce, describe
 
 
 @dataclass(frozen=True)
@@ -62,60 +63,6 @@ class Task(Protocol):
         ...
 
 
-def _describe(hint: Any) -> str:
-    if hint is type(None):
-        return "null"
-    if get_origin(hint) in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in get_args(hint))
-    if get_origin(hint) is tuple:
-        args = get_args(hint)
-        plural = {str: "strings", int: "integers", float: "numbers"}
-        if args and args[-1] is Ellipsis and args[0] in plural:
-            return f"a list of {plural[args[0]]}"
-        return "a list"
-    if get_origin(hint) is dict or hint is dict:
-        return "a JSON object"
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
-    """Whether ``value`` fits the annotation ``hint``, and the value converted (an int for
-    a float, a JSON list for a tuple)."""
-    if hint is Any:
-        return True, value
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, types.UnionType):
-        for arg in args:
-            ok, converted = _conform(value, arg)
-            if ok:
-                return True, converted
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    if hint is str:
-        return isinstance(value, str), value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            return False, value
-        if args and args[-1] is Ellipsis:
-            items = [_conform(v, args[0]) for v in value]
-            return all(ok for ok, _ in items), tuple(v for _, v in items)
-        return True, tuple(value)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict), value
-    if isinstance(hint, type):
-        return isinstance(value, hint), value
-    return True, value
-
-
 def option_error(task: Any, key: str, value: Any, valid: str) -> ValueError:
     """The one message for a bad task option: the task, the option, its value, what is valid.
 
@@ -135,8 +82,9 @@ def check_options(task: Any) -> None:
         if not f.init or f.name not in hints:
             continue
         value = getattr(task, f.name)
-        ok, converted = _conform(value, hints[f.name])
-        if not ok:
-            raise option_error(task, f.name, value, _describe(hints[f.name]))
+        try:
+            converted = coerce(value, hints[f.name], f.name)
+        except ValueError:
+            raise option_error(task, f.name, value, describe(hints[f.name])) from None
         if converted is not value:
             object.__setattr__(task, f.name, converted)

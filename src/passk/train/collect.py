@@ -18,7 +18,6 @@ sampler produced.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor
 
 from passk.core.advantages import compute_advantages, get_estimator
+from passk.core.aggregate import response_token_mean
 from passk.core.allocation import dars_extra_rollouts
 from passk.core.exploration import AnswerCounts, batch_answer_bonus
 from passk.core.metrics import answer_diversity, pass_at_k
@@ -210,19 +210,23 @@ def rewards_of(groups: Groups, stage: StageConfig, config: TrainConfig, step: in
     return rewards
 
 
-def group_entropy(groups: Groups) -> Tensor:
-    """Token-mean entropy of each response, averaged over its group: ``[G]``."""
-    ro = groups.rollouts
-    assert ro.entropy is not None
-    per = (ro.entropy * ro.response_mask).sum(1) / ro.response_mask.sum(1).clamp(min=1)  # [B]
-    sums = torch.zeros(len(groups)).index_add_(0, ro.group, per.float())
-    return sums / torch.tensor(groups.sizes).clamp(min=1)
-
-
 def sequence_logp(ro: Rollouts) -> Tensor:
     """Token-mean sampling log-prob of each response, ``[B]`` (0 for an empty one)."""
-    mask = ro.response_mask
-    return (ro.logprobs * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return response_token_mean(ro.logprobs, ro.response_mask)
+
+
+def response_values(groups: Groups, needs: frozenset[str]) -> dict[str, Tensor]:
+    """Per-response values ``[G, N]`` of the estimator inputs in ``needs``: each response's
+    token-mean entropy (``entropy``) or sampling log-prob (``seq_logp``); the spec turns them
+    into what it takes (:meth:`~passk.core.advantages.EstimatorSpec.needs_from_responses`)."""
+    ro = groups.rollouts
+    out: dict[str, Tensor] = {}
+    if "entropy" in needs:
+        assert ro.entropy is not None
+        out["entropy"] = groups.grid(response_token_mean(ro.entropy, ro.response_mask))[0]
+    if "seq_logp" in needs:
+        out["seq_logp"] = groups.grid(sequence_logp(ro))[0]
+    return out
 
 
 def answers_of(groups: Groups) -> list[list[str | None]]:
@@ -270,11 +274,9 @@ def assign(
     spec = get_estimator(stage.estimator)
     rewards, mask = groups.grid(ro.rewards.double())  # [G, N], [G, N]
     kwargs = dict(params)
-    if "entropy" in spec.needs:
-        kwargs["entropy"] = group_entropy(groups)
-    if "seq_logp" in spec.needs:
-        kwargs["seq_logp"] = groups.grid(sequence_logp(ro))[0]
-    if spec.stochastic and "seed" in {f.name for f in dataclasses.fields(spec.params)}:
+    if spec.needs:
+        kwargs.update(spec.needs_from_responses(response_values(groups, spec.needs), mask))
+    if spec.takes_seed:
         kwargs["seed"] = seed
     adv = compute_advantages(
         stage.estimator, rewards, None if bool(mask.all()) else mask, **kwargs
@@ -469,9 +471,7 @@ def rollout_metrics(collected: Collected, k: int) -> dict[str, Any]:
 def _response_entropy(ro: Rollouts) -> Tensor:
     """Token-mean entropy of each non-empty response, ``[B']``."""
     assert ro.entropy is not None
-    count = ro.response_mask.sum(1)
-    per = (ro.entropy * ro.response_mask).sum(1) / count.clamp(min=1)
-    return per[count > 0]
+    return response_token_mean(ro.entropy, ro.response_mask)[ro.response_mask.sum(1) > 0]
 
 
 def _mean(xs: Sequence[float]) -> float:

@@ -21,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from passk.coerce import coerce
 
 # ---------------------------------------------------------------------------------------------
 # sections
@@ -187,7 +188,7 @@ class LossConfig:
     params: dict[str, Any] = field(default_factory=dict)
     """Parameters of the policy loss, validated by its registered params dataclass
     (``ppo_clip``: ``eps_low`` 0.2, ``eps_high`` 0.28 (DAPO clip-higher), ``dual_clip``
-    None; ``simko`` adds K, alpha, tau, lam; the others: see passk.core.field_losses)."""
+    None; ``simko`` adds K, alpha, tau, lam; the others: see passk.core.losses)."""
     aggregation: str = "token-mean"
     """``token-mean``, ``seq-mean-token-mean``, ``seq-mean-token-sum``,
     ``seq-mean-token-sum-norm`` or ``constant``."""
@@ -268,6 +269,20 @@ class OptimConfig:
     max_nan_steps: int = 3
     """Stop after this many consecutive steps with a non-finite loss or gradient (each is
     skipped and counted)."""
+    target_kl: float | None = None
+    """Stop the step's remaining mini-batches (and PPO epochs) once a mini-batch's mean
+    approximate KL to the behaviour policy (``actor/approx_kl``) passes this value; None:
+    never. Logged as ``update/kl_stopped``."""
+    rollout_is_cap: float | None = None
+    """Truncated importance weight between the sampler and the learner: each token's
+    policy loss is multiplied by ``min(pi_learner / pi_sampler, cap)`` (the sampler's
+    log-probs are ``Rollouts.logprobs``); None: off. 2.0 is a usual cap."""
+
+    def __post_init__(self) -> None:
+        for name in ("target_kl", "rollout_is_cap"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and value > 0):
+                raise ValueError(f"optim.{name} must be > 0 or null, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -314,6 +329,13 @@ class LogConfig:
     """Log how far each optimizer step moved the trained weights: ``update/delta_norm``
     (L2 norm of the change) and ``update/delta_rel`` (over the weights' norm), means over
     the step's optimizer steps. Holds a copy of the trained weights during the step."""
+    samples: int = 0
+    """Write this many of each step's sampled responses to ``samples.jsonl`` (problem id,
+    prompt, completion, extracted answer, reward, advantage); 0: none."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.samples, bool) or not self.samples >= 0:
+            raise ValueError(f"log.samples must be an integer >= 0, got {self.samples!r}")
 
 
 @dataclass(frozen=True)
@@ -339,7 +361,7 @@ class TrainConfig:
         return self.loss.kl_coef > 0 or self.dph.generator is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(self)
+        return to_plain(self)
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the run's trajectory (not its length or logging)."""
@@ -360,25 +382,15 @@ RESUMABLE_KEYS: tuple[str, ...] = ("steps", "checkpoint", "log")
 # ---------------------------------------------------------------------------------------------
 
 
-def _to_plain(obj: Any) -> Any:
+def to_plain(obj: Any) -> Any:
+    """A config (or any dataclass tree) as plain dicts, lists and scalars (YAML/JSON-ready)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, tuple | list):
-        return [_to_plain(x) for x in obj]
+        return [to_plain(x) for x in obj]
     if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
+        return {k: to_plain(v) for k, v in obj.items()}
     return obj
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _describe_type(tp: Any) -> str:
-    if typing.get_origin(tp) is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
-    return "null" if tp is type(None) else names.get(tp, _type_name(tp))
 
 
 # Keys that moved, with where they live now (the error says so).
@@ -387,74 +399,6 @@ MOVED_KEYS: dict[str, str] = {
     "loss.eps_high": "loss.params.eps_high",
     "loss.dual_clip": "loss.params.dual_clip",
 }
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    """``value`` (from YAML) as type ``tp``; a clear error naming ``path`` otherwise."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is Literal:  # the one place choices are checked
-        if value in args:
-            return value
-        valid = ", ".join(map(str, args))
-        raise ValueError(f"{path}={value!r} is not valid; valid: {valid}")
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, path)
-            except ValueError as e:
-                errors.append(str(e))
-        if len(errors) == 1:
-            raise ValueError(errors[0])
-        options = " or ".join(_describe_type(a) for a in args)
-        raise ValueError(f"{path} must be {options}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError(f"{path or 'config'} must be a mapping, got {value!r}")
-        return from_dict(tp, value, path)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"{path} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{path}.{i}") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ValueError(f"{path} must have {len(args)} items, got {value!r}")
-        return tuple(_coerce(v, a, f"{path}.{i}") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ValueError(f"{path} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ValueError(f"{path} must be true or false, got {value!r}")
-    if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads "1e-6" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{path} must be a number, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ValueError(f"{path} must be an integer, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ValueError(f"{path} must be a string, got {value!r}")
-    raise ValueError(f"{path}: unsupported type {_type_name(tp)}")  # pragma: no cover
 
 
 def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
@@ -469,7 +413,7 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
                 raise ValueError(f"config key {full!r} is now {MOVED_KEYS[full]!r}")
             where = f" of {path!r}" if path else ""
             raise ValueError(f"unknown config key {full!r}; valid keys{where}: {', '.join(names)}")
-        kwargs[key] = _coerce(value, hints[key], full)
+        kwargs[key] = coerce(value, hints[key], full, lenient_numbers=True, build=from_dict)
     return cls(**kwargs)
 
 

@@ -14,7 +14,7 @@ import json
 import textwrap
 import typing
 
-from passk.train.config import TrainConfig, _to_plain
+from passk.train.config import TrainConfig, to_plain
 
 # ---------------------------------------------------------------------------------------------
 
@@ -47,6 +47,6 @@ def describe_config(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str
         if dataclasses.is_dataclass(hints[f.name]):
             rows.extend(describe_config(hints[f.name], key + "."))
             continue
-        value = _to_plain(getattr(default, f.name))
+        value = to_plain(getattr(default, f.name))
         rows.append((key, json.dumps(value), docs.get(f.name, "")))
     return rows

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import signal
 import threading
 import time
@@ -46,9 +47,9 @@ from passk.train.hooks import (
 )
 from passk.train.lora import apply_lora, is_lora, load_adapter
 from passk.train.reference import Reference
-from passk.train.run_dir import RunDir, check_output_dir
+from passk.train.run_dir import SAMPLES_FILE, RunDir, check_output_dir
 from passk.train.schedule import PromptSampler, StageSchedule
-from passk.train.update import behaviour_pass, needs_topk, policy_update
+from passk.train.update import policy_update
 
 
 @dataclass
@@ -243,20 +244,10 @@ class Trainer:
     def update(self, got: Collected, step: int) -> dict[str, float]:
         """Behaviour and reference log-probs, then the PPO update; refresh the sampler."""
         c, batch, timer = self.config, got.batch.rollouts, Timer()
-        on_policy = c.optim.ppo_epochs == 1 and c.optim.mini_batches == 1
+        # behaviour log-probs: the sampler's, or (None) policy_update's own pass over the
+        # first epoch's micro-batches, so the ratio starts at exactly 1
+        batch.old_logp = batch.logprobs if c.optim.old_logprobs == "rollout" else None
         with timer("logprob_passes"):
-            if c.optim.old_logprobs == "rollout":
-                batch.old_logp = batch.logprobs
-            elif c.optim.old_logprobs == "recompute" or not on_policy:
-                batch.old_logp, batch.old_topk_ids, batch.old_topk_logp = behaviour_pass(
-                    self.model,
-                    batch,
-                    micro_batch_size=c.optim.micro_batch_size,
-                    temperature=c.rollout.temperature,
-                    autocast=self.autocast,
-                    topk=needs_topk(c.loss.policy_loss),
-                    share_prefix=c.optim.share_prefix,
-                )
             batch.ref_logp = self.reference.kl_logprobs(batch)
         metrics = policy_update(
             self.model,
@@ -272,6 +263,7 @@ class Trainer:
             dph_batch=self.reference.dph_subset(step),
             track_update=c.log.update_norm,
         )
+        timer.seconds["logprob_passes"] += metrics.pop("time/behaviour_pass", 0.0)
         with timer("sync"):
             self._sync_sampler()
         metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
@@ -503,6 +495,50 @@ class TrainResult:
     resumed_from: Path | None = None
 
 
+def sample_rows(step: int, got: Collected, n: int) -> list[dict[str, Any]]:
+    """``n`` of the step's trained responses, spread over its groups: problem id, prompt,
+    completion, extracted answer, reward, correctness and advantage (``log.samples``)."""
+    groups = got.batch
+    ro = groups.rollouts
+    B = len(ro)
+    picks = sorted({(i * B) // n for i in range(min(n, B))})
+    rows = []
+    for b in picks:
+        problem, score = groups.problems[int(ro.group[b])], groups.scores[b]
+        rows.append(
+            {
+                "step": step,
+                "problem_id": problem.id,
+                "prompt": problem.prompt,
+                "completion": ro.texts[b],
+                "extracted": score.extracted,
+                "reward": None if ro.rewards is None else float(ro.rewards[b]),
+                "correct": bool(score.correct),
+                "advantage": None if ro.advantages is None else float(ro.advantages[b]),
+            }
+        )
+    return rows
+
+
+def write_samples(path: Path, step: int, got: Collected, n: int) -> None:
+    """Append :func:`sample_rows` of ``step`` to ``path`` (JSON lines)."""
+    with path.open("a", encoding="utf-8") as f:
+        for row in sample_rows(step, got, n):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def truncate_samples(path: Path, last_step: int) -> None:
+    """Keep the sample rows of steps <= ``last_step`` (a resume writes the rest again)."""
+    if not path.exists():
+        return
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if line.strip() and json.loads(line).get("step", 0) <= last_step
+    ]
+    path.write_text("".join(keep), encoding="utf-8")
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -524,6 +560,7 @@ def train(
     run.write_config(dump_config(c))
     # records after the checkpoint are produced again; with no checkpoint, all of them
     run.truncate_metrics(t.state.step if t.last_checkpoint is not None else -1)
+    truncate_samples(run.path / SAMPLES_FILE, t.state.step if t.last_checkpoint is not None else -1)
     if resume and t.last_checkpoint is None and console is not None:
         console.print(f"--resume: {run.path} has no checkpoint yet; starting from step 0")
     run.clear_finished()
@@ -554,6 +591,10 @@ def train(
                 for hook in hooks:
                     hook.before_log(t, record)
                 log.write(record)
+                if c.log.samples and t.last_collected is not None:
+                    write_samples(
+                        run.path / SAMPLES_FILE, t.state.step, t.last_collected, c.log.samples
+                    )
                 logged = t.state.step
                 if on_step is not None:
                     on_step(record)

@@ -47,6 +47,8 @@ _DIRS = (EVALS_DIR, CHECKPOINTS, TENSORBOARD_DIR, WANDB_DIR)
 _EVAL_NAME = re.compile(r"^step_(\d{6,})\.json$")
 # leftovers of an atomic write cut by a crash: ".metrics.jsonl.tmp-123", ".done.json.x1y2"
 _TEMP_NAME = re.compile(r"^\.(" + "|".join(re.escape(n) for n in _FILES) + r")\.")
+SAMPLES_FILE = "samples.jsonl"  # sampled responses of each step (log.samples)
+_FILES = (*_FILES, SAMPLES_FILE)
 
 
 class RunDir:

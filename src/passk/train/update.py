@@ -1,31 +1,38 @@
-"""One policy update: PPO epochs over mini-batches, micro-batched, with an explicit normaliser.
+"""One policy update, read top to bottom: epochs -> mini-batches -> micro-batches ->
+objective -> aggregate -> step.
 
 The batch is a :class:`~passk.rollout.batch.Rollouts` whose training fields the trainer has
-set (``advantages``, and ``correct``, ``old_logp``, ``ref_logp``, ``old_topk_*`` where
-needed). Each mini-batch is one optimizer step; it is split into micro-batches of
+set (``advantages``, and ``correct``, ``ref_logp``, ``old_logp`` where needed). Each
+mini-batch is one optimizer step; it is split into micro-batches of
 ``optim.micro_batch_size`` rows whose gradients accumulate, and every micro-batch divides
 by the normaliser of its whole mini-batch (:func:`passk.core.aggregate.global_normalizer`),
-so the update does not depend on the micro-batch size. The policy loss is a registered
-spec (:func:`passk.core.policy_losses.get_policy_loss`) with its own validated params; the
-extra inputs it ``needs`` come from the providers in :data:`NEED_PROVIDERS`. With
-``optim.share_prefix`` a group's rows share one micro-batch and its prompt runs once
-(:func:`passk.rollout.logprobs.forward_logprobs`).
+so the update does not depend on the micro-batch size. The per-micro-batch loss is
+:func:`passk.train.objective.objective`. With ``optim.share_prefix`` a group's rows share
+one micro-batch and its prompt runs once (:func:`passk.rollout.logprobs.forward_logprobs`).
+
+Behaviour log-probs. When the update is not fully on-policy (several epochs or
+mini-batches) and the caller did not set ``old_logp``, they come from a no-grad pass over
+*the very micro-batches of the first epoch* (:func:`behaviour_logprobs`): the same rows,
+the same padding, the same kernels, so before any optimizer step the importance ratio is
+exactly 1, under bf16 autocast too. A pass over other micro-batches differs by bf16
+rounding, which is wider than GSPO's clip band (3e-4) and silently clipped every token.
+The ratio measured before the first optimizer step is logged (``update/ratio_noise``,
+the largest ``|r - 1|`` the loss saw) and a warning says so when it exceeds the loss's
+clip band (e.g. ``optim.old_logprobs=rollout`` with a bf16 sampling copy).
 
 Token selections that are global over a mini-batch (Clip-Cov / KL-Cov's covariance
-selection, the need :data:`~passk.core.field_losses.COV_SELECT`; the forking-token mask of
+selection, the need :data:`~passk.core.losses.COV_SELECT`; the forking-token mask of
 ``loss.entropy_mask_top``, arXiv 2506.01939) come from a no-grad pre-pass over the
-mini-batch's micro-batches (the same micro-batches as the gradient pass, so the same
-current-policy log-probs and entropies), computed once on the whole mini-batch and sliced
-per micro-batch: the update stays independent of the micro-batch size. Without them, there
-is no pre-pass.
+mini-batch's micro-batches, computed once on the whole mini-batch and sliced per
+micro-batch (:func:`mini_batch_selections`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -33,10 +40,7 @@ from torch import Tensor
 
 from passk.core.aggregate import aggregate_loss, global_normalizer
 from passk.core.divergences import dph_divergence_loss
-from passk.core.entropy import entropy_loss
-from passk.core.field_losses import COV_SELECT
-from passk.core.kl import kl_penalty_loss
-from passk.core.policy_losses import PolicyLossSpec, get_policy_loss
+from passk.core.losses import PolicyLossSpec
 from passk.core.token_select import entropy_top_mask
 from passk.rollout.batch import Rollouts
 from passk.rollout.logprobs import (
@@ -46,35 +50,29 @@ from passk.rollout.logprobs import (
     micro_batch_rows,
 )
 from passk.seeds import derive_seed
+from passk.train.config import DPHConfig, LossConfig, OptimConfig
+from passk.train.objective import (
+    MINI_BATCH_NEEDS,
+    NEED_PROVIDERS,
+    TOPK_WIDTH,
+    Objective,
+    clip_band,
+    mismatch_metrics,
+    needs_topk,
+    objective,
+)
 
-# Top tokens gathered when a loss needs them (SimKO uses the first K <= this).
-TOPK_WIDTH = 3
-
-
-def _need(value: Tensor | None, name: str) -> Tensor:
-    if value is None:
-        raise ValueError(f"the policy loss needs batch.{name}, which the trainer did not set")
-    return value
-
-
-# need name -> fn(forward outputs, micro-batch) giving the keyword tensor
-NEED_PROVIDERS: dict[str, Callable[[dict[str, Tensor], Rollouts], Tensor]] = {
-    "entropy": lambda out, mb: out["entropy"].detach(),
-    "correct": lambda out, mb: _need(mb.correct, "correct").to(out["logp"].device),
-    "topk_logp": lambda out, mb: out["topk_logp"],
-    "topk_old_logp": lambda out, mb: (
-        out["topk_logp"].detach()
-        if mb.old_topk_logp is None
-        else mb.old_topk_logp.to(out["logp"].device)
-    ),
-    "sampled_is_top1": lambda out, mb: out["sampled_is_top1"],
-}
-
-# needs that the forward provides through its top-K outputs
-_TOPK_NEEDS = frozenset({"topk_logp", "topk_old_logp", "sampled_is_top1"})
-
-# needs computed once per mini-batch by ``params.select_tokens`` (then sliced per micro-batch)
-MINI_BATCH_NEEDS = frozenset({COV_SELECT})
+__all__ = [
+    "NEED_PROVIDERS",
+    "TOPK_WIDTH",
+    "MetricSum",
+    "behaviour_logprobs",
+    "behaviour_pass",
+    "mini_batch_plan",
+    "mini_batch_selections",
+    "needs_topk",
+    "policy_update",
+]
 
 _warned: set[str] = set()
 
@@ -83,20 +81,6 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         warnings.warn(message, stacklevel=3)
-
-
-def needs_topk(policy_loss: str | PolicyLossSpec) -> bool:
-    """Whether the policy loss needs the forward's top-K outputs (and the behaviour's)."""
-    spec = get_policy_loss(policy_loss) if isinstance(policy_loss, str) else policy_loss
-    return bool(spec.needs & _TOPK_NEEDS)
-
-
-def _forward_outputs(spec: PolicyLossSpec) -> frozenset[str]:
-    """What the update's forward returns: log-prob, entropy (metric, bonus), top-K if needed."""
-    out = {"logp", "entropy"}
-    if needs_topk(spec):
-        out |= {"topk_logp", "topk_ids", "sampled_is_top1"}
-    return frozenset(out)
 
 
 @torch.no_grad()
@@ -153,13 +137,304 @@ class MetricSum:
         return {k: float(self.sums[k]) / self.weights[k] for k in self.sums if self.weights[k] > 0}
 
 
-def _mini_batches(n_rows: int, optim: Any, generator: torch.Generator) -> Iterator[Tensor]:
+def policy_update(
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    batch: Rollouts,
+    *,
+    loss: LossConfig,
+    optim: OptimConfig,
+    dph: DPHConfig,
+    temperature: float,
+    autocast: torch.dtype | None,
+    generator: torch.Generator,
+    dph_batch: Rollouts | None = None,
+    track_update: bool = False,
+) -> dict[str, float]:
+    """PPO epochs over ``batch``; returns metrics (means over micro-batches, token-weighted).
+
+    ``batch`` has ``advantages`` (``old_logp`` None: see the module docstring; ``ref_logp``
+    when ``loss.kl_coef > 0``). ``temperature`` is the sampling temperature, ``autocast``
+    the compute dtype (None: the weights'), ``generator`` draws the mini-batch permutations
+    (token selections use seeds derived from its initial seed, without drawing from it),
+    ``dph_batch`` holds stored reference samples with ``ref_logp`` (the DPH term);
+    ``track_update`` adds ``update/delta_norm`` and ``update/delta_rel``. A mini-batch whose
+    loss or gradient norm is not finite is skipped and counted; ``optim.target_kl`` stops
+    the remaining mini-batches once one's mean approximate KL passes it. The model is left
+    in the train/eval mode it came in.
+    """
+    obj = Objective.from_config(loss, optim)
+    run = _Run(model, obj, optim, temperature, autocast, track_update)
+    run.check(batch, loss)
+    plan = mini_batch_plan(len(batch), optim, generator)  # [epoch][mini-batch] -> rows
+    seed, index = generator.initial_seed(), 0
+    was_training = model.training
+    model.train()
+    try:
+        if batch.old_logp is None and not _on_policy(optim):
+            batch = behaviour_logprobs(run, batch, plan[0])  # the first epoch's micro-batches
+        for minis in plan:
+            for rows in minis:
+                mini = batch.rows(rows)
+                norm = _normalizer(mini, loss)
+                select, keep = run.selections(mini, derive_seed(seed, "token-select", index))
+                optimizer.zero_grad(set_to_none=True)
+                finite, kl = True, MetricSum()
+                for micro in micro_batch_rows(mini, optim.micro_batch_size):
+                    mb = mini.rows(micro)
+                    t = mb.response_mask.shape[1]
+                    out = run.forward(mb)
+                    loss_mat, m = objective(
+                        obj,
+                        out,
+                        mb,
+                        selections={k: v[micro, :t] for k, v in select.items()},
+                        keep=None if keep is None else keep[micro, :t],
+                    )
+                    mask = mb.response_mask.to(run.device)
+                    value = aggregate_loss(loss_mat, mask, loss.aggregation, normalizer=norm)
+                    if not torch.isfinite(value):
+                        finite = False
+                        break
+                    value.backward()
+                    run.record(m, rows[micro], mb, out)
+                    kl.add({"kl": m.get("actor/approx_kl", 0.0)}, float(mask.sum()))
+                finite = finite and run.dph_backward(dph, dph_batch)
+                run.step(optimizer, scheduler, finite)
+                index += 1
+                if optim.target_kl is not None and kl.means().get("kl", 0.0) > optim.target_kl:
+                    return run.result(batch, stopped_at=index, of=sum(map(len, plan)))
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return run.result(batch)
+
+
+def _normalizer(mini: Rollouts, loss: LossConfig) -> Tensor | float:
+    """The mini-batch's normaliser, shared by all its micro-batches."""
+    mask = mini.response_mask
+    return global_normalizer(
+        mask, loss.aggregation, max_len=mask.shape[1], constant=loss.aggregation_constant
+    )
+
+
+def _on_policy(optim: OptimConfig) -> bool:
+    """One epoch, one mini-batch, no forced recompute: the current log-probs, detached,
+    are the behaviour policy's."""
+    return (
+        optim.ppo_epochs == 1
+        and optim.mini_batches == 1
+        and getattr(optim, "old_logprobs", "auto") != "recompute"
+    )
+
+
+def mini_batch_plan(
+    n_rows: int, optim: OptimConfig, generator: torch.Generator
+) -> list[list[Tensor]]:
+    """Rows of each mini-batch of each epoch (a fresh permutation per epoch when there are
+    several mini-batches), drawn up front so the behaviour pass can follow the first epoch."""
+    plan = []
     for _ in range(optim.ppo_epochs):
         if optim.mini_batches > 1:
             rows = torch.randperm(n_rows, generator=generator)
         else:
             rows = torch.arange(n_rows)
-        yield from rows.tensor_split(optim.mini_batches)
+        plan.append(list(rows.tensor_split(optim.mini_batches)))
+    return plan
+
+
+@torch.no_grad()
+def behaviour_logprobs(run: _Run, batch: Rollouts, minis: list[Tensor]) -> Rollouts:
+    """A shallow copy of ``batch`` with ``old_logp`` (and ``old_topk_*`` when the loss needs
+    them) from the current policy, each row computed in the micro-batch where the first
+    epoch will train it: bit-identical to that training forward, so the ratio starts at 1."""
+    B, T = batch.response_mask.shape
+    old = torch.zeros(B, T)
+    topk = needs_topk(run.obj.policy)
+    ids = torch.zeros(B, T, TOPK_WIDTH, dtype=torch.long) if topk else None
+    top = torch.zeros(B, T, TOPK_WIDTH) if topk else None
+    t_model = run.t_model  # this pass's forward time is the behaviour pass's, not the update's
+    for rows in minis:
+        mini = batch.rows(rows)
+        for micro in micro_batch_rows(mini, run.optim.micro_batch_size):
+            mb = mini.rows(micro)
+            t = mb.response_mask.shape[1]
+            out = run.forward(mb)
+            where = rows[micro]
+            old[where, :t] = out["logp"].float().cpu()
+            if ids is not None and top is not None:
+                ids[where, :t] = out["topk_ids"].cpu()
+                top[where, :t] = out["topk_logp"].float().cpu()
+    run.t_behaviour += run.t_model - t_model
+    run.t_model = t_model
+    run.behaviour = old
+    out = copy.copy(batch)  # the caller's batch keeps its fields
+    out.old_logp, out.old_topk_ids, out.old_topk_logp = old, ids, top
+    return out
+
+
+class _Run:
+    """The state of one update: the forward, the optimizer steps and what they measured."""
+
+    def __init__(
+        self,
+        model: Any,
+        obj: Objective,
+        optim: OptimConfig,
+        temperature: float,
+        autocast: torch.dtype | None,
+        track_update: bool,
+    ) -> None:
+        self.model, self.obj, self.optim = model, obj, optim
+        self.temperature, self.autocast, self.track_update = temperature, autocast, track_update
+        self.device = next(model.parameters()).device
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.metrics = MetricSum()
+        self.steps = self.skipped = 0
+        self.grad_norms: list[float] = []
+        self.deltas: list[tuple[float, float]] = []
+        self.t_model = self.t_optim = self.t_behaviour = 0.0
+        self.noise = 0.0  # largest |ratio - 1| the loss saw before the first optimizer step
+        self.learner: Tensor | None = None  # learner log-probs before any step, [B, T]
+        self.seen: Tensor | None = None  # rows of ``learner`` that were filled, [B]
+        self.behaviour: Tensor | None = None  # old_logp from behaviour_logprobs, [B, T]
+
+    def check(self, batch: Rollouts, loss: LossConfig) -> None:
+        if batch.advantages is None:
+            raise ValueError("policy_update needs batch.advantages")
+        if loss.kl_coef > 0 and batch.ref_logp is None:
+            raise ValueError("loss.kl_coef > 0 needs batch.ref_logp (the reference log-probs)")
+        warning = getattr(self.obj.params, "on_policy_warning", None)
+        if warning and self.optim.ppo_epochs == 1 and self.optim.mini_batches == 1:
+            _warn_once(warning)
+        B, T = batch.response_mask.shape
+        self.learner, self.seen = torch.zeros(B, T), torch.zeros(B, dtype=torch.bool)
+
+    def forward(self, mb: Rollouts) -> dict[str, Tensor]:
+        t0 = time.perf_counter()
+        with autocast_context(self.device, self.autocast):
+            out = forward_logprobs(
+                self.model,
+                mb,
+                temperature=self.temperature,
+                need=self.obj.outputs,
+                topk_ids=mb.old_topk_ids,
+                topk_width=TOPK_WIDTH,
+                share_prefix=bool(self.optim.share_prefix),
+            )
+        self.t_model += time.perf_counter() - t0
+        return out
+
+    def selections(self, mini: Rollouts, seed: int) -> tuple[dict[str, Tensor], Tensor | None]:
+        if not self.obj.mini_batch_pass:
+            return {}, None
+        return self.timed(
+            mini_batch_selections,
+            self.model,
+            mini,
+            self.obj.policy,
+            self.obj.params,
+            entropy_mask_top=self.obj.entropy_mask_top,
+            micro_batch_size=self.optim.micro_batch_size,
+            temperature=self.temperature,
+            autocast=self.autocast,
+            share_prefix=bool(self.optim.share_prefix),
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def timed(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.t_model += time.perf_counter() - t0
+
+    def record(
+        self, m: dict[str, Tensor], rows: Tensor, mb: Rollouts, out: dict[str, Tensor]
+    ) -> None:
+        """Add a micro-batch's metrics; before the first optimizer step, also what the
+        learner's log-probs and the loss's ratio were."""
+        self.metrics.add(m, float(mb.response_mask.sum()))
+        if self.steps or self.skipped:
+            return
+        assert self.learner is not None and self.seen is not None
+        t = mb.response_mask.shape[1]
+        self.learner[rows, :t] = out["logp"].detach().float().cpu()
+        self.seen[rows] = True
+        for key, sign in (("actor/ratio_max", 1.0), ("actor/ratio_min", -1.0)):
+            if key in m:
+                self.noise = max(self.noise, sign * (float(m[key]) - 1.0))
+
+    def dph_backward(self, dph: DPHConfig, ref: Rollouts | None) -> bool:
+        """The DPH term's gradient over the stored reference samples (True when there is
+        none to add); False when its loss is not finite."""
+        if dph.generator is None or ref is None or not len(ref):
+            return True
+        return self.timed(
+            _dph_backward,
+            self.model,
+            ref,
+            dph,
+            self.optim.micro_batch_size,
+            self.temperature,
+            self.autocast,
+            bool(self.optim.share_prefix),
+            self.metrics,
+        )
+
+    def step(self, optimizer: torch.optim.Optimizer, scheduler: Any, finite: bool) -> None:
+        """Clip and take the optimizer step, or skip it (and count) when not finite."""
+        t0 = time.perf_counter()
+        grad_norm = _grad_norm(self.params, self.optim.grad_clip) if finite else math.nan
+        if not math.isfinite(grad_norm):
+            optimizer.zero_grad(set_to_none=True)
+            self.skipped += 1
+        else:
+            self.grad_norms.append(grad_norm)
+            before = [p.detach().clone() for p in self.params] if self.track_update else None
+            optimizer.step()
+            if before is not None:
+                self.deltas.append(_delta_norms(self.params, before))
+            scheduler.step()
+            self.steps += 1
+        self.t_optim += time.perf_counter() - t0
+
+    def result(
+        self, batch: Rollouts, stopped_at: int | None = None, of: int = 0
+    ) -> dict[str, float]:
+        out = self.metrics.means()
+        out["actor/grad_norm"] = _mean(self.grad_norms)
+        if self.track_update:
+            out["update/delta_norm"] = _mean([d for d, _ in self.deltas])
+            out["update/delta_rel"] = _mean([r for _, r in self.deltas])
+        out["update/optimizer_steps"] = float(self.steps)
+        out["update/skipped_steps"] = float(self.skipped)
+        out["update/ratio_noise"] = self.noise
+        out["update/kl_stopped"] = float(stopped_at is not None and stopped_at < of)
+        out.update(self._mismatch(batch))
+        out["time/forward_backward"] = self.t_model
+        out["time/optimizer"] = self.t_optim
+        out["time/behaviour_pass"] = self.t_behaviour
+        band = clip_band(self.obj.params)
+        if band is not None and self.noise > band:
+            _warn_once(
+                f"the importance ratio deviated from 1 by up to {self.noise:.2g} before any "
+                f"update, more than {self.obj.policy.name}'s clip band ({band:g}): the loss "
+                "clips numerical noise, not policy change (behaviour log-probs from another "
+                "computation, e.g. optim.old_logprobs=rollout with a bf16 sampling copy)"
+            )
+        return out
+
+    def _mismatch(self, batch: Rollouts) -> dict[str, float]:
+        """Sampler vs learner, on the rows whose learner log-probs were taken before any
+        optimizer step (all rows, unless the caller set ``old_logp`` and there are several
+        mini-batches)."""
+        assert self.learner is not None and self.seen is not None
+        mask = batch.response_mask.bool()
+        if self.behaviour is not None:
+            return mismatch_metrics(self.behaviour, batch.logprobs, mask)
+        return mismatch_metrics(self.learner, batch.logprobs, mask & self.seen[:, None])
 
 
 @torch.no_grad()
@@ -208,191 +483,6 @@ def mini_batch_selections(
             )
     keep = entropy_top_mask(out["entropy"], mask, entropy_mask_top) if entropy_mask_top else None
     return needs, keep
-
-
-def policy_update(
-    model: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    batch: Rollouts,
-    *,
-    loss: Any,
-    optim: Any,
-    dph: Any,
-    temperature: float,
-    autocast: torch.dtype | None,
-    generator: torch.Generator,
-    dph_batch: Rollouts | None = None,
-    track_update: bool = False,
-) -> dict[str, float]:
-    """PPO epochs over ``batch``; returns metrics (means over micro-batches, token-weighted).
-
-    Args:
-        batch: the step's responses with ``advantages`` set (``old_logp`` None: the current
-            policy, detached, i.e. on-policy; ``ref_logp`` needed when ``loss.kl_coef > 0``).
-        loss, optim, dph: the config sections ``LossConfig``, ``OptimConfig``, ``DPHConfig``.
-        temperature: the sampling temperature (the ratio's distribution).
-        autocast: compute dtype of the forward/backward (None: the weights' dtype).
-        generator: draws the mini-batch permutations; the random token selections (Clip-Cov)
-            use seeds derived from its initial seed, without drawing from it.
-        dph_batch: stored reference samples with ``ref_logp`` (the DPH term, when
-            ``dph.generator`` is set).
-        track_update: also report ``update/delta_norm`` and ``update/delta_rel``, the L2
-            norm of each optimizer step's weight change (absolute, and over the weights'
-            norm), averaged over the optimizer steps (a copy of the weights is held).
-
-    A mini-batch whose loss or gradient norm is not finite is skipped (no optimizer
-    step) and counted in ``update/skipped_steps``. The model is left in the train/eval
-    mode it came in.
-
-    With ``loss.entropy_mask_top = rho`` only the policy-loss matrix is masked to the
-    mini-batch's top-rho tokens by entropy (the paper restricts the policy gradient; the
-    entropy bonus and KL terms keep every token) and the normaliser still counts every valid
-    token (the paper's ``1 / sum |o_i|``; the official code divides by the kept tokens, a
-    constant factor ``1 / rho`` under token-mean). ``actor/entropy_mask_frac`` is the
-    fraction of valid tokens that keep the policy gradient.
-    """
-    spec = get_policy_loss(loss.policy_loss)
-    loss_params = spec.make_params(loss.params)
-    outputs = _forward_outputs(spec)
-    ent_top = getattr(loss, "entropy_mask_top", None) or None
-    pre_pass = bool(spec.needs & MINI_BATCH_NEEDS) or ent_top is not None
-    warning = getattr(loss_params, "on_policy_warning", None)
-    if warning and optim.ppo_epochs == 1 and optim.mini_batches == 1:
-        _warn_once(warning)
-    if batch.advantages is None:
-        raise ValueError("policy_update needs batch.advantages")
-    if loss.kl_coef > 0 and batch.ref_logp is None:
-        raise ValueError("loss.kl_coef > 0 needs batch.ref_logp (the reference log-probs)")
-    share = bool(optim.share_prefix)
-    device = next(model.parameters()).device
-    params = [p for p in model.parameters() if p.requires_grad]
-    metrics = MetricSum()
-    skipped = steps = 0
-    grad_norms: list[float] = []
-    deltas: list[tuple[float, float]] = []
-    t_model = t_optim = 0.0  # forward + backward; clipping + optimizer step
-    was_training = model.training
-    model.train()
-    try:
-        seed = generator.initial_seed()  # selections draw from their own derived seeds
-        for mb_index, mb_rows in enumerate(_mini_batches(len(batch), optim, generator)):
-            mini = batch.rows(mb_rows)
-            mask = mini.response_mask
-            norm = global_normalizer(
-                mask, loss.aggregation, max_len=mask.shape[1], constant=loss.aggregation_constant
-            )
-            optimizer.zero_grad(set_to_none=True)
-            finite = True
-            size = optim.micro_batch_size
-            mini_needs: dict[str, Tensor] = {}
-            keep_mini = None
-            if pre_pass:
-                t0 = time.perf_counter()
-                mini_needs, keep_mini = mini_batch_selections(
-                    model,
-                    mini,
-                    spec,
-                    loss_params,
-                    entropy_mask_top=ent_top,
-                    micro_batch_size=size,
-                    temperature=temperature,
-                    autocast=autocast,
-                    share_prefix=share,
-                    generator=torch.Generator().manual_seed(
-                        derive_seed(seed, "token-select", mb_index)
-                    ),
-                )
-                t_model += time.perf_counter() - t0
-            for index in micro_batch_rows(mini, size):
-                t0 = time.perf_counter()
-                mb = mini.rows(index)
-                rmask = mb.response_mask.to(device)
-                t = rmask.shape[1]  # the micro-batch's columns are a prefix of the mini-batch's
-                with autocast_context(device, autocast):
-                    out = forward_logprobs(
-                        model,
-                        mb,
-                        temperature=temperature,
-                        need=outputs,
-                        topk_ids=mb.old_topk_ids,
-                        topk_width=TOPK_WIDTH,
-                        share_prefix=share,
-                    )
-                logp = out["logp"]
-                old = logp.detach() if mb.old_logp is None else mb.old_logp.to(device)
-                extra = {
-                    need: mini_needs[need][index, :t].to(device)
-                    if need in mini_needs
-                    else NEED_PROVIDERS[need](out, mb)
-                    for need in spec.needs
-                }
-                assert mb.advantages is not None
-                total, m = spec.compute(
-                    logp, old, mb.advantages.to(device), rmask, loss_params, **extra
-                )
-                if keep_mini is not None:  # forking tokens: the policy term only
-                    keep = keep_mini[index, :t].to(device)
-                    total = torch.where(keep, total, torch.zeros_like(total))
-                    kept = (keep & rmask).sum() / rmask.sum().clamp(min=1)
-                    m["actor/entropy_mask_frac"] = kept.float()
-                ent_mat, ent_m = entropy_loss(out["entropy"], rmask)
-                m.update(ent_m)
-                if loss.entropy_coef:
-                    total = total + loss.entropy_coef * ent_mat
-                if loss.kl_coef > 0:
-                    assert mb.ref_logp is not None
-                    kl_mat, kl_m = kl_penalty_loss(
-                        logp,
-                        mb.ref_logp.to(device),
-                        rmask,
-                        kind=loss.kl_estimator,
-                        clamp=loss.kl_clamp,
-                    )
-                    total = total + loss.kl_coef * kl_mat
-                    m.update(kl_m)
-                value = aggregate_loss(total, rmask, loss.aggregation, normalizer=norm)
-                if not torch.isfinite(value):
-                    finite = False
-                    break
-                value.backward()
-                metrics.add(m, float(rmask.sum()))
-                t_model += time.perf_counter() - t0
-            if finite and dph.generator is not None and dph_batch is not None and len(dph_batch):
-                t0 = time.perf_counter()
-                finite = _dph_backward(
-                    model, dph_batch, dph, size, temperature, autocast, share, metrics
-                )
-                t_model += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            grad_norm = _grad_norm(params, optim.grad_clip) if finite else math.nan
-            if not math.isfinite(grad_norm):
-                optimizer.zero_grad(set_to_none=True)
-                skipped += 1
-                t_optim += time.perf_counter() - t0
-                continue
-            grad_norms.append(grad_norm)
-            before = [p.detach().clone() for p in params] if track_update else None
-            optimizer.step()
-            if before is not None:
-                deltas.append(_delta_norms(params, before))
-                del before
-            scheduler.step()
-            steps += 1
-            t_optim += time.perf_counter() - t0
-    finally:
-        optimizer.zero_grad(set_to_none=True)
-        model.train(was_training)
-    result = metrics.means()
-    result["actor/grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else math.nan
-    if track_update:
-        result["update/delta_norm"] = _mean([d for d, _ in deltas])
-        result["update/delta_rel"] = _mean([r for _, r in deltas])
-    result["update/optimizer_steps"] = float(steps)
-    result["update/skipped_steps"] = float(skipped)
-    result["time/forward_backward"] = t_model
-    result["time/optimizer"] = t_optim
-    return result
 
 
 def _dph_backward(
