@@ -89,7 +89,21 @@ def passk_analytic_values(
 
 @register_estimator("passk_analytic", params=PassKParams, binary_only=True, native_dtype=True)
 def passk_analytic_advantage(rewards: Tensor, mask: Tensor, p: PassKParams) -> Tensor:
-    """Analytic Pass@k: each response gets its exact expected k-group advantage (§2.4)."""
+    """Analytic Pass@k: each response gets its exact expected k-group advantage (§2.4).
+
+    With 0/1 rewards it is GRPO's advantage times a weight of the group's number of
+    correct responses, ``A = w(N_pos) * A_pass1`` with ``w = q / sqrt(q (1 - q))`` over
+    ``(1 - N_pos/N) / sqrt(N_pos/N (1 - N_pos/N))`` (``q = C(N_neg, k) / C(N, k)``; 0 once
+    ``N_neg < k``). It changes only how much each prompt counts, never the direction
+    within a prompt: its effect on exploration can only come through parameters that
+    prompts share (docs/mechanism.md; ``passk.sim``).
+
+    >>> r = torch.tensor([[1.0] + [0.0] * 15, [1.0] * 8 + [0.0] * 8], dtype=torch.float64)
+    >>> w = passk_analytic_advantage(r, r >= 0, PassKParams(k=4)) / pass1_advantage(
+    ...     r, r >= 0, Pass1Params())
+    >>> [round(x, 3) for x in w[:, 0].tolist()]  # N = 16, k = 4: 1 and 8 correct
+    [0.447, 0.2]
+    """
     n = mask.sum(1, dtype=torch.int32).to(torch.float64)  # [G]
     # counts are exact in float32 (up to 2^24); half types would round them, so widen those
     acc = torch.float32 if rewards.dtype in (torch.float16, torch.bfloat16) else None
