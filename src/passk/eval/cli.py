@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
+from passk.core.defaults import NUM_RESAMPLES
 from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
 
 DEFAULT_TASK = "mul1"
@@ -219,7 +220,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=LOCAL_DEFAULTS["score_timeout"],
         help="seconds per scoring call; 0 scores in-process without a timeout",
     )
-    p.add_argument("--num-resamples", type=int, default=1000, help="bootstrap resamples for the CI")
+    p.add_argument(
+        "--num-resamples", type=int, default=NUM_RESAMPLES, help="bootstrap resamples for the CI"
+    )
     p.add_argument("--system-prompt", default=None)
     p.add_argument(
         "--training-eval",

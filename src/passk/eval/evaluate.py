@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from passk.core.defaults import NUM_RESAMPLES
 from passk.core.majority import maj_at_k_per_problem
 from passk.core.metrics import (
     answer_diversity,
@@ -62,7 +63,7 @@ class EvalConfig:
     """Sequences in flight; ``"auto"``: :func:`~passk.rollout.generate.auto_batch_size`."""
     ks: tuple[int, ...] | None = None
     """k values of the curve; default 1, 2, 4, ..., n."""
-    num_resamples: int = 1000
+    num_resamples: int = NUM_RESAMPLES
     """Bootstrap resamples (over problems) for the confidence band."""
     confidence: float = 0.95
     score_timeout: float | None = 30.0

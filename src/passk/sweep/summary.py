@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from passk.core.defaults import NUM_RESAMPLES
 from passk.core.metrics import (
     pass_at_k_ci,
     pass_at_k_curve,
@@ -33,7 +34,7 @@ def eval_summary(
     report: Mapping[str, Any],
     ks: Sequence[int],
     *,
-    resamples: int = 1000,
+    resamples: int = NUM_RESAMPLES,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     """pass@k at ``ks`` with bootstrap CIs, the whole curve k = 1..n, and the report's facts."""
@@ -220,7 +221,7 @@ def seed_aware_difference(
     reference: Mapping[int, Mapping[str, Sequence[float]]],
     ks: Sequence[int],
     *,
-    resamples: int = 1000,
+    resamples: int = NUM_RESAMPLES,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
@@ -271,7 +272,7 @@ def paired_comparisons(
     reference: str,
     ks: Sequence[int],
     *,
-    resamples: int = 1000,
+    resamples: int = NUM_RESAMPLES,
     confidence: float = 0.95,
 ) -> dict[str, Any]:
     """Every other arm against ``reference`` (arms without finished runs are left out)."""
