@@ -21,19 +21,21 @@ Problems may have different sample counts n: per-problem arrays hold NaN at ever
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from passk.core.defaults import NUM_RESAMPLES
+from passk.core.majority import maj_at_k_per_problem
 
 __all__ = [
     "answer_diversity",
     "bootstrap_mean_ci",
     "dang_bound",
     "default_ks",
+    "metric_curves",
     "pass_at_k",
     "pass_at_k_ci",
     "pass_at_k_curve",
@@ -42,6 +44,7 @@ __all__ = [
     "pass_hat_k_ci",
     "pass_hat_k_curve",
     "pass_hat_k_per_problem",
+    "per_problem_metrics",
     "problems_per_k",
     "summarize_per_problem",
 ]
@@ -466,3 +469,90 @@ def wrong_answer_expected_distinct(
             total = math.comb(w, m)
             values.append(sum(1 - math.comb(w - c, m) / total for c in counts))
     return float(np.mean(values)) if values else float("nan")
+
+
+# --------------------------------------------------------------------------- the one table
+
+
+def per_problem_metrics(
+    correct: Sequence[Sequence[bool]],
+    ks: Sequence[int],
+    answers: Sequence[Sequence[Hashable | None]] | None = None,
+    *,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Per-problem ``[P, K]`` pass@k and pass^k, and maj@k with ``answers`` (NaN where a
+    problem has fewer than k samples), with each problem's n: what every pass@k table of
+    the library (``passk eval`` reports, the verl and TRL validation metrics) is built from.
+
+    maj@k is exact where that is cheap and sampled otherwise (``maj_err`` holds its standard
+    errors, ``maj_sampled`` which problems were sampled; see :mod:`passk.core.majority`).
+    """
+    ns = [len(c) for c in correct]
+    cs = [sum(bool(x) for x in c) for c in correct]
+    per: dict[str, np.ndarray] = {
+        "n": np.array(ns),
+        "pass_at_k": pass_at_k_per_problem(ns, cs, ks).numpy(),
+        "pass_hat_k": pass_hat_k_per_problem(ns, cs, ks).numpy(),
+    }
+    if answers is not None:
+        maj, err, methods = maj_at_k_per_problem(answers, correct, ks, seed=seed)
+        per |= {"maj_at_k": maj, "maj_err": err, "maj_sampled": np.array(methods) == "sample"}
+    return per
+
+
+# metric of per_problem_metrics -> the key of its interval in a table
+CI_KEYS = {"pass_at_k": "ci95", "pass_hat_k": "pass_hat_k_ci95", "maj_at_k": "maj_at_k_ci95"}
+
+
+def metric_curves(
+    per: Mapping[str, np.ndarray],
+    ks: Sequence[int],
+    rows: np.ndarray | None = None,
+    *,
+    num_resamples: int = NUM_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """pass@k, pass^k and maj@k with intervals and per-k problem counts (k keys: strings)
+    over the problems ``rows`` of :func:`per_problem_metrics` (default: all).
+
+    A problem with fewer than k samples is left out at that k; a k that no problem reaches
+    is left out altogether. The metrics share one bootstrap (the same resampled problem
+    sets). Keys: ``pass_at_k``, ``ci95``, ``pass_hat_k``, ``pass_hat_k_ci95``, ``maj_at_k``,
+    ``maj_at_k_ci95`` (empty without answers), ``problems_per_k``, and with answers
+    ``maj_at_k_sampled_problems`` (and ``maj_at_k_stderr`` where some were sampled).
+
+    >>> per = per_problem_metrics([[True, False], [False, False, False, True]], [1, 4])
+    >>> out = metric_curves(per, [1, 4], num_resamples=50)
+    >>> {k: round(v, 6) for k, v in out["pass_at_k"].items()}, out["problems_per_k"]
+    ({'1': 0.375, '4': 1.0}, {'1': 2, '4': 1})
+    """
+    rows = np.arange(len(per["n"])) if rows is None else rows
+    names = [name for name in CI_KEYS if name in per]
+    joint = np.concatenate([per[name][rows] for name in names], axis=1)  # [P, M*K]
+    mean, ci, _ = summarize_per_problem(
+        joint,
+        list(range(joint.shape[1])),
+        num_resamples=num_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
+    out: dict[str, Any] = {}
+    for m, name in enumerate(names):
+        cols = [(k, m * len(ks) + j) for j, k in enumerate(ks) if m * len(ks) + j in mean]
+        out[name] = {str(k): mean[col] for k, col in cols}
+        out[CI_KEYS[name]] = {str(k): list(ci[col]) for k, col in cols}
+    ns = per["n"][rows]
+    out["problems_per_k"] = {str(k): int((ns >= k).sum()) for k in ks if k <= ns.max()}
+    if "maj_at_k" not in per:
+        return out | {"maj_at_k": {}, "maj_at_k_ci95": {}}
+    sampled = int(per["maj_sampled"][rows].sum())
+    out["maj_at_k_sampled_problems"] = sampled
+    if sampled:
+        # Monte Carlo error of the mean over problems (the exact ones add none)
+        maj, err = per["maj_at_k"][rows], per["maj_err"][rows]
+        have = ~np.isnan(maj)
+        se = np.sqrt((np.where(have, err, 0.0) ** 2).sum(0)) / np.maximum(have.sum(0), 1)
+        out["maj_at_k_stderr"] = {str(k): float(e) for k, e in zip(ks, se) if k <= ns.max()}
+    return out

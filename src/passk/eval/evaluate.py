@@ -27,14 +27,12 @@ from typing import Any, Literal
 import numpy as np
 
 from passk.core.defaults import NUM_RESAMPLES
-from passk.core.majority import maj_at_k_per_problem
 from passk.core.metrics import (
     answer_diversity,
     dang_bound,
     default_ks,
-    pass_at_k_per_problem,
-    pass_hat_k_per_problem,
-    summarize_per_problem,
+    metric_curves,
+    per_problem_metrics,
 )
 from passk.eval.report import tidy_floats
 from passk.rollout.generate import (
@@ -213,58 +211,20 @@ class EvalResult:
     def _per_problem(self, done: list[ProblemResult], ks: list[int]) -> dict[str, Any]:
         """Per-problem ``[P, K]`` values of each metric (NaN where n < k), computed once
         for the whole report and its per-source breakdown."""
-        ns = [p.n for p in done]
-        cs = [p.c for p in done]
-        per: dict[str, Any] = {
-            "n": np.array(ns),
-            "pass_at_k": pass_at_k_per_problem(ns, cs, ks).numpy(),
-            "pass_hat_k": pass_hat_k_per_problem(ns, cs, ks).numpy(),
-        }
-        if self.answers_available:
-            maj, err, methods = maj_at_k_per_problem(
-                [p.extracted for p in done], [p.correct for p in done], ks, seed=self.config.seed
-            )
-            per |= {"maj_at_k": maj, "maj_err": err, "maj_sampled": np.array(methods) == "sample"}
-        return per
+        answers = [p.extracted for p in done] if self.answers_available else None
+        return per_problem_metrics([p.correct for p in done], ks, answers, seed=self.config.seed)
 
     def _curves(self, per: dict[str, Any], rows: np.ndarray, ks: list[int]) -> dict[str, Any]:
-        """pass@k, pass^k and maj@k with CIs and per-k problem counts (k keys: strings)
-        over the problems ``rows`` of ``per``.
-
-        A problem with fewer than k samples is left out at that k; a k that no problem
-        reaches is left out altogether. The three metrics share one bootstrap (the same
-        resampled problem sets)."""
+        """The report's table over the problems ``rows`` (:func:`metric_curves`)."""
         cfg = self.config
-        names = [("pass_at_k", "ci95"), ("pass_hat_k", "pass_hat_k_ci95")]
-        if "maj_at_k" in per:
-            names.append(("maj_at_k", "maj_at_k_ci95"))
-        joint = np.concatenate([per[name][rows] for name, _ in names], axis=1)  # [P, M*K]
-        joint_ks = list(range(joint.shape[1]))
-        mean, ci, _ = summarize_per_problem(
-            joint,
-            joint_ks,
+        return metric_curves(
+            per,
+            ks,
+            rows,
             num_resamples=cfg.num_resamples,
             confidence=cfg.confidence,
             seed=cfg.seed,
         )
-        out: dict[str, Any] = {}
-        for m, (name, ci_name) in enumerate(names):
-            cols = [(k, m * len(ks) + j) for j, k in enumerate(ks) if m * len(ks) + j in mean]
-            out[name] = {str(k): mean[col] for k, col in cols}
-            out[ci_name] = {str(k): list(ci[col]) for k, col in cols}
-        ns = per["n"][rows]
-        out["problems_per_k"] = {str(k): int((ns >= k).sum()) for k in ks if k <= ns.max()}
-        if "maj_at_k" not in per:
-            return out | {"maj_at_k": {}, "maj_at_k_ci95": {}}
-        sampled = int(per["maj_sampled"][rows].sum())
-        out["maj_at_k_sampled_problems"] = sampled
-        if sampled:
-            # Monte Carlo error of the mean over problems (the exact ones add none)
-            maj, err = per["maj_at_k"][rows], per["maj_err"][rows]
-            have = ~np.isnan(maj)
-            se = np.sqrt((np.where(have, err, 0.0) ** 2).sum(0)) / np.maximum(have.sum(0), 1)
-            out["maj_at_k_stderr"] = {str(k): float(e) for k, e in zip(ks, se) if k <= ns.max()}
-        return out
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
         """Summary, configuration, per-problem results and any ``extra`` entries, floats

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-import numpy as np
-
 from passk.core.defaults import NUM_RESAMPLES
-from passk.core.majority import maj_at_k
-from passk.core.metrics import bootstrap_mean_ci, default_ks, pass_at_k, pass_hat_k
+from passk.core.metrics import CI_KEYS, default_ks, metric_curves, per_problem_metrics
 
 __all__ = ["grouped_metrics"]
+
+# metric of the shared table -> its prefix in these metric names
+_PREFIX = {"pass_at_k": "pass@", "pass_hat_k": "pass^", "maj_at_k": "maj@"}
 
 
 def grouped_metrics(
@@ -27,13 +27,16 @@ def grouped_metrics(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, float]:
-    """pass@k, pass^k (and maj@k with ``answers``) averaged over problems, with bootstrap CIs.
+    """pass@k, pass^k (and maj@k with ``answers``) averaged over problems, with bootstrap CIs:
+    the table of ``passk eval`` reports (:func:`passk.core.metrics.metric_curves`), the same
+    numbers under metric names.
 
     Args:
         correct: per problem, one flag per sample (problems may have different n).
         answers: per problem, the extracted answer of each sample (None: no answer).
-        ks: the k values (default :func:`passk.core.metrics.default_ks` of the smallest n);
-            each must be ``<=`` the smallest n.
+        ks: the k values (default :func:`passk.core.metrics.default_ks` of the smallest n).
+            A problem with fewer than k samples is left out at that k, as in eval reports;
+            a k above every problem's n is refused.
 
     Returns ``{"pass@k": mean, "pass@k/ci_lo": lo, "pass@k/ci_hi": hi, "pass^k": ...,
     "maj@k": ...}`` as floats.
@@ -44,28 +47,21 @@ def grouped_metrics(
     if not correct:
         raise ValueError("need at least one problem")
     ns = [len(c) for c in correct]
-    n_min = min(ns)
-    if n_min < 1:
+    if min(ns) < 1:
         raise ValueError("every problem needs at least one sample")
-    ks = list(ks) if ks is not None else default_ks(n_min)
-    bad = [k for k in ks if not (isinstance(k, int) and 1 <= k <= n_min)]
+    ks = list(ks) if ks is not None else default_ks(min(ns))
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= max(ns)]
     if bad:
-        raise ValueError(f"ks {bad} out of range: each k must be in [1, {n_min}] (fewest samples)")
+        raise ValueError(f"ks {bad} out of range: each k must be in [1, {max(ns)}] (most samples)")
     if answers is not None and [len(a) for a in answers] != ns:
         raise ValueError("answers must have one entry per sample of each problem")
-    cs = [int(sum(bool(x) for x in c)) for c in correct]
-    columns: dict[str, list[float]] = {}
-    for k in ks:
-        columns[f"pass@{k}"] = [float(pass_at_k(n, c, k)) for n, c in zip(ns, cs)]
-        columns[f"pass^{k}"] = [pass_hat_k(n, c, k) for n, c in zip(ns, cs)]
-        if answers is not None:
-            columns[f"maj@{k}"] = [maj_at_k(a, c, k) for a, c in zip(answers, correct)]
-    names = list(columns)
-    table = np.array([columns[name] for name in names], dtype=np.float64).T  # [P, M]
-    lo, hi = bootstrap_mean_ci(table, num_resamples, confidence=confidence, seed=seed)
+    per = per_problem_metrics(correct, ks, answers, seed=seed)
+    table = metric_curves(per, ks, num_resamples=num_resamples, confidence=confidence, seed=seed)
     out: dict[str, float] = {}
-    for i, name in enumerate(names):
-        out[name] = float(table[:, i].mean())
-        out[f"{name}/ci_lo"] = float(lo[i])
-        out[f"{name}/ci_hi"] = float(hi[i])
+    for metric, prefix in _PREFIX.items():
+        ci = table[CI_KEYS[metric]]
+        for k, value in table[metric].items():
+            out[f"{prefix}{k}"] = float(value)
+            out[f"{prefix}{k}/ci_lo"] = float(ci[k][0])
+            out[f"{prefix}{k}/ci_hi"] = float(ci[k][1])
     return out
