@@ -53,14 +53,19 @@ class Run:
         args += ["--out", str(self.run_dir.path)]
         return args + (["--resume"] if resume else [])
 
-    def command(self, root: Path) -> str:
-        """The same command as text, with paths relative to ``root`` (run it from there)."""
+    def command(self, root: Path, *, shell: bool = False) -> str:
+        """The same command as text, with paths relative to ``root`` (run it from there).
+
+        ``shell``: a command to paste into a shell whose current directory is ``root``
+        (paths outside ``root`` stay absolute; none is cut to its ``site-packages`` part).
+        """
+        path, arg = (shell_path, shell_arg) if shell else (portable_path, portable_arg)
         args = ["passk", "train"]
         if self.recipe is not None:
-            args += ["--config", portable_path(self.recipe, root)]
+            args += ["--config", path(self.recipe, root)]
         for text in self.overrides:
-            args += ["--set", portable_arg(text, root)]
-        args += ["--out", portable_path(self.run_dir.path, root)]
+            args += ["--set", arg(text, root)]
+        args += ["--out", path(self.run_dir.path, root)]
         return shlex.join(args)
 
 
@@ -206,6 +211,24 @@ def portable_arg(text: str, root: Path) -> str:
     if sep and os.path.isabs(value):
         return f"{key}={portable_path(value, root)}"
     return portable_path(text, root) if os.path.isabs(text) else text
+
+
+def shell_path(path: str | Path, root: Path) -> str:
+    """A path to type in a shell at ``root``: relative when it lies under ``root``, else
+    absolute (a relative path is taken to be relative to ``root`` already)."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    rel = os.path.relpath(text, os.path.abspath(root))
+    return text if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
+def shell_arg(text: str, root: Path) -> str:
+    """``key=/abs/path`` with the path as :func:`shell_path` writes it; else unchanged."""
+    key, sep, value = text.partition("=")
+    if sep and os.path.isabs(value):
+        return f"{key}={shell_path(value, root)}"
+    return shell_path(text, root) if os.path.isabs(text) else text
 
 
 def portable(obj: Any, root: Path) -> Any:
