@@ -77,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
         for key, default, doc in describe_config():
             print(f"{key} = {default}\n    {doc}")
         return 0
+    from passk.train.run_dir import RunDir
+
     try:
+        holder = RunDir(args.out).writer() if args.out is not None else None
+        if holder is not None:  # first: a live run holds a run too, and may be mid-write
+            raise ValueError(busy_message(args.out, holder))
         if args.resume:
             if args.out is None:
                 raise ValueError("--resume needs --out DIR (the run to continue)")
@@ -91,14 +96,10 @@ def run(args: argparse.Namespace) -> int:
             print(dump_config(config), end="")
             return 0
         from passk.train.loop import check_run_dir
-        from passk.train.run_dir import RunDir
 
         if args.out is None:
             args.out = Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
         run_dir = RunDir(args.out)
-        holder = run_dir.writer()
-        if holder is not None:  # before the other checks: a live run holds a run, too
-            raise ValueError(busy_message(run_dir.path, holder))
         check_run_dir(run_dir, args.resume)
         warn_config(config)
         with run_dir.lock("passk train"), stop_signals_interrupt():
