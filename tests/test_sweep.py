@@ -464,3 +464,192 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     assert _sweep(_write(tmp_path / "s2.yaml", changed), out, "--arms", "passk") == 2
     err = capsys.readouterr().err
     assert "passk_s0" in err and "another config" in err and "optim" in err
+
+
+# --- whose directory, one writer, signals -------------------------------------------------------
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _fake_run_dir(path: Path) -> Path:
+    """A finished ``passk train`` run as the trainer leaves it."""
+    from passk.train.config import dump_config, load_config
+
+    (path / "checkpoints" / "step_000002").mkdir(parents=True)
+    (path / "evals").mkdir()
+    (path / "config.yaml").write_text(dump_config(load_config(None, [])))
+    (path / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n{"step": 2}\n')
+    (path / "training.png").write_bytes(b"png")
+    (path / "done.json").write_text('{"steps": 2}\n')
+    return path
+
+
+def _fake_eval_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "eval.json").write_text("{}")
+    (path / "passk_curve.png").write_bytes(b"png")
+    return path
+
+
+def _foreign_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("mine")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_fake_run_dir, "is a training run directory (passk train's)"),
+        (_fake_eval_dir, "is an evaluation directory (passk eval's)"),
+        (_foreign_dir, "holds files that are not a passk sweep's (notes.txt)"),
+    ],
+    ids=["run", "eval", "foreign"],
+)
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
+def test_a_sweep_refuses_an_out_it_does_not_own(tmp_path, capsys, make, message, dry_run):
+    file = _write(tmp_path / "s.yaml", GOOD)
+    out = make(tmp_path / "out")
+    before = _snapshot(out)
+    assert _sweep(file, out, *(["--dry-run"] if dry_run else [])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "choose another --out" in err[0]
+    assert _snapshot(out) == before  # nothing written, nothing replaced
+
+
+def test_a_sweep_accepts_its_own_directory(tmp_path, capsys):
+    file, out = _write(tmp_path / "s.yaml", GOOD), tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "a_s0.log").write_text("")
+    (out / "logs" / "a_s0.json").write_text('{"status": "interrupted"}')
+    (out / "other_s3").mkdir()  # a run of an arm or seed not selected now
+    for name in ("summary.json", "passk_curves.png", "training.png", "entropy.png", "tables.md"):
+        (out / name).write_text("")
+    md = ["--markdown", str(out / "tables.md")]
+    assert _sweep(file, out, "--dry-run", *md) == 0
+    assert "2 arms x 1 seed ->" in capsys.readouterr().out
+    assert _sweep(file, out, "--dry-run") == 2  # tables.md is no file of the sweep's
+    assert "(tables.md)" in capsys.readouterr().err
+
+
+def test_a_stage_without_signal_is_refused_before_any_run(tmp_path, capsys):
+    """Analytic Pass@k with k = rollout.n trains on all-zero advantages: refused, with the fix."""
+    bad = {**GOOD, "base": {"set": {"rollout.n": 4, "algorithm.params": {"k": 4}}}}
+    out = tmp_path / "out"
+    assert _sweep(_write(tmp_path / "s.yaml", bad), out, "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert "arm 'a', seed 0: algorithm.stages.0: passk_analytic with params.k=4" in err
+    assert "zero advantage" in err and "use k <= 3 or rollout.n >= 5" in err
+    assert not out.exists()
+
+
+def test_dry_run_commands_paste_into_a_shell_at_the_current_directory(
+    tmp_path, subprocess_env_root
+):
+    """The sweep file lives elsewhere; --out is relative: every printed command, run from
+    the same directory, resolves the recipe and names the run directory the sweep uses."""
+    import shlex
+    import subprocess
+
+    spec = {**GOOD, "arms": [{"name": "a", "config": str(ROOT / "configs" / "pass1.yaml")}]}
+    file = _write(tmp_path / "elsewhere.yaml", spec)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "passk.cli", "sweep", str(file), "--out", "sw", "--dry-run"],
+        cwd=cwd,
+        env=subprocess_env_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1 arm x 1 seed -> sw;" in run.stdout
+    (line,) = [x for x in run.stdout.splitlines() if x.startswith("[a_s0] run: ")]
+    argv = shlex.split(line.removeprefix("[a_s0] run: "))
+    assert argv[:2] == ["passk", "train"] and argv[argv.index("--out") + 1] == "sw/a_s0"
+    pasted = subprocess.run(
+        [sys.executable, "-m", "passk.cli", *argv[1:], "--print-config"],
+        cwd=cwd,
+        env=subprocess_env_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert pasted.returncode == 0, pasted.stderr
+    assert "eval.at_start" not in pasted.stderr and "seed: 0" in pasted.stdout
+
+
+@pytest.fixture()
+def subprocess_env_root() -> dict[str, str]:
+    """Subprocesses import this checkout's passk from any directory."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(TRAIN_TESTS)])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # exited, not yet reaped: gone
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_to_a_sweep_stops_its_runs_and_leaves_no_process(
+    tiny_checkpoint, tmp_path, subprocess_env_root, capsys
+):
+    """SIGTERM to ``passk sweep``: its ``passk train`` child is told to stop and waited for
+    (no orphan writing on), the sweep exits 130; a second sweep on the same directory
+    is refused while the first runs, naming it; the same command afterwards resumes."""
+    import signal
+    import subprocess
+    import time
+
+    from passk.train.run_dir import RunDir
+
+    tree = tiny_sweep(tiny_checkpoint)
+    tree["base"]["set"]["steps"] = 400
+    file, out = _write(tmp_path / "s.yaml", tree), tmp_path / "sweep"
+    argv = ["sweep", str(file), "--out", str(out), "--arms", "passk"]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "passk.cli", *argv],
+        env=subprocess_env_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    child = None
+    try:
+        deadline = time.monotonic() + 240
+        run = RunDir(out / "passk_s0")
+        while time.monotonic() < deadline and not run.last_train_step():
+            assert sweep.poll() is None, sweep.stdout.read() if sweep.stdout else ""
+            time.sleep(0.2)
+        holder = run.writer()
+        assert holder is not None and holder["command"] == "passk train"
+        child = holder["pid"]
+        assert _alive(child)
+        assert _sweep(file, out, "--arms", "passk", "--dry-run") == 2
+        assert f"pid {sweep.pid} (passk sweep" in capsys.readouterr().err
+        sweep.send_signal(signal.SIGTERM)
+        output, _ = sweep.communicate(timeout=150)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+    assert sweep.returncode == 130, output[-3000:]
+    assert "interrupted; run the same command again to continue" in output
+    assert not _alive(child)
+    assert run.writer() is None and not (out / "writer.lock").exists()
+    assert json.loads((out / "logs" / "passk_s0.json").read_text())["status"] == "interrupted"
+    assert (run.checkpoints / f"step_{run.last_train_step():06d}").is_dir()  # saved on the way
