@@ -17,6 +17,7 @@ import yaml
 
 from passk.cli import main
 from passk.sweep.plan import portable, portable_path
+from passk.sweep.report import rounded
 from passk.sweep.spec import SweepError, parse_sweep
 from passk.sweep.summary import paired_comparisons, paired_difference
 
@@ -437,6 +438,7 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     assert _sweep(file, out, "--arms", "passk") == 0
     first = json.loads((out / "summary.json").read_text())
     assert _absolute_strings(first) == []
+    assert rounded(first) == first  # no float carries its sums' rounding noise
     assert first["status"] == {"passk_s0": "done"} and first["before"]["per_seed"]["0"]
     capsys.readouterr()
 
@@ -653,3 +655,10 @@ def test_sigterm_to_a_sweep_stops_its_runs_and_leaves_no_process(
     assert run.writer() is None and not (out / "writer.lock").exists()
     assert json.loads((out / "logs" / "passk_s0.json").read_text())["status"] == "interrupted"
     assert (run.checkpoints / f"step_{run.last_train_step():06d}").is_dir()  # saved on the way
+
+
+def test_summary_floats_are_rounded_to_twelve_significant_digits():
+    noisy = {"pass@2": 0.49999999999999983, "ci": [1 / 3, 2.0000000000000004], "n": 7}
+    assert rounded(noisy) == {"pass@2": 0.5, "ci": [0.333333333333, 2.0], "n": 7}
+    assert json.dumps(rounded({"x": sum([0.1] * 10)})) == '{"x": 1.0}'
+    assert rounded(float("nan")) != rounded(float("nan")) and rounded(True) is True
