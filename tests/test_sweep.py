@@ -662,3 +662,33 @@ def test_summary_floats_are_rounded_to_twelve_significant_digits():
     assert rounded(noisy) == {"pass@2": 0.5, "ci": [0.333333333333, 2.0], "n": 7}
     assert json.dumps(rounded({"x": sum([0.1] * 10)})) == '{"x": 1.0}'
     assert rounded(float("nan")) != rounded(float("nan")) and rounded(True) is True
+
+
+def test_arms_with_the_same_numbers_stay_visible_in_the_sweep_figure(tmp_path, monkeypatch):
+    from passk import plots
+
+    curve = [0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.62, 0.65]
+    same = {
+        "seeds": [0],
+        "curve_after_mean": curve,
+        "curve_after_min": curve,
+        "curve_after_max": curve,
+    }
+    summary = {
+        "arms": {"a": {"label": "A", **same}, "b": {"label": "B", **same}},
+        "before": {"per_seed": {"0": {"curve": [0.1] * 8}}},
+    }
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or Path(out))
+    plots.plot_sweep_curves(summary, tmp_path / "c.png")
+    ax = figures[0].axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"before (1 seed)", "A (1 seed)", "B (1 seed)"}
+    a, b = lines["A (1 seed)"], lines["B (1 seed)"]
+    assert a.get_linestyle() != b.get_linestyle() and a.get_marker() != b.get_marker()
+
+    def marked(line) -> set[int]:  # indices of the points that carry a marker
+        start, step = line.get_markevery()
+        return set(range(start, len(line.get_xdata()), step))
+
+    assert marked(a) and marked(b) and not marked(a) & marked(b)
