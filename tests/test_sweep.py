@@ -439,6 +439,7 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     first = json.loads((out / "summary.json").read_text())
     assert _absolute_strings(first) == []
     assert rounded(first) == first  # no float carries its sums' rounding noise
+    assert first["model"]["name"] == tiny_checkpoint.name  # the base, not "before_s0 step 0"
     assert first["status"] == {"passk_s0": "done"} and first["before"]["per_seed"]["0"]
     capsys.readouterr()
 
