@@ -693,3 +693,31 @@ def test_arms_with_the_same_numbers_stay_visible_in_the_sweep_figure(tmp_path, m
         return set(range(start, len(line.get_xdata()), step))
 
     assert marked(a) and marked(b) and not marked(a) & marked(b)
+
+
+def test_a_run_directory_with_a_live_writer_is_refused_naming_it(tmp_path, capsys):
+    """A run left writing by an earlier sweep (or started by hand) is not given a second
+    writer: the sweep stops before anything runs and names the process."""
+    import subprocess
+
+    hold = (
+        "import sys, time; from passk.train.run_dir import DirectoryLock; "
+        "DirectoryLock(sys.argv[1], 'passk train').acquire(); print('held', flush=True); "
+        "time.sleep(120)"
+    )
+    file, out = _write(tmp_path / "s.yaml", GOOD), tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(out / "b_s0")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for extra in (["--dry-run"], []):
+            assert _sweep(file, out, *extra) == 2
+            err = capsys.readouterr().err
+            assert (
+                f"b_s0: {out / 'b_s0'} is being written by another process: pid {holder.pid}" in err
+            )
+        assert sorted(p.name for p in out.iterdir()) == ["b_s0"]  # nothing else written
+    finally:
+        holder.kill()
+        holder.wait()
