@@ -516,7 +516,9 @@ def _foreign_dir(path: Path) -> Path:
 )
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
 def test_a_sweep_refuses_an_out_it_does_not_own(tmp_path, capsys, make, message, dry_run):
-    file = _write(tmp_path / "s.yaml", GOOD)
+    # a model that cannot load: a sweep that went ahead would fail its runs at once
+    no_model = {**GOOD, "base": {"set": {"model.name": str(tmp_path / "no-model")}}}
+    file = _write(tmp_path / "s.yaml", no_model)
     out = make(tmp_path / "out")
     before = _snapshot(out)
     assert _sweep(file, out, *(["--dry-run"] if dry_run else [])) == 2
@@ -705,7 +707,8 @@ def test_a_run_directory_with_a_live_writer_is_refused_naming_it(tmp_path, capsy
         "DirectoryLock(sys.argv[1], 'passk train').acquire(); print('held', flush=True); "
         "time.sleep(120)"
     )
-    file, out = _write(tmp_path / "s.yaml", GOOD), tmp_path / "out"
+    no_model = {**GOOD, "base": {"set": {"model.name": str(tmp_path / "no-model")}}}
+    file, out = _write(tmp_path / "s.yaml", no_model), tmp_path / "out"
     holder = subprocess.Popen(
         [sys.executable, "-c", hold, str(out / "b_s0")], stdout=subprocess.PIPE, text=True
     )
