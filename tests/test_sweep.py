@@ -602,9 +602,25 @@ def subprocess_env_root() -> dict[str, str]:
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"  # exited, not yet reaped: gone
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (children, their children, ...)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return {c for c in found if _alive(c)}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -613,7 +629,7 @@ def test_sigterm_to_a_sweep_stops_its_runs_and_leaves_no_process(
 ):
     """SIGTERM to ``passk sweep``: its ``passk train`` child is told to stop and waited for
     (no orphan writing on), the sweep exits 130; a second sweep on the same directory
-    is refused while the first runs, naming it; the same command afterwards resumes."""
+    is refused while the first runs, naming it."""
     import signal
     import subprocess
     import time
@@ -624,37 +640,41 @@ def test_sigterm_to_a_sweep_stops_its_runs_and_leaves_no_process(
     tree["base"]["set"]["steps"] = 400
     file, out = _write(tmp_path / "s.yaml", tree), tmp_path / "sweep"
     argv = ["sweep", str(file), "--out", str(out), "--arms", "passk"]
+    log = (tmp_path / "sweep.log").open("w")
     sweep = subprocess.Popen(
         [sys.executable, "-m", "passk.cli", *argv],
         env=subprocess_env_root,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    child = None
+    children: set[int] = set()
+    run = RunDir(out / "passk_s0")
     try:
         deadline = time.monotonic() + 240
-        run = RunDir(out / "passk_s0")
         while time.monotonic() < deadline and not run.last_train_step():
-            assert sweep.poll() is None, sweep.stdout.read() if sweep.stdout else ""
+            assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()
             time.sleep(0.2)
-        holder = run.writer()
-        assert holder is not None and holder["command"] == "passk train"
-        child = holder["pid"]
-        assert _alive(child)
+        children = _descendants(sweep.pid)
+        assert children, "the sweep's run is not running"
         assert _sweep(file, out, "--arms", "passk", "--dry-run") == 2
         assert f"pid {sweep.pid} (passk sweep" in capsys.readouterr().err
         sweep.send_signal(signal.SIGTERM)
-        output, _ = sweep.communicate(timeout=150)
+        sweep.wait(timeout=150)
+        time.sleep(1.0)  # an orphan would still be running now
+        left = {c for c in children if _alive(c)}
     finally:
         if sweep.poll() is None:
             sweep.kill()
             sweep.wait()
-        if child is not None and _alive(child):
-            os.kill(child, signal.SIGKILL)
+        for c in children:
+            if _alive(c):
+                os.kill(c, signal.SIGKILL)
+        log.close()
+    output = (tmp_path / "sweep.log").read_text()
+    assert left == set(), output[-3000:]
     assert sweep.returncode == 130, output[-3000:]
     assert "interrupted; run the same command again to continue" in output
-    assert not _alive(child)
     assert run.writer() is None and not (out / "writer.lock").exists()
     assert json.loads((out / "logs" / "passk_s0.json").read_text())["status"] == "interrupted"
     assert (run.checkpoints / f"step_{run.last_train_step():06d}").is_dir()  # saved on the way
