@@ -744,3 +744,19 @@ def test_a_run_directory_with_a_live_writer_is_refused_naming_it(tmp_path, capsy
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_sweep_warns_about_an_arm_whose_passk_part_vanishes(tmp_path, capsys):
+    weak = {"algorithm.estimator": "passk_combination", "algorithm.params": {"k": 4}}
+    weak["rollout.n"] = 4
+    tree = {**GOOD, "seeds": [0, 1]}
+    tree["arms"] = [{"name": "a", "set": weak}, {"name": "b", "set": ["optim.lr=1e-4"]}]
+    file = _write(tmp_path / "s.yaml", tree)
+    with pytest.warns(UserWarning) as said:
+        assert _sweep(file, tmp_path / "out", "--dry-run") == 0
+    texts = [str(w.message) for w in said]
+    assert texts == [
+        "arm 'a': algorithm.stages.0: passk_combination with k = rollout.n = 4 has a zero "
+        "Pass@k part (every k-subset is the whole group), so it trains on (1 - accuracy) x "
+        "Pass@1 alone; set k below 4 or raise rollout.n"
+    ]

@@ -106,3 +106,20 @@ def test_mixtures_whose_passk_part_vanishes_at_k_equal_n_are_warned_about(estima
 
 def test_dars_groups_grow_beyond_rollout_n_so_k_equal_n_is_not_refused():
     validate(_config("passk_analytic", 4, "{k: 4}", "algorithm.dars=et"))
+
+
+def test_passk_train_warns_before_the_model_loads(tmp_path):
+    import subprocess
+    import sys
+
+    sets = ["algorithm.estimator=passk_combination", "rollout.n=4", f"model.name={tmp_path}/none"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "passk.cli", "train", "--out", str(tmp_path / "run")]
+        + [a for s in sets for a in ("--set", s)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    warning = "passk: warning: algorithm.stages.0: passk_combination with k = rollout.n = 4"
+    assert warning in proc.stderr and proc.returncode != 0  # the model cannot load
+    assert proc.stderr.index(warning) < proc.stderr.index("passk train: error:")

@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,7 @@ class Plan:
 def plan_sweep(spec: SweepSpec, out: Path, *, threads: int = 1) -> Plan:
     """Resolve and validate every run's config; decide which "before" evaluations are shared."""
     from passk.train.config import load_config, validate
+    from passk.train.config_validate import warn_config
 
     runs: list[Run] = []
     starts: dict[int, StartEval] = {}
@@ -112,6 +114,12 @@ def plan_sweep(spec: SweepSpec, out: Path, *, threads: int = 1) -> Plan:
                 validate(config)
             except ValueError as e:
                 raise SweepError(f"{where}: {e}") from None
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                warn_config(config)
+            for w in said:  # once per arm: the seeds share the arm's settings
+                if seed == spec.seeds[0]:
+                    warnings.warn(f"arm {arm.name!r}: {w.message}", stacklevel=2)
             configs.append((arm, recipe, overrides, config))
         prints = {eval_fingerprint(c) for *_, c in configs}
         shared = len(prints) == 1 and configs[0][3].eval.problems > 0

@@ -211,13 +211,18 @@ _PASSK_PART_AT_N = {
 
 def warn_config(config: TrainConfig) -> None:
     """Warn (``warnings.warn``) about settings that run but do less than they say."""
+    from passk.core.advantages import get_estimator
+
     n = config.rollout.n
     for i, s in enumerate(config.algorithm.stages):
-        ks = {int(s.params["k"])} if s.params.get("k") is not None else set()
+        why = _PASSK_PART_AT_N.get(s.estimator)
+        if why is None:
+            continue
+        k = s.params.get("k")
+        ks = {int(k if k is not None else _default_k(get_estimator(s.estimator)) or 0)}
         if s.k_final is not None:
             ks.add(int(s.k_final))
-        why = _PASSK_PART_AT_N.get(s.estimator)
-        if why is not None and n in ks:
+        if n in ks:
             warnings.warn(
                 f"algorithm.stages.{i}: {s.estimator} with k = rollout.n = {n} has a zero Pass@k "
                 f"part (every k-subset is the whole group), so {why}; set k below {n} or "
@@ -234,11 +239,9 @@ def _refuse_silent_stage(
     The estimator is asked, not a table: its advantages for every mix of binary rewards in
     a group of n (and graded rewards, when it takes them) must not all be zero.
     """
-    import dataclasses
-
     if any(need not in _PROBE_NEEDS for need in spec.needs):
         return  # an input this probe cannot make up: the estimator is not checked
-    default_k = next((f.default for f in dataclasses.fields(spec.params) if f.name == "k"), None)
+    default_k = _default_k(spec)
     given = params.get("k")
     for key, k in (("params.k", given if given is not None else default_k), ("k_final", k_final)):
         if key == "k_final" and k is None:
@@ -269,6 +272,12 @@ def _refuse_silent_stage(
 
 
 _PROBE_NEEDS = ("entropy", "seq_logp")
+
+
+def _default_k(spec: EstimatorSpec) -> int | None:
+    import dataclasses
+
+    return next((f.default for f in dataclasses.fields(spec.params) if f.name == "k"), None)
 
 
 def _has_signal(spec: EstimatorSpec, n: int, params: Mapping[str, Any]) -> bool:
