@@ -155,5 +155,5 @@ def test_run_goes_through_passk_sweep(runner, tmp_path, capsys):
     argv = ["run", "--out", str(out), "--json", str(results), "--dry-run", "--seeds", "0"]
     assert runner.main(argv) == 0
     printed = capsys.readouterr().out
-    assert "4 arms x 1 seeds" in printed and "passk train --config" in printed
+    assert "4 arms x 1 seed ->" in printed and "passk train --config" in printed
     assert not results.exists() and not out.exists()

@@ -16,6 +16,7 @@ import yaml
 
 from passk.cli import main
 from passk.sweep.plan import portable, portable_path
+from passk.sweep.report import rounded
 from passk.sweep.spec import SweepError, parse_sweep
 from passk.sweep.summary import paired_comparisons, seed_aware_difference
 
@@ -477,6 +478,8 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     assert _sweep(file, out, "--arms", "passk") == 0
     first = json.loads((out / "summary.json").read_text())
     assert _absolute_strings(first) == []
+    assert rounded(first) == first  # no float carries its sums' rounding noise
+    assert first["model"]["name"] == tiny_checkpoint.name  # the base, not "before_s0 step 0"
     assert first["status"] == {"passk_s0": "done"} and first["before"]["per_seed"]["0"]
     capsys.readouterr()
 
@@ -504,3 +507,296 @@ def test_resume_an_interrupted_run_and_skip_the_finished(
     assert _sweep(_write(tmp_path / "s2.yaml", changed), out, "--arms", "passk") == 2
     err = capsys.readouterr().err
     assert "passk_s0" in err and "another config" in err and "optim" in err
+
+
+# --- whose directory, one writer, signals -------------------------------------------------------
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _fake_run_dir(path: Path) -> Path:
+    """A finished ``passk train`` run as the trainer leaves it."""
+    from passk.train.config import dump_config, load_config
+
+    (path / "checkpoints" / "step_000002").mkdir(parents=True)
+    (path / "evals").mkdir()
+    (path / "config.yaml").write_text(dump_config(load_config(None, [])))
+    (path / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n{"step": 2}\n')
+    (path / "training.png").write_bytes(b"png")
+    (path / "done.json").write_text('{"steps": 2}\n')
+    return path
+
+
+def _fake_eval_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "eval.json").write_text("{}")
+    (path / "passk_curve.png").write_bytes(b"png")
+    return path
+
+
+def _foreign_dir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "notes.txt").write_text("mine")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_fake_run_dir, "is a training run directory (passk train's)"),
+        (_fake_eval_dir, "is an evaluation directory (passk eval's)"),
+        (_foreign_dir, "holds files that are not a passk sweep's (notes.txt)"),
+    ],
+    ids=["run", "eval", "foreign"],
+)
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
+def test_a_sweep_refuses_an_out_it_does_not_own(tmp_path, capsys, make, message, dry_run):
+    # a model that cannot load: a sweep that went ahead would fail its runs at once
+    no_model = {**GOOD, "base": {"set": {"model.name": str(tmp_path / "no-model")}}}
+    file = _write(tmp_path / "s.yaml", no_model)
+    out = make(tmp_path / "out")
+    before = _snapshot(out)
+    assert _sweep(file, out, *(["--dry-run"] if dry_run else [])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "choose another --out" in err[0]
+    assert _snapshot(out) == before  # nothing written, nothing replaced
+
+
+def test_a_sweep_accepts_its_own_directory(tmp_path, capsys):
+    file, out = _write(tmp_path / "s.yaml", GOOD), tmp_path / "out"
+    (out / "logs").mkdir(parents=True)
+    (out / "logs" / "a_s0.log").write_text("")
+    (out / "logs" / "a_s0.json").write_text('{"status": "interrupted"}')
+    (out / "other_s3").mkdir()  # a run of an arm or seed not selected now
+    for name in ("summary.json", "passk_curves.png", "training.png", "entropy.png", "tables.md"):
+        (out / name).write_text("")
+    md = ["--markdown", str(out / "tables.md")]
+    assert _sweep(file, out, "--dry-run", *md) == 0
+    assert "2 arms x 1 seed ->" in capsys.readouterr().out
+    assert _sweep(file, out, "--dry-run") == 2  # tables.md is no file of the sweep's
+    assert "(tables.md)" in capsys.readouterr().err
+
+
+def test_a_stage_without_signal_is_refused_before_any_run(tmp_path, capsys):
+    """Analytic Pass@k with k = rollout.n trains on all-zero advantages: refused, with the fix."""
+    bad = {**GOOD, "base": {"set": {"rollout.n": 4, "algorithm.params": {"k": 4}}}}
+    out = tmp_path / "out"
+    assert _sweep(_write(tmp_path / "s.yaml", bad), out, "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert "arm 'a', seed 0: algorithm.stages.0: passk_analytic with params.k=4" in err
+    assert "zero advantage" in err and "use k <= 3 or rollout.n >= 5" in err
+    assert not out.exists()
+
+
+def test_dry_run_commands_paste_into_a_shell_at_the_current_directory(
+    tmp_path, subprocess_env_root
+):
+    """The sweep file lives elsewhere; --out is relative: every printed command, run from
+    the same directory, resolves the recipe and names the run directory the sweep uses."""
+    import shlex
+    import subprocess
+
+    spec = {**GOOD, "arms": [{"name": "a", "config": str(ROOT / "configs" / "pass1.yaml")}]}
+    file = _write(tmp_path / "elsewhere.yaml", spec)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "passk.cli", "sweep", str(file), "--out", "sw", "--dry-run"],
+        cwd=cwd,
+        env=subprocess_env_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1 arm x 1 seed -> sw;" in run.stdout
+    (line,) = [x for x in run.stdout.splitlines() if x.startswith("[a_s0] run: ")]
+    argv = shlex.split(line.removeprefix("[a_s0] run: "))
+    assert argv[:2] == ["passk", "train"] and argv[argv.index("--out") + 1] == "sw/a_s0"
+    pasted = subprocess.run(
+        [sys.executable, "-m", "passk.cli", *argv[1:], "--print-config"],
+        cwd=cwd,
+        env=subprocess_env_root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert pasted.returncode == 0, pasted.stderr
+    assert "eval.at_start" not in pasted.stderr and "seed: 0" in pasted.stdout
+
+
+@pytest.fixture()
+def subprocess_env_root() -> dict[str, str]:
+    """Subprocesses import this checkout's passk from any directory."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(TRAIN_TESTS)])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # exited, not yet reaped: gone
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (children, their children, ...)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return {c for c in found if _alive(c)}
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_to_a_sweep_stops_its_runs_and_leaves_no_process(
+    tiny_checkpoint, tmp_path, subprocess_env_root, capsys
+):
+    """SIGTERM to ``passk sweep``: its ``passk train`` child is told to stop and waited for
+    (no orphan writing on), the sweep exits 130; a second sweep on the same directory
+    is refused while the first runs, naming it."""
+    import signal
+    import subprocess
+    import time
+
+    from passk.train.run_dir import RunDir
+
+    tree = tiny_sweep(tiny_checkpoint)
+    tree["base"]["set"]["steps"] = 400
+    file, out = _write(tmp_path / "s.yaml", tree), tmp_path / "sweep"
+    argv = ["sweep", str(file), "--out", str(out), "--arms", "passk"]
+    log = (tmp_path / "sweep.log").open("w")
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "passk.cli", *argv],
+        env=subprocess_env_root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    children: set[int] = set()
+    run = RunDir(out / "passk_s0")
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not run.last_train_step():
+            assert sweep.poll() is None, (tmp_path / "sweep.log").read_text()
+            time.sleep(0.2)
+        children = _descendants(sweep.pid)
+        assert children, "the sweep's run is not running"
+        assert _sweep(file, out, "--arms", "passk", "--dry-run") == 2
+        assert f"pid {sweep.pid} (passk sweep" in capsys.readouterr().err
+        sweep.send_signal(signal.SIGTERM)
+        sweep.wait(timeout=150)
+        time.sleep(1.0)  # an orphan would still be running now
+        left = {c for c in children if _alive(c)}
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.wait()
+        for c in children:
+            if _alive(c):
+                os.kill(c, signal.SIGKILL)
+        log.close()
+    output = (tmp_path / "sweep.log").read_text()
+    assert left == set(), output[-3000:]
+    assert sweep.returncode == 130, output[-3000:]
+    assert "interrupted; run the same command again to continue" in output
+    assert run.writer() is None and not (out / "writer.lock").exists()
+    assert json.loads((out / "logs" / "passk_s0.json").read_text())["status"] == "interrupted"
+    assert (run.checkpoints / f"step_{run.last_train_step():06d}").is_dir()  # saved on the way
+
+
+def test_summary_floats_are_rounded_to_twelve_significant_digits():
+    noisy = {"pass@2": 0.49999999999999983, "ci": [1 / 3, 2.0000000000000004], "n": 7}
+    assert rounded(noisy) == {"pass@2": 0.5, "ci": [0.333333333333, 2.0], "n": 7}
+    assert json.dumps(rounded({"x": sum([0.1] * 10)})) == '{"x": 1.0}'
+    assert rounded(float("nan")) != rounded(float("nan")) and rounded(True) is True
+
+
+def test_arms_with_the_same_numbers_stay_visible_in_the_sweep_figure(tmp_path, monkeypatch):
+    from passk import plots
+
+    curve = [0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.62, 0.65]
+    same = {
+        "seeds": [0],
+        "curve_after_mean": curve,
+        "curve_after_min": curve,
+        "curve_after_max": curve,
+    }
+    summary = {
+        "arms": {"a": {"label": "A", **same}, "b": {"label": "B", **same}},
+        "before": {"per_seed": {"0": {"curve": [0.1] * 8}}},
+    }
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or Path(out))
+    plots.plot_sweep_curves(summary, tmp_path / "c.png")
+    ax = figures[0].axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"before (1 seed)", "A (1 seed)", "B (1 seed)"}
+    a, b = lines["A (1 seed)"], lines["B (1 seed)"]
+    assert a.get_linestyle() != b.get_linestyle() and a.get_marker() != b.get_marker()
+
+    def marked(line) -> set[int]:  # indices of the points that carry a marker
+        start, step = line.get_markevery()
+        return set(range(start, len(line.get_xdata()), step))
+
+    assert marked(a) and marked(b) and not marked(a) & marked(b)
+
+
+def test_a_run_directory_with_a_live_writer_is_refused_naming_it(tmp_path, capsys):
+    """A run left writing by an earlier sweep (or started by hand) is not given a second
+    writer: the sweep stops before anything runs and names the process."""
+    import subprocess
+
+    hold = (
+        "import sys, time; from passk.train.run_dir import DirectoryLock; "
+        "DirectoryLock(sys.argv[1], 'passk train').acquire(); print('held', flush=True); "
+        "time.sleep(120)"
+    )
+    no_model = {**GOOD, "base": {"set": {"model.name": str(tmp_path / "no-model")}}}
+    file, out = _write(tmp_path / "s.yaml", no_model), tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(out / "b_s0")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for extra in (["--dry-run"], []):
+            assert _sweep(file, out, *extra) == 2
+            err = capsys.readouterr().err
+            assert (
+                f"b_s0: {out / 'b_s0'} is being written by another process: pid {holder.pid}" in err
+            )
+        assert sorted(p.name for p in out.iterdir()) == ["b_s0"]  # nothing else written
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_sweep_warns_about_an_arm_whose_passk_part_vanishes(tmp_path, capsys):
+    weak = {"algorithm.estimator": "passk_combination", "algorithm.params": {"k": 4}}
+    weak["rollout.n"] = 4
+    tree = {**GOOD, "seeds": [0, 1]}
+    tree["arms"] = [{"name": "a", "set": weak}, {"name": "b", "set": ["optim.lr=1e-4"]}]
+    file = _write(tmp_path / "s.yaml", tree)
+    with pytest.warns(UserWarning) as said:
+        assert _sweep(file, tmp_path / "out", "--dry-run") == 0
+    texts = [str(w.message) for w in said]
+    assert texts == [
+        "arm 'a': algorithm.stages.0: passk_combination with k = rollout.n = 4 has a zero "
+        "Pass@k part (every k-subset is the whole group), so it trains on (1 - accuracy) x "
+        "Pass@1 alone; set k below 4 or raise rollout.n"
+    ]

@@ -90,7 +90,7 @@ def test_resume_and_help_config_via_cli(tiny_checkpoint, tmp_path, subprocess_en
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2]
     changed = _passk(
-        ["train", "--out", str(out), "--resume", "--steps", "3", "--set", "rollout.n=4"],
+        ["train", "--out", str(out), "--resume", "--steps", "3", "--set", "rollout.n=5"],
         subprocess_env,
     )
     assert changed.returncode == 2 and "different config" in changed.stderr

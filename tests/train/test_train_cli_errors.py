@@ -47,8 +47,23 @@ def _train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
             "not part of a passk run: config.yaml",
         ),
         (lambda d: None, ["--set", "task.score_timeout=-5"], "task.score_timeout must be > 0"),
+        (
+            lambda d: None,
+            ["--set", "rollout.n=4"],  # the default analytic Pass@k has k = 4
+            "passk_analytic with params.k=4 (the default), rollout.n=4 gives every response a "
+            "zero advantage (the stage would not learn); use k <= 3 or rollout.n >= 5",
+        ),
     ],
-    ids=["yaml", "override", "config-dir", "out-file", "out-unwritable", "foreign", "timeout"],
+    ids=[
+        "yaml",
+        "override",
+        "config-dir",
+        "out-file",
+        "out-unwritable",
+        "foreign",
+        "timeout",
+        "k-equals-n",
+    ],
 )
 def test_one_line_and_exit_2(make, args, message, tmp_path):
     make(tmp_path)
@@ -58,6 +73,7 @@ def test_one_line_and_exit_2(make, args, message, tmp_path):
     lines = [x for x in proc.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("passk train: error: "), proc.stderr
     assert message in lines[0]
+    assert not (tmp_path / "runs").exists()  # the default --out is not created
     if (tmp_path / "p" / "config.yaml").exists():
         assert (tmp_path / "p" / "config.yaml").read_text() == "mine\n"
 

@@ -23,6 +23,32 @@ def _arm_colors(summary: dict[str, Any]) -> dict[str, str]:
     return {name: f"C{i % 10}" for i, name in enumerate(summary["arms"])}
 
 
+_ARM_LINES = ("-", (0, (6, 2)), (0, (1, 1.5)), (0, (4, 1.5, 1, 1.5)))
+_ARM_MARKERS = "osD^v<>P"
+
+
+def _arm_styles(summary: dict[str, Any], points: int) -> dict[str, dict[str, Any]]:
+    """Colour, line style and marker per arm; the markers of arm i sit on every m-th of
+    ``points`` points from i on (m arms), so arms with the same numbers stay visible."""
+    names = list(summary["arms"])
+    m = max(1, min(len(names), points))
+    colors = _arm_colors(summary)
+    return {
+        name: {
+            "color": colors[name],
+            "linestyle": _ARM_LINES[i % len(_ARM_LINES)],
+            "marker": _ARM_MARKERS[i % len(_ARM_MARKERS)],
+            "markevery": (i % m, m),
+            "markersize": 4,
+        }
+        for i, name in enumerate(names)
+    }
+
+
+def _seeds(count: int) -> str:
+    return f"{count} seed{'' if count == 1 else 's'}"
+
+
 def _befores(summary: dict[str, Any]) -> list[list[float]]:
     per_seed = (summary.get("before") or {}).get("per_seed") or {}
     return [b["curve"] for b in per_seed.values() if b.get("curve")]
@@ -43,22 +69,20 @@ def plot_sweep_curves(summary: dict[str, Any], out: str | Path) -> Path:
     b_mean: list[float] = []
     if befores:
         b_mean = [sum(c[i] for c in befores) / len(befores) for i in range(n)]
-        ax.plot(ks, b_mean, color="black", linestyle="--", label=f"before ({len(befores)} seeds)")
+        ax.plot(ks, b_mean, color="black", linestyle="--", label=f"before ({_seeds(len(befores))})")
         lo = [min(c[i] for c in befores) for i in range(n)]
         hi = [max(c[i] for c in befores) for i in range(n)]
         ax.fill_between(ks, lo, hi, color="black", alpha=0.1)
         dax.axhline(0.0, color="black", linestyle="--", linewidth=1)
-    colors = _arm_colors(summary)
+    styles = _arm_styles(summary, n)
     for name, a in arms.items():
         mean = a["curve_after_mean"][:n]
-        label = f"{a['label']} ({len(a['seeds'])} seeds)"
-        ax.plot(ks, mean, color=colors[name], label=label)
+        ax.plot(ks, mean, label=f"{a['label']} ({_seeds(len(a['seeds']))})", **styles[name])
         band = (a["curve_after_min"][:n], a["curve_after_max"][:n])
-        ax.fill_between(ks, *band, color=colors[name], alpha=0.15)
+        ax.fill_between(ks, *band, color=styles[name]["color"], alpha=0.15)
         if dax is not None:
-            dax.plot(
-                ks, [m - b for m, b in zip(mean, b_mean)], color=colors[name], label=a["label"]
-            )
+            delta = [m - b for m, b in zip(mean, b_mean)]
+            dax.plot(ks, delta, label=a["label"], **styles[name])
     ticks = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if k <= n]
     style_k_axis(ax, ticks)
     ax.set_title("pass@k after training (mean over seeds; band: min-max)", fontsize=9)

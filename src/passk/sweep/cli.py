@@ -13,6 +13,13 @@ the arms train with ``eval.at_start=false``. The results go to ``DIR/summary.jso
 (paths relative to DIR), the figures ``DIR/passk_curves.png``, ``DIR/training.png`` and
 ``DIR/entropy.png``, and the tables to stdout (and ``--markdown FILE``).
 
+``--out`` must be a new or empty directory or this sweep's own: a training run
+directory, an evaluation directory or a folder holding other files is refused before
+anything runs (``--dry-run`` included). One sweep at a time writes a directory.
+Ctrl-C, SIGTERM and SIGHUP stop the sweep: its running runs are told to stop, save
+their last finished step and are waited for. ``--dry-run`` prints each run's command
+with paths as seen from the current directory, ready to paste.
+
 Exit codes: 0 every run finished, 2 a bad sweep file or run directory (nothing ran),
 3 some run failed or diverged, 130 interrupted (run the command again to continue).
 """
@@ -55,8 +62,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from passk.sweep.plan import plan_sweep
-    from passk.sweep.runner import decide
+    from passk.sweep.runner import check_sweep_dir, decide
     from passk.sweep.spec import load_sweep
+    from passk.train.run_dir import busy_message, lock_holder
 
     try:
         if args.parallel < 1 or args.threads < 1:
@@ -64,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
                 f"--parallel and --threads must be >= 1, got {args.parallel}, {args.threads}"
             )
         spec = load_sweep(args.file, args.overrides).select(args.arms, args.seeds)
+        check_sweep_dir(args.out, _own_extra(args))
+        holder = lock_holder(args.out)
+        if holder is not None:
+            raise ValueError(busy_message(args.out, holder))
         plan = plan_sweep(spec, args.out, threads=args.threads)
         decision = decide(plan)
     except ValueError as e:
@@ -75,32 +87,67 @@ def run(args: argparse.Namespace) -> int:
     return _run(plan, decision, args)
 
 
+def _own_extra(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``--markdown`` file's name when the sweep writes it into its own directory."""
+    md = args.markdown
+    if md is not None and md.parent.resolve() == args.out.resolve():
+        return (md.name,)
+    return ()
+
+
+def plural(count: int, word: str) -> str:
+    """``1 arm``, ``2 arms``.
+
+    >>> plural(1, "seed"), plural(3, "seed")
+    ('1 seed', '3 seeds')
+    """
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _print_plan(plan: Any, decision: Any, *, commands: bool) -> None:
     spec = plan.spec
     print(
-        f"passk sweep {spec.name}: {len(spec.arms)} arms x {len(spec.seeds)} seeds -> {plan.out}; "
+        f"passk sweep {spec.name}: {plural(len(spec.arms), 'arm')} x "
+        f"{plural(len(spec.seeds), 'seed')} -> {plan.out}; "
         f"{len(decision.jobs)} to run, {len(decision.skipped)} finished earlier"
     )
     for key, why in decision.skipped.items():
         print(f"[{key}] {why} earlier, skipped")
     for job in decision.jobs if commands else ():
         if job.run is not None:
-            print(f"[{job.key}] {'resume' if job.resume else 'run'}: {job.run.command(plan.out)}")
+            what = "resume" if job.resume else "run"
+            print(f"[{job.key}] {what}: {job.run.command(Path.cwd(), shell=True)}")
 
 
 def _run(plan: Any, decision: Any, args: argparse.Namespace) -> int:
+    from passk.train.run_dir import DirectoryBusy, DirectoryLock
+
+    try:
+        lock = DirectoryLock(plan.out, "passk sweep")
+        lock.acquire()
+    except DirectoryBusy as e:  # another sweep took the directory since the check
+        print(f"passk sweep: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return _run_locked(plan, decision, args)
+    finally:
+        lock.release()
+
+
+def _run_locked(plan: Any, decision: Any, args: argparse.Namespace) -> int:
     from passk.eval.report import write_json_atomic
     from passk.plots import plot_sweep
-    from passk.sweep.report import markdown_tables
+    from passk.sweep.report import markdown_tables, rounded
     from passk.sweep.runner import execute
     from passk.sweep.summary import build_summary
+    from passk.train.cli import stop_signals_interrupt
 
-    plan.out.mkdir(parents=True, exist_ok=True)
     # a sweep started in the background (``nohup passk sweep ... &``) inherits an ignored
     # SIGINT; it is the signal that stops a sweep cleanly, so it is always honoured
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        finished = execute(plan, decision.jobs, parallel=args.parallel, threads=args.threads)
+        with stop_signals_interrupt():  # SIGTERM, SIGHUP: the same clean stop
+            finished = execute(plan, decision.jobs, parallel=args.parallel, threads=args.threads)
     finally:
         if previous is not None:  # None: a handler installed outside Python, left as it is
             signal.signal(signal.SIGINT, previous)
@@ -109,7 +156,7 @@ def _run(plan: Any, decision: Any, args: argparse.Namespace) -> int:
         return 130
     summary = build_summary(plan)
     summary["figures"] = {k: p.name for k, p in plot_sweep(summary, plan.out).items()}
-    write_json_atomic(plan.out / "summary.json", summary)
+    write_json_atomic(plan.out / "summary.json", rounded(summary))
     tables = markdown_tables(summary)
     print("\n" + tables)
     if args.markdown is not None:

@@ -15,6 +15,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +54,19 @@ class Run:
         args += ["--out", str(self.run_dir.path)]
         return args + (["--resume"] if resume else [])
 
-    def command(self, root: Path) -> str:
-        """The same command as text, with paths relative to ``root`` (run it from there)."""
+    def command(self, root: Path, *, shell: bool = False) -> str:
+        """The same command as text, with paths relative to ``root`` (run it from there).
+
+        ``shell``: a command to paste into a shell whose current directory is ``root``
+        (paths outside ``root`` stay absolute; none is cut to its ``site-packages`` part).
+        """
+        path, arg = (shell_path, shell_arg) if shell else (portable_path, portable_arg)
         args = ["passk", "train"]
         if self.recipe is not None:
-            args += ["--config", portable_path(self.recipe, root)]
+            args += ["--config", path(self.recipe, root)]
         for text in self.overrides:
-            args += ["--set", portable_arg(text, root)]
-        args += ["--out", portable_path(self.run_dir.path, root)]
+            args += ["--set", arg(text, root)]
+        args += ["--out", path(self.run_dir.path, root)]
         return shlex.join(args)
 
 
@@ -93,6 +99,7 @@ class Plan:
 def plan_sweep(spec: SweepSpec, out: Path, *, threads: int = 1) -> Plan:
     """Resolve and validate every run's config; decide which "before" evaluations are shared."""
     from passk.train.config import load_config, validate
+    from passk.train.config_validate import warn_config
 
     runs: list[Run] = []
     starts: dict[int, StartEval] = {}
@@ -107,6 +114,12 @@ def plan_sweep(spec: SweepSpec, out: Path, *, threads: int = 1) -> Plan:
                 validate(config)
             except ValueError as e:
                 raise SweepError(f"{where}: {e}") from None
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                warn_config(config)
+            for w in said:  # once per arm: the seeds share the arm's settings
+                if seed == spec.seeds[0]:
+                    warnings.warn(f"arm {arm.name!r}: {w.message}", stacklevel=2)
             configs.append((arm, recipe, overrides, config))
         prints = {eval_fingerprint(c) for *_, c in configs}
         shared = len(prints) == 1 and configs[0][3].eval.problems > 0
@@ -206,6 +219,24 @@ def portable_arg(text: str, root: Path) -> str:
     if sep and os.path.isabs(value):
         return f"{key}={portable_path(value, root)}"
     return portable_path(text, root) if os.path.isabs(text) else text
+
+
+def shell_path(path: str | Path, root: Path) -> str:
+    """A path to type in a shell at ``root``: relative when it lies under ``root``, else
+    absolute (a relative path is taken to be relative to ``root`` already)."""
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    rel = os.path.relpath(text, os.path.abspath(root))
+    return text if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
+def shell_arg(text: str, root: Path) -> str:
+    """``key=/abs/path`` with the path as :func:`shell_path` writes it; else unchanged."""
+    key, sep, value = text.partition("=")
+    if sep and os.path.isabs(value):
+        return f"{key}={shell_path(value, root)}"
+    return shell_path(text, root) if os.path.isabs(text) else text
 
 
 def portable(obj: Any, root: Path) -> Any:

@@ -12,6 +12,26 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+SIGNIFICANT_DIGITS = 12
+
+
+def rounded(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
+    """``obj`` with every float rounded to ``digits`` significant digits, for JSON files.
+
+    Sums and means of exact fractions pick up rounding in the last bits; a summary shows
+    the number they stand for (far beyond any sampling error):
+
+    >>> rounded({"a": [0.49999999999999983, 1 / 3], "n": 2, "b": True})
+    {'a': [0.5, 0.333333333333], 'n': 2, 'b': True}
+    """
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, Mapping):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
 
 def num(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, int | float) and math.isfinite(v) else "-"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,9 +23,14 @@ from typing import Any
 
 from passk.sweep.plan import Plan, Run, StartEval, eval_fingerprint
 from passk.sweep.spec import SweepError
-from passk.train.run_dir import RunDir
+from passk.train.run_dir import LOCK_FILE, RunDir, busy_message
 
 LOGS = "logs"
+SUMMARY = "summary.json"
+FIGURES = ("passk_curves.png", "training.png", "entropy.png")
+"""What ``passk sweep`` writes in its directory, besides ``logs/`` and the run directories."""
+_RUN_DIR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*_s-?\d+$")  # ARM_sSEED, before_sSEED
+_TEMP = re.compile(r"^\.(" + "|".join(re.escape(n) for n in (SUMMARY, *FIGURES)) + r")\.")
 _POLL_S = 0.5
 _STOP_WAIT_S = 120.0
 
@@ -72,12 +78,77 @@ def read_outcome(out: Path, key: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# --- whose directory ------------------------------------------------------------------------------
+
+
+def check_sweep_dir(out: Path, extra: Sequence[str] = ()) -> None:
+    """Refuse an ``--out`` that is not a sweep's own directory (SweepError, one line).
+
+    A sweep's directory holds ``summary.json``, its figures, ``logs/`` and one directory
+    per run (``ARM_sSEED``, ``before_sSEED``); a missing or empty directory is a new one.
+    A training run directory, an evaluation directory, or any other file is refused, as
+    ``passk train`` refuses a directory that is not a run's. ``extra`` names further
+    files of the sweep's own (the ``--markdown`` file, when it is written there).
+    """
+    from passk.train.run_dir import check_output_dir
+
+    check_output_dir(out)
+    if not out.is_dir():
+        return
+    run = RunDir(out)
+    if run.config.exists() or run.holds_run() or run.evals_dir.exists():
+        raise SweepError(
+            f"--out {out} is a training run directory (passk train's); a sweep writes its "
+            "runs into a directory of its own: choose another --out"
+        )
+    if (out / "eval.json").exists():
+        raise SweepError(
+            f"--out {out} is an evaluation directory (passk eval's); choose another --out"
+        )
+    foreign = []
+    for entry in sorted(out.iterdir(), key=lambda p: p.name):
+        name = entry.name
+        if entry.is_dir():
+            if name == LOGS:
+                foreign += [f"{LOGS}/{n}" for n in _foreign_logs(entry)]
+            elif not _RUN_DIR_NAME.match(name):
+                foreign.append(name + "/")
+        elif not (
+            name in (SUMMARY, *FIGURES, LOCK_FILE, *extra)
+            or (_TEMP.match(name) and entry.is_file())
+        ):
+            foreign.append(name)
+    if foreign:
+        shown = ", ".join(foreign[:8]) + (
+            f" and {len(foreign) - 8} more" if len(foreign) > 8 else ""
+        )
+        raise SweepError(
+            f"--out {out} holds files that are not a passk sweep's ({shown}); a sweep "
+            "writes only summary.json, its figures, logs/ and one directory per run: "
+            "choose another --out"
+        )
+
+
+def _foreign_logs(logs: Path) -> list[str]:
+    return sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in logs.iterdir()
+        if p.is_dir() or not (p.suffix in (".log", ".json") or p.name.startswith("."))
+    )
+
+
 # --- what to run ------------------------------------------------------------------------------
 
 
 def decide(plan: Plan) -> Decision:
     """What runs, resumes or is skipped; raises :class:`SweepError` before anything runs."""
     d = Decision()
+    for rd, key in [(s.run_dir, s.key) for s in plan.starts.values()] + [
+        (r.run_dir, r.key) for r in plan.runs
+    ]:
+        holder = rd.writer()
+        if holder is not None:
+            raise SweepError(f"{key}: {busy_message(rd.path, holder)}")
     for start in plan.starts.values():
         if _start_done(start):
             d.skipped[start.key] = "finished"
@@ -191,9 +262,10 @@ def execute(
 ) -> bool:
     """Run ``jobs`` (``parallel`` at a time); False when interrupted.
 
-    Interrupted means a Ctrl-C (SIGINT) to the sweep, or a run that was itself
-    interrupted (exit 130: someone stopped that run); either way the running runs save
-    their last finished step and no further run starts.
+    Interrupted means a Ctrl-C (SIGINT) to the sweep (the sweep's command line turns
+    SIGTERM and SIGHUP into one too), or a run that was itself interrupted (exit 130:
+    someone stopped that run); either way the running runs are sent SIGINT, save their
+    last finished step and are waited for, and no further run starts.
     """
     if parallel < 1:
         raise ValueError(f"--parallel must be >= 1, got {parallel}")
@@ -203,7 +275,7 @@ def execute(
     try:
         while pending or running:
             while pending and len(running) < parallel:
-                running.append(_launch(plan, pending.pop(0), env, say))
+                _launch(plan, pending.pop(0), env, say, running)
             time.sleep(_POLL_S)
             for r in [r for r in running if r.process.poll() is not None]:
                 running.remove(r)
@@ -217,7 +289,14 @@ def execute(
     return True
 
 
-def _launch(plan: Plan, job: Job, env: dict[str, str], say: Callable[[str], None]) -> _Running:
+def _launch(
+    plan: Plan,
+    job: Job,
+    env: dict[str, str],
+    say: Callable[[str], None],
+    running: list[_Running],
+) -> None:
+    """Start ``job`` and add it to ``running`` at once (an interrupt must find it there)."""
     log_path, _ = log_paths(plan.out, job.key)
     if job.clear and job.run_dir.path.exists():
         shutil.rmtree(job.run_dir.path)
@@ -236,8 +315,12 @@ def _launch(plan: Plan, job: Job, env: dict[str, str], say: Callable[[str], None
     log = log_path.open("a", encoding="utf-8")
     log.write(f"\n# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(job.argv())}\n")
     log.flush()
-    process = subprocess.Popen(job.argv(), stdout=log, stderr=subprocess.STDOUT, env=env)
-    return _Running(job, process, log, time.perf_counter())
+    try:
+        process = subprocess.Popen(job.argv(), stdout=log, stderr=subprocess.STDOUT, env=env)
+    except BaseException:
+        log.close()
+        raise
+    running.append(_Running(job, process, log, time.perf_counter()))
 
 
 def _finish(plan: Plan, r: _Running, say: Callable[[str], None]) -> str:
@@ -296,14 +379,35 @@ def _result_line(job: Job) -> str:
 
 
 def _stop(running: Sequence[_Running]) -> None:
-    """Let every child save its last finished step (they handle SIGINT), then wait."""
+    """Let every child save its last finished step (they handle SIGINT), then wait.
+
+    A child still running after ``_STOP_WAIT_S``, or when a second interrupt comes while
+    waiting, is killed: the sweep never returns with a run of its own still writing.
+    """
     for r in running:
         if r.process.poll() is None:
             r.process.send_signal(signal.SIGINT)
     deadline = time.monotonic() + _STOP_WAIT_S
-    for r in running:
+    try:
+        for r in running:
+            try:
+                r.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                r.process.kill()
+    except KeyboardInterrupt:  # asked twice: stop now
+        for r in running:
+            if r.process.poll() is None:
+                r.process.kill()
+    finally:
+        for r in running:
+            _wait_hard(r.process)
+
+
+def _wait_hard(process: subprocess.Popen) -> None:
+    """Wait for a (killed or exiting) child, through further interrupts."""
+    while True:
         try:
-            r.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            r.process.kill()
-            r.process.wait()
+            process.wait()
+            return
+        except KeyboardInterrupt:
+            process.kill()

@@ -29,15 +29,16 @@ def evaluate_start(config_path: Path, out: Path) -> RunDir:
     config = load_config(config_path)
     run = RunDir(out)
     t0 = time.perf_counter()
-    trainer = Trainer(config, run.path)
-    trainer.notify = lambda line: print(line, file=sys.stderr, flush=True)
-    try:
-        record = evaluate(trainer, 0)
-    finally:
-        trainer.scorer.close()
-    run.write_config(dump_config(config))
-    run.metrics.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    run.mark_finished(0, {"wall_s": time.perf_counter() - t0, "kind": "start_eval"})
+    with run.lock("passk sweep start evaluation"):
+        trainer = Trainer(config, run.path)
+        trainer.notify = lambda line: print(line, file=sys.stderr, flush=True)
+        try:
+            record = evaluate(trainer, 0)
+        finally:
+            trainer.scorer.close()
+        run.write_config(dump_config(config))
+        run.metrics.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        run.mark_finished(0, {"wall_s": time.perf_counter() - t0, "kind": "start_eval"})
     return run
 
 
@@ -48,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from transformers.utils import logging as hf_logging
 
+    from passk.train.cli import stop_signals_interrupt
+
     hf_logging.disable_progress_bar()
     try:
-        run = evaluate_start(Path(args[0]), Path(args[1]))
+        with stop_signals_interrupt():
+            run = evaluate_start(Path(args[0]), Path(args[1]))
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, ImportError) as e:

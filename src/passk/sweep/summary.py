@@ -388,7 +388,8 @@ def _run_record(
 def _model_identity(plan: Plan) -> dict[str, Any] | None:
     for rd in [s.run_dir for s in plan.starts.values()] + [r.run_dir for r in plan.runs]:
         for step in rd.eval_steps()[:1]:
-            return rd.read_eval(step).get("model")
+            model = rd.read_eval(step).get("model")
+            return model.get("base", model) if isinstance(model, dict) else model  # the base
     return None
 
 

@@ -6,6 +6,10 @@
     passk train --out runs/pk2p1 --resume --steps 80
     passk train --help-config                    # every knob with its default and meaning
 
+SIGTERM and SIGHUP stop a run as Ctrl-C does. One process at a time writes a run
+directory: a second ``passk train`` on it (``--resume`` included) is refused while the
+first is alive (``RUN/writer.lock`` names it).
+
 Exit codes: 0 done, 2 bad configuration or run directory, 3 training diverged
 (too many non-finite steps), 130 interrupted (the last finished step is saved).
 """
@@ -13,8 +17,11 @@ Exit codes: 0 done, 2 bad configuration or run directory, 3 training diverged
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +70,19 @@ def run(args: argparse.Namespace) -> int:
     from passk.train.checkpoint import CheckpointError
     from passk.train.config import dump_config, load_config, validate
     from passk.train.config_docs import describe_config
+    from passk.train.config_validate import warn_config
+    from passk.train.run_dir import busy_message
 
     if args.help_config:
         for key, default, doc in describe_config():
             print(f"{key} = {default}\n    {doc}")
         return 0
+    from passk.train.run_dir import RunDir
+
     try:
+        holder = RunDir(args.out).writer() if args.out is not None else None
+        if holder is not None:  # first: a live run holds a run too, and may be mid-write
+            raise ValueError(busy_message(args.out, holder))
         if args.resume:
             if args.out is None:
                 raise ValueError("--resume needs --out DIR (the run to continue)")
@@ -82,15 +96,41 @@ def run(args: argparse.Namespace) -> int:
             print(dump_config(config), end="")
             return 0
         from passk.train.loop import check_run_dir
-        from passk.train.run_dir import RunDir
 
         if args.out is None:
             args.out = Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
-        check_run_dir(RunDir(args.out), args.resume)
-        return _train(config, args)
+        run_dir = RunDir(args.out)
+        check_run_dir(run_dir, args.resume)
+        warn_config(config)
+        with run_dir.lock("passk train"), stop_signals_interrupt():
+            return _train(config, args)
     except (ValueError, CheckpointError, FileNotFoundError, ImportError) as e:
         print(f"passk train: error: {e}", file=sys.stderr)
         return 2
+
+
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP act as Ctrl-C inside: a run they stop saves its last finished
+    step and exits 130 (``passk sweep`` forwards them to its runs; closing the terminal
+    sends SIGHUP)."""
+    old = {s: signal.signal(s, _as_ctrl_c) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _as_ctrl_c(signum: int, frame: Any) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # the trainer's (it defers to the end of an update) or Python's
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def _train(config: Any, args: argparse.Namespace) -> int:
@@ -125,7 +165,7 @@ def _train(config: Any, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _report(result, console)
+    _report(result, console, config)
     return 130 if result.interrupted else 0
 
 
@@ -134,7 +174,7 @@ def _recipe(config: Any) -> str:
     return " -> ".join(f"{s.estimator}{s.params or ''}" for s in stages)
 
 
-def _report(result: Any, console: Any) -> None:
+def _report(result: Any, console: Any, config: Any) -> None:
     from rich.table import Table
 
     from passk.train.logging import summary
@@ -173,6 +213,6 @@ def _report(result: Any, console: Any) -> None:
         console.print(f"  evals      {run.evals_dir}")
     ck = result.checkpoint
     if ck is not None and (ck / "adapter_model.safetensors").is_file():
-        console.print(f"  checkpoint {ck}  (LoRA adapters only; the base is model.name)")
+        console.print(f"  checkpoint {ck}  (LoRA adapters only; the base is {config.model.name})")
     elif ck is not None:
         console.print(f"  checkpoint {ck}  (passk eval --model {ck})")

@@ -3,9 +3,12 @@ needs no model, run before anything loads; each error names the field."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from passk.core.advantages import EstimatorSpec
     from passk.train.config import TrainConfig
 
 
@@ -85,6 +88,8 @@ def validate(config: TrainConfig) -> None:
                 raise ValueError(f"{where}.k_final needs {where}.steps (the annealing length)")
             if not 1 <= s.k_final <= r.n:
                 raise ValueError(f"{where}.k_final={s.k_final} must be in 1..rollout.n={r.n}")
+        if a.dars is None:  # DARS widens hard groups beyond rollout.n: they may carry signal
+            _refuse_silent_stage(where, spec, dict(s.params), s.k_final, r.n)
         if spec.binary_only and (s.reward == "dense" or not dense_ok):
             why = "dense rewards" if s.reward == "dense" else "overlong shaping"
             raise ValueError(
@@ -193,3 +198,110 @@ def validate(config: TrainConfig) -> None:
         from passk.tasks.rewards import get_reward
 
         get_reward(c.task.reward)
+
+
+# --- stages that cannot learn -------------------------------------------------------------------
+
+# estimators that mix analytic Pass@k with another signal: at k = n the Pass@k part is zero
+_PASSK_PART_AT_N = {
+    "passk_combination": "it trains on (1 - accuracy) x Pass@1 alone",
+    "passk_adaptive": "only its high-entropy groups (Pass@1) learn",
+}
+
+
+def warn_config(config: TrainConfig) -> None:
+    """Warn (``warnings.warn``) about settings that run but do less than they say."""
+    from passk.core.advantages import get_estimator
+
+    n = config.rollout.n
+    for i, s in enumerate(config.algorithm.stages):
+        why = _PASSK_PART_AT_N.get(s.estimator)
+        if why is None:
+            continue
+        k = s.params.get("k")
+        ks = {int(k if k is not None else _default_k(get_estimator(s.estimator)) or 0)}
+        if s.k_final is not None:
+            ks.add(int(s.k_final))
+        if n in ks:
+            warnings.warn(
+                f"algorithm.stages.{i}: {s.estimator} with k = rollout.n = {n} has a zero Pass@k "
+                f"part (every k-subset is the whole group), so {why}; set k below {n} or "
+                "raise rollout.n",
+                stacklevel=2,
+            )
+
+
+def _refuse_silent_stage(
+    where: str, spec: EstimatorSpec, params: Mapping[str, Any], k_final: int | None, n: int
+) -> None:
+    """Refuse a stage whose estimator gives every response a zero advantage at group size n.
+
+    The estimator is asked, not a table: its advantages for every mix of binary rewards in
+    a group of n (and graded rewards, when it takes them) must not all be zero.
+    """
+    if any(need not in _PROBE_NEEDS for need in spec.needs):
+        return  # an input this probe cannot make up: the estimator is not checked
+    default_k = _default_k(spec)
+    given = params.get("k")
+    for key, k in (("params.k", given if given is not None else default_k), ("k_final", k_final)):
+        if key == "k_final" and k is None:
+            continue
+        trial = dict(params)
+        if k is not None:
+            trial["k"] = int(k)
+        if _has_signal(spec, n, trial):
+            continue
+        fixes = []
+        if k is not None:
+            smaller = next(
+                (j for j in range(int(k) - 1, 0, -1) if _has_signal(spec, n, {**trial, "k": j})),
+                None,
+            )
+            if smaller is not None:
+                fixes.append(f"k <= {smaller}")
+        larger = next((m for m in range(n + 1, 4 * n + 3) if _has_signal(spec, m, trial)), None)
+        if larger is not None:
+            fixes.append(f"rollout.n >= {larger}")
+        default = " (the default)" if key == "params.k" and given is None else ""
+        setting = f"{key}={k}{default}, " if k is not None else ""
+        raise ValueError(
+            f"{where}: {spec.name} with {setting}rollout.n={n} gives every response a zero "
+            "advantage (the stage would not learn); use "
+            + (" or ".join(fixes) if fixes else "another estimator")
+        )
+
+
+_PROBE_NEEDS = ("entropy", "seq_logp")
+
+
+def _default_k(spec: EstimatorSpec) -> int | None:
+    import dataclasses
+
+    return next((f.default for f in dataclasses.fields(spec.params) if f.name == "k"), None)
+
+
+def _has_signal(spec: EstimatorSpec, n: int, params: Mapping[str, Any]) -> bool:
+    """Whether some group of n responses gets a non-zero advantage from ``spec``."""
+    import torch
+
+    from passk.core.advantages import compute_advantages
+
+    rows = [torch.zeros(n), torch.ones(n)]
+    for pos in range(1, n):  # every count of correct responses, first and last in the group
+        rows += [torch.arange(n).lt(pos).double(), torch.arange(n).ge(n - pos).double()]
+    if not spec.binary_only:
+        graded = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
+        rows += [graded, graded.flip(0)]
+    # a stochastic estimator draws subsets per group: many copies make a miss negligible
+    rewards = torch.stack(rows * (16 if spec.stochastic else 1)).double()  # [G, n]
+    g = rewards.shape[0]
+    trial = dict(params)
+    if "entropy" in spec.needs:
+        trial["entropy"] = torch.arange(g, dtype=torch.float64)  # [G], all distinct
+    if "seq_logp" in spec.needs:
+        trial["seq_logp"] = -1.0 - torch.arange(g * n, dtype=torch.float64).reshape(g, n) / n
+    try:
+        advantages = compute_advantages(spec.name, rewards, **trial)
+    except (ValueError, TypeError):
+        return True  # parameters the probe cannot satisfy: not this check's to refuse
+    return bool(advantages.abs().max() > 0)

@@ -131,7 +131,7 @@ def evaluate(t: Trainer, step: int) -> dict[str, Any]:
     result = run_eval(
         t.sampler, t.tokenizer, t.task, t.eval_problems, config=cfg, progress=progress
     )
-    report = result.to_dict(step=step, model=t.identity.to_dict())
+    report = result.to_dict(step=step, model=trained_identity(t, step))
     write_json_atomic(t.run.eval_path(step), report)
     s = result.summary()
     rec: dict[str, Any] = {"kind": "eval", "step": step}
@@ -143,6 +143,29 @@ def evaluate(t: Trainer, step: int) -> dict[str, Any]:
     rec["eval/reward_mean"] = s.get("mean_reward")
     rec["time/eval"] = s.get("elapsed_s")
     return rec
+
+
+def trained_identity(t: Trainer, step: int) -> dict[str, Any]:
+    """The evaluated policy, for a report: the run at ``step``, with the base it started from.
+
+    ``name`` is ``RUN step N`` (what a comparison of two reports labels them by);
+    ``fingerprint`` tells apart the weights of two runs or two steps without hashing them
+    (the base's fingerprint, the config's and the step); ``base`` is the loaded model's
+    identity (name, source, file fingerprint).
+    """
+    import hashlib
+
+    base = t.identity.to_dict()
+    key = f"{base.get('fingerprint')}|{t.config.fingerprint()}|{step}"
+    return {
+        **base,
+        "name": f"{t.run.path.name} step {step}",
+        "source": str(t.run.path),
+        "fingerprint": hashlib.sha256(key.encode()).hexdigest()[:16],
+        "run": t.run.path.name,
+        "step": step,
+        "base": base,
+    }
 
 
 class Checkpoint(Hook):

@@ -11,6 +11,7 @@ Everything that reads or writes a run directory (the trainer, checkpoints, ``pas
                                  final evaluation: what marks a finished run
     RUN/training.png             training curves (``passk plot run``)
     RUN/tensorboard/, RUN/wandb/ optional mirrors of the metrics
+    RUN/writer.lock              held by the one process writing the run (its pid inside)
 
 >>> import tempfile
 >>> run = RunDir(tempfile.mkdtemp())
@@ -40,9 +41,10 @@ DONE_FILE = "done.json"
 TRAINING_PLOT = "training.png"
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
+LOCK_FILE = "writer.lock"
 DONE_FORMAT = 1
 
-_FILES = (CONFIG_FILE, METRICS_FILE, DONE_FILE, TRAINING_PLOT)
+_FILES = (CONFIG_FILE, METRICS_FILE, DONE_FILE, TRAINING_PLOT, LOCK_FILE)
 _DIRS = (EVALS_DIR, CHECKPOINTS, TENSORBOARD_DIR, WANDB_DIR)
 _EVAL_NAME = re.compile(r"^step_(\d{6,})\.json$")
 # leftovers of an atomic write cut by a crash: ".metrics.jsonl.tmp-123", ".done.json.x1y2"
@@ -99,6 +101,18 @@ class RunDir:
     @property
     def wandb(self) -> Path:
         return self.path / WANDB_DIR
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def lock(self, command: str) -> DirectoryLock:
+        """The lock a process holds while it writes this run (see :class:`DirectoryLock`)."""
+        return DirectoryLock(self.path, command)
+
+    def writer(self) -> dict[str, Any] | None:
+        """The live process writing this run (``pid``, ``command``, ``started``), or None."""
+        return lock_holder(self.path)
 
     def eval_path(self, step: int) -> Path:
         """The evaluation report of ``step``."""
@@ -286,6 +300,158 @@ def metric_series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int
     return steps, [by_step[s] for s in steps]
 
 
+# --- one writer per directory ----------------------------------------------------------------
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the pid in the file decides
+    fcntl = None  # type: ignore[assignment]
+
+
+class DirectoryBusy(ValueError):
+    """Another live process holds the directory's lock."""
+
+
+class DirectoryLock:
+    """Exclusive right to write a directory, for the life of one process.
+
+    ``DIR/writer.lock`` names the holder (pid, command, start time) for the refusal a
+    second writer gets. On POSIX the lock itself is an advisory ``flock`` on that file,
+    which the kernel drops when the holder dies however it dies: the file a killed writer
+    leaves behind is taken over by the next one. Released (and the file removed) on exit;
+    a directory that acquiring created is removed again if nothing else was written there.
+    """
+
+    def __init__(self, path: str | Path, command: str) -> None:
+        self.path = Path(path)
+        self.command = command
+        self._fd: int | None = None
+        self._created = False
+
+    @property
+    def file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def __enter__(self) -> DirectoryLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        """Take the lock; :class:`DirectoryBusy` naming the holder when a live one has it."""
+        if self._fd is not None:
+            return
+        self._created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._fd = _take(self.file)
+        except DirectoryBusy:
+            self._remove_created()
+            raise
+        record = {
+            "pid": os.getpid(),
+            "command": self.command,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, (json.dumps(record) + "\n").encode())
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        self.file.unlink(missing_ok=True)  # still holding it: nobody can take a dead file
+        os.close(self._fd)
+        self._fd = None
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        if self._created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+
+def _take(file: Path) -> int:
+    """An open descriptor of ``file`` holding its exclusive lock."""
+    for _ in range(20):
+        fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:
+            holder = _read_holder(file)
+            if holder is not None and holder.get("pid") != os.getpid() and _alive(holder):
+                os.close(fd)
+                raise DirectoryBusy(busy_message(file.parent, holder))
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DirectoryBusy(busy_message(file.parent, _read_holder(file) or {})) from None
+        try:  # the holder before us may have removed the file between our open and lock
+            same = os.stat(file).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise DirectoryBusy(f"{file.parent}: cannot take {file.name} (it keeps being replaced)")
+
+
+def lock_holder(path: str | Path) -> dict[str, Any] | None:
+    """The live process holding ``path``'s lock (its record), or None (no lock, or stale)."""
+    file = Path(path) / LOCK_FILE
+    if not file.is_file():
+        return None
+    holder = _read_holder(file)
+    if fcntl is None:
+        return holder if holder is not None and _alive(holder) else None
+    try:
+        fd = os.open(file, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return holder or {}
+    finally:
+        os.close(fd)  # closing drops a shared lock taken by this probe
+    return None
+
+
+def busy_message(path: Path, holder: Mapping[str, Any]) -> str:
+    """One line naming the live writer of ``path``."""
+    what = ", ".join(
+        str(v)
+        for v in (holder.get("command"), holder.get("started") and f"since {holder['started']}")
+        if v
+    )
+    return (
+        f"{path} is being written by another process: pid {holder.get('pid', '?')}"
+        f"{f' ({what})' if what else ''}; stop it or wait for it to finish, "
+        "or choose another --out"
+    )
+
+
+def _read_holder(file: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _alive(holder: Mapping[str, Any]) -> bool:
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def check_output_dir(path: Path, flag: str = "--out") -> None:
     """Fail now, in one line, if ``path`` cannot become a writable output directory;
     creates nothing (an error must not leave an empty directory behind)."""
@@ -318,4 +484,14 @@ def _is_passk_config(path: Path) -> bool:
     return True
 
 
-__all__ = ["CONFIG_FILE", "DONE_FILE", "METRICS_FILE", "RunDir", "metric_series"]
+__all__ = [
+    "CONFIG_FILE",
+    "DONE_FILE",
+    "LOCK_FILE",
+    "METRICS_FILE",
+    "DirectoryBusy",
+    "DirectoryLock",
+    "RunDir",
+    "lock_holder",
+    "metric_series",
+]
