@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from conftest import tiny_overrides
-from passk.plots import _label
+from passk.plots.eval_curves import report_label
 from passk.train.config import load_config
 from passk.train.loop import train
 from passk.train.run_dir import RunDir
@@ -28,7 +28,7 @@ def test_eval_reports_during_training_name_the_run_and_step_and_keep_the_base(
     assert start["base"] == end["base"] and start["base"]["source"] == str(tiny_checkpoint)
     assert start["base"]["name"] == tiny_checkpoint.name and start["base"]["fingerprint"]
     # what `passk plot compare` labels two reports by
-    assert _label(run.read_eval(0), "a") != _label(run.read_eval(2), "b")
+    assert report_label(run.read_eval(0), "a") != report_label(run.read_eval(2), "b")
 
 
 def test_the_summary_of_a_lora_run_names_its_base_model(tiny_checkpoint, tmp_path, subprocess_env):

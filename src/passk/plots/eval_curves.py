@@ -80,7 +80,8 @@ def _curve(
     return ks, values, lo, hi
 
 
-def _label(report: dict[str, Any], fallback: str) -> str:
+def report_label(report: dict[str, Any], fallback: str) -> str:
+    """The label of an eval report in figures: model name, task and step (else ``fallback``)."""
     run = report.get("run", {})
     model = report.get("model", {}).get("name", "")
     task = run.get("task", "")
@@ -104,7 +105,7 @@ def plot_passk_curve(report: dict[str, Any], out: str | Path, *, title: str | No
             ax.plot(line_ks, line, linestyle=style, color="gray", label=label)
     style_k_axis(ax, ks)
     n_problems = report.get("num_problems", len(report.get("per_problem", [])))
-    ax.set_title(title or f"{_label(report, 'pass@k')} ({n_problems} problems)", fontsize=9)
+    ax.set_title(title or f"{report_label(report, 'pass@k')} ({n_problems} problems)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -131,7 +132,7 @@ def plot_pass1_hist(report: dict[str, Any], out: str | Path, *, bins: int | None
     ax.set_xlim(-0.05, 1.05)
     ax.set_xlabel("per-problem pass@1 (c / n)")
     ax.set_ylabel("problems")
-    ax.set_title(f"{_label(report, 'pass@1')}: pass@1 distribution", fontsize=9)
+    ax.set_title(f"{report_label(report, 'pass@1')}: pass@1 distribution", fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -154,7 +155,7 @@ def plot_maj_curve(report: dict[str, Any], out: str | Path, *, title: str | None
     style_k_axis(ax, ks)
     ax.set_ylabel("maj@k")
     n_problems = report.get("num_problems", len(report.get("per_problem", [])))
-    ax.set_title(title or f"{_label(report, 'maj@k')} ({n_problems} problems)", fontsize=9)
+    ax.set_title(title or f"{report_label(report, 'maj@k')} ({n_problems} problems)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -205,7 +206,7 @@ def plot_compare(
     for i, path in enumerate(paths):
         report = load_eval(path)
         color = f"C{i % 10}"
-        label = labels[i] if labels else _label(report, str(path))
+        label = labels[i] if labels else report_label(report, str(path))
         run_handles.append((plt.Line2D([], [], color=color), label))
         for metric in metrics:
             ks, values, lo, hi = _curve(report, metric)
