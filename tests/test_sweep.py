@@ -728,7 +728,7 @@ def test_summary_floats_are_rounded_to_twelve_significant_digits():
 
 
 def test_arms_with_the_same_numbers_stay_visible_in_the_sweep_figure(tmp_path, monkeypatch):
-    from passk import plots
+    from passk.plots import sweep as sweep_figures
 
     curve = [0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.62, 0.65]
     same = {
@@ -742,8 +742,10 @@ def test_arms_with_the_same_numbers_stay_visible_in_the_sweep_figure(tmp_path, m
         "before": {"per_seed": {"0": {"curve": [0.1] * 8}}},
     }
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, out: figures.append(fig) or Path(out))
-    plots.plot_sweep_curves(summary, tmp_path / "c.png")
+    monkeypatch.setattr(
+        sweep_figures, "save_figure", lambda fig, out: figures.append(fig) or Path(out)
+    )
+    sweep_figures.plot_sweep_curves(summary, tmp_path / "c.png")
     ax = figures[0].axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {"before (1 seed)", "A (1 seed)", "B (1 seed)"}
