@@ -47,3 +47,27 @@ def test_the_summary_of_a_lora_run_names_its_base_model(tiny_checkpoint, tmp_pat
     text = " ".join((proc.stdout + proc.stderr).split())  # undo the console's wrapping
     assert f"(LoRA adapters only; the base is {tiny_checkpoint})" in text
     assert "model.name" not in text
+
+
+def test_passk_train_prints_a_sample_every_n_steps(tiny_checkpoint, tmp_path, subprocess_env):
+    sets = [a for o in tiny_overrides(tiny_checkpoint) for a in ("--set", o)]
+    out = tmp_path / "shown"
+    proc = subprocess.run(
+        [sys.executable, "-m", "passk.cli", "train", "--out", str(out), "--steps", "2", *sets,
+         "--set", "eval.problems=0", "--set", "log.print_sample_every=2",
+         "--set", "log.samples=3"],
+        env={**subprocess_env, "COLUMNS": "400"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout + proc.stderr
+    assert "step 2 |" in text and "step 1 |" not in text  # every 2 steps: step 2 only
+    assert "completion:" in text and "advantage" in text
+    rows = (out / "samples.jsonl").read_text().splitlines()
+    assert len(rows) == 6  # 3 rows per step, 2 steps
+
+
+def test_print_sample_every_is_checked():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"log\.print_sample_every must be an integer >= 0"):
+        load_config(None, ["log.print_sample_every=-1"])

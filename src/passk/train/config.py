@@ -332,10 +332,16 @@ class LogConfig:
     samples: int = 0
     """Write this many of each step's sampled responses to ``samples.jsonl`` (problem id,
     prompt, completion, extracted answer, reward, advantage); 0: none."""
+    print_sample_every: int = 0
+    """Print one sampled response (problem, completion, reward, advantage) every this many
+    steps, above the progress bar; 0: never."""
 
     def __post_init__(self) -> None:
         if isinstance(self.samples, bool) or not self.samples >= 0:
             raise ValueError(f"log.samples must be an integer >= 0, got {self.samples!r}")
+        every = self.print_sample_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"log.print_sample_every must be an integer >= 0, got {every!r}")
 
 
 @dataclass(frozen=True)

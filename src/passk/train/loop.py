@@ -520,6 +520,32 @@ def sample_rows(step: int, got: Collected, n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def sample_text(row: dict[str, Any], width: int = 300) -> str:
+    """One :func:`sample_rows` row as a few plain lines for the console (no markup read:
+    a completion may hold brackets).
+
+    >>> print(sample_text({"step": 3, "problem_id": "mul1/7*8", "prompt": "What is 7 * 8?",
+    ...     "completion": "It is 56.", "extracted": "56", "reward": 1.0, "correct": True,
+    ...     "advantage": 0.5}))
+    step 3 | mul1/7*8 | reward 1 | correct | advantage +0.500 | answer '56'
+      prompt: What is 7 * 8?
+      completion: It is 56.
+    """
+
+    def clip(text: str) -> str:
+        text = " ".join(str(text).split())
+        return text if len(text) <= width else text[: width - 3] + "..."
+
+    reward = "-" if row["reward"] is None else f"{row['reward']:g}"
+    adv = "-" if row["advantage"] is None else f"{row['advantage']:+.3f}"
+    verdict = "correct" if row["correct"] else "wrong"
+    return (
+        f"step {row['step']} | {row['problem_id']} | reward {reward} | {verdict} | "
+        f"advantage {adv} | answer {row['extracted']!r}\n"
+        f"  prompt: {clip(row['prompt'])}\n  completion: {clip(row['completion'])}"
+    )
+
+
 def write_samples(path: Path, step: int, got: Collected, n: int) -> None:
     """Append :func:`sample_rows` of ``step`` to ``path`` (JSON lines)."""
     with path.open("a", encoding="utf-8") as f:
@@ -595,6 +621,13 @@ def train(
                     write_samples(
                         run.path / SAMPLES_FILE, t.state.step, t.last_collected, c.log.samples
                     )
+                every = c.log.print_sample_every
+                if every and t.state.step % every == 0 and t.last_collected is not None:
+                    text = sample_text(sample_rows(t.state.step, t.last_collected, 1)[0])
+                    if console is not None:  # above the bar; a completion's brackets stay text
+                        console.print(text, markup=False, highlight=False)
+                    else:
+                        print(text)
                 logged = t.state.step
                 if on_step is not None:
                     on_step(record)
