@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from passk.core.defaults import NUM_RESAMPLES
 from passk.train.config import EvalSection
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -92,7 +93,7 @@ class EvalSpec:
 class CompareSpec:
     reference: str
     ks: tuple[int, ...]
-    resamples: int = 1000
+    resamples: int = NUM_RESAMPLES
     confidence: float = 0.95
 
 
@@ -292,7 +293,7 @@ def _compare(value: Any, arms: Sequence[ArmSpec], evaluation: EvalSpec) -> Compa
             f"compare.reference: {reference!r} is not an arm; arms: {', '.join(names)}"
         )
     ks = _ks(tree["ks"], "compare.ks", evaluation.n) if "ks" in tree else evaluation.ks
-    resamples = _int(tree.get("resamples", 1000), "compare.resamples", minimum=1)
+    resamples = _int(tree.get("resamples", NUM_RESAMPLES), "compare.resamples", minimum=1)
     confidence = _float(tree.get("confidence", 0.95), "compare.confidence")
     if not 0 < confidence < 1:
         raise SweepError(f"compare.confidence: must be in (0, 1), got {confidence}")
