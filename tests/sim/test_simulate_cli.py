@@ -161,3 +161,17 @@ def test_mechanism_doc_statements_hold():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "every statement holds" in proc.stdout
+
+
+def test_set_changes_the_file_and_bad_paths_get_one_line(tmp_path, capsys):
+    path = _write(tmp_path, BASE + "  - {estimator: passk_analytic, params: {k: 4}}\n")
+    out = tmp_path / "o"
+    argv = ["simulate", str(path), "--out", str(out), "--no-figures",
+            "--set", "n=8", "--set", "estimators.0.params.k=2", "--set", "optimizer.lr=0.25"]  # fmt: skip
+    assert _run(argv, capsys)[0] == 0
+    config = json.loads((out / "result.json").read_text())["config"]
+    assert config["n"] == 8 and config["optimizer"]["lr"] == 0.25
+    assert config["estimators"][0]["schedule"][0]["params"] == {"k": 2}
+    code, _, err = _run(["simulate", str(path), "--out", str(tmp_path / "p"),
+                         "--set", "estimators.5.params.k=2"], capsys)  # fmt: skip
+    assert code == 2 and "is not an index of a list of 1" in err and str(path) in err

@@ -2,6 +2,7 @@
 
     passk simulate configs/simulate/two_mode.yaml --out runs/sim
     passk simulate FILE --out DIR --steps 200 --seeds 0 1   # shorter, other seeds
+    passk simulate FILE --out DIR --set optimizer.lr=0.5 --set n=32
 
 Writes ``DIR/result.json`` (the trajectories of every estimator: pass@k and pass^k for
 the file's ks, per group, strategy shares, entropy), ``DIR/config.yaml`` (the file as
@@ -40,6 +41,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="override the file's steps (schedules' phase lengths scale in proportion)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the file: optimizer.lr=0.5, estimators.1.params.k=8 (repeatable)",
+    )
     p.add_argument("--no-figures", action="store_true", help="write result.json only")
     p.set_defaults(func=run)
     return p
@@ -80,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from passk.sim.run import simulate, total_steps
 
     try:
-        spec = load_simulate(args.file)
+        spec = load_simulate(args.file, args.overrides)
         if args.steps is not None or args.seeds is not None:
             tree = spec.to_dict()
             if args.steps is not None:

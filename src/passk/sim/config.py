@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from passk.overrides import apply_overrides
 from passk.sim.dynamics import MODES, Arm, Optimizer, Phase, PolicySpec
 from passk.sim.population import Population, from_table, random_population, two_mode
 
@@ -113,8 +114,9 @@ class SimulateSpec:
         }
 
 
-def load_simulate(path: str | Path) -> SimulateSpec:
-    """Read and check a simulation file; errors name the file and the bad key."""
+def load_simulate(path: str | Path, overrides: Sequence[str] = ()) -> SimulateSpec:
+    """Read and check a simulation file, with ``key.path=value`` ``overrides`` applied
+    (:mod:`passk.overrides`); errors name the file and the bad key."""
     path = Path(path)
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
@@ -125,6 +127,8 @@ def load_simulate(path: str | Path) -> SimulateSpec:
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot be read ({e})") from None
     try:
+        if overrides:
+            tree = apply_overrides(dict(_mapping(tree, "the file")), overrides)
         return parse_simulate(tree)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None

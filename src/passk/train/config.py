@@ -29,6 +29,7 @@ from typing import Any, Literal
 import yaml
 
 from passk.coerce import coerce
+from passk.overrides import apply_overrides
 
 # ---------------------------------------------------------------------------------------------
 # sections
@@ -423,36 +424,6 @@ def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
     return cls(**kwargs)
 
 
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(f"override {text!r} must look like key.path=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ValueError(f"override {text!r}: the value is not valid YAML ({problem})") from None
-    return key.strip().split("."), value
-
-
-def _set_path(tree: dict[str, Any], keys: list[str], value: Any) -> None:
-    node: Any = tree
-    for i, key in enumerate(keys[:-1]):
-        if isinstance(node, list):
-            node = node[int(key)]
-            continue
-        nxt = node.get(key)
-        if nxt is None:
-            nxt = node[key] = {}
-        if not isinstance(nxt, dict | list):
-            raise ValueError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[: i + 1])} is a value")
-        node = nxt
-    if isinstance(node, list):
-        node[int(keys[-1])] = value
-    else:
-        node[keys[-1]] = value
-
-
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> TrainConfig:
@@ -478,10 +449,7 @@ def load_config(
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"config file {str(path)!r} must hold a mapping, got {loaded!r}")
         tree = loaded or {}
-    for text in overrides:
-        keys, value = _parse_override(text)
-        _set_path(tree, keys, value)
-    return from_dict(TrainConfig, tree)
+    return from_dict(TrainConfig, apply_overrides(tree, overrides))
 
 
 def dump_config(config: TrainConfig) -> str:
