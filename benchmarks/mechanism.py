@@ -365,8 +365,9 @@ passk simulate configs/simulate/two_mode.yaml --out runs/sim   # result.json + 3
 
 With 0/1 rewards, analytic Pass@k's advantage inside a group is exactly GRPO's advantage
 times a weight that depends only on the number of correct responses: A_passk = w(N_pos) A_pass1.
-At N = 16, k = 4: w = {w[1]} at 1 correct, {w[2]} at 2, {w[4]} at 4, {w[8]} at 8, {w[12]} at 12,
-and {w[13]} from 13 on (every k-subset then holds a correct response).
+At N = 16, k = 4: w = {w[1]:.3f} at 1 correct, {w[2]:.3f} at 2, {w[4]:.3f} at 4, {w[8]:.3f} at 8,
+{w[12]:.3f} at 12,
+and {w[13]:.0f} from 13 on (every k-subset then holds a correct response).
 
 More generally, every exchangeable estimator's expected update on a problem is a multiple
 of that problem's pass@1 gradient: `E[update_x] = m(p_x) * dp_x/dlogits`
@@ -374,11 +375,12 @@ of that problem's pass@1 gradient: `E[update_x] = m(p_x) * dp_x/dlogits`
 problem solved with probability p. Two consequences:
 
 - On one problem, or on a task whose problems are all alike, every exchangeable estimator
-  moves the policy in the same direction (cosine 1, tested for every registered one); they
+  moves the policy along the same line (cosine +1 for the zero-sum ones, -1 or +1 for the
+  others; tested for every registered one); they
   differ in step size only. Pass@k can change *which* solutions a model keeps only through
   parameters that problems share, by weighing problems differently.
 - A design's effect on exploration is read off m(p). PKPO's leave-one-out estimator has
-  m(p) = k (1 - p)^(k-1) / n exactly: it is the gradient of pass@k. Analytic Pass@k divides
+  m(p) = k (1 - p)^(k-1) / n (to rounding; tested): it is the gradient of pass@k. Analytic Pass@k divides
   by the group reward's std and has a different shape; GRPO (`pass1`) weighs a problem by
   roughly 1/sqrt(p(1-p)), most at both ends.
 
