@@ -2,9 +2,10 @@
 
     python -m passk.sweep.start_eval CONFIG.yaml OUT_DIR
 
-The sweep runs this once per seed instead of once per arm. It builds the trainer from
-the config and calls the trainer's own evaluation at step 0, so the report is the one every arm of the
-seed would have written (``tests/test_sweep.py`` checks the equality on a tiny model).
+The sweep runs this once per seed instead of once per arm. It builds the run's held-out
+evaluation from the config as the trainer does (:mod:`passk.train.heldout`), without the
+trainer's optimizer, reference model or collectors, so the report is the one every arm of
+the seed would have written (``tests/test_sweep.py`` checks the equality on a tiny model).
 ``OUT_DIR`` becomes a run directory: ``config.yaml``, ``metrics.jsonl`` (the evaluation
 record), ``evals/step_000000.json`` and ``done.json``. Exit 0 done, 2 bad config, 130
 interrupted.
@@ -21,21 +22,28 @@ from passk.train.run_dir import RunDir
 
 
 def evaluate_start(config_path: Path, out: Path) -> RunDir:
-    """Write the step-0 evaluation of ``config_path``'s model into run directory ``out``."""
-    from passk.train.config import dump_config, load_config
-    from passk.train.hooks import evaluate
-    from passk.train.loop import Trainer
+    """Write the step-0 evaluation of ``config_path``'s model into run directory ``out``.
+
+    Builds only what the evaluation needs (task, sampling policy, held-out problems), the
+    way the trainer builds them: no optimizer, reference model or collectors."""
+    import torch
+
+    from passk.train.config import dump_config, load_config, validate
+    from passk.train.heldout import HeldOut, build_task, load_policy
 
     config = load_config(config_path)
+    validate(config)
     run = RunDir(out)
     t0 = time.perf_counter()
     with run.lock("passk sweep start evaluation"):
-        trainer = Trainer(config, run.path)
-        trainer.notify = lambda line: print(line, file=sys.stderr, flush=True)
-        try:
-            record = evaluate(trainer, 0)
-        finally:
-            trainer.scorer.close()
+        if config.model.threads:
+            torch.set_num_threads(config.model.threads)
+        task = build_task(config)
+        policy = load_policy(config)
+        heldout = HeldOut.from_config(config, task, policy, run)
+        record = heldout.evaluate(
+            policy.sampler, 0, lambda line: print(line, file=sys.stderr, flush=True)
+        )
         run.write_config(dump_config(config))
         run.metrics.write_text(json.dumps(record) + "\n", encoding="utf-8")
         run.mark_finished(0, {"wall_s": time.perf_counter() - t0, "kind": "start_eval"})

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from passk.seeds import derive_seed
-
 if TYPE_CHECKING:
     from passk.train.loop import Trainer
 
@@ -66,7 +64,7 @@ class Evaluation(Hook):
     def before_log(self, t: Trainer, record: dict[str, Any]) -> None:
         e, step = t.config.eval, t.state.step
         # set before the record is written: a checkpoint from here on re-runs the evaluation
-        t.state.pending_eval = bool(t.eval_problems) and (
+        t.state.pending_eval = bool(t.heldout.problems) and (
             (e.every > 0 and step % e.every == 0) or (step == t.config.steps and e.at_end)
         )
 
@@ -104,68 +102,9 @@ def observe_stagnation(t: Trainer, eval_rec: dict[str, Any]) -> bool:
 
 
 def evaluate(t: Trainer, step: int) -> dict[str, Any]:
-    """Evaluate the sampling policy on the held-out problems; write its report; a record."""
-    import dataclasses
-
-    from passk.eval.evaluate import EvalConfig, progress_lines
-    from passk.eval.evaluate import evaluate as run_eval
-    from passk.eval.report import write_json_atomic
-
-    c, e = t.config, t.config.eval
-    cfg = dataclasses.replace(
-        EvalConfig(),
-        n=e.n,
-        temperature=e.temperature,
-        top_p=e.top_p,
-        max_new_tokens=e.max_new_tokens or c.rollout.max_new_tokens,
-        seed=derive_seed(c.seed, "eval"),  # the same samples' seeds at every evaluation
-        batch_size=t.eval_batch_size,
-        score_timeout=c.task.score_timeout,
-        keep_completions=False,
-        system_prompt=c.task.system_prompt,
-    )
-    progress = None
-    if t.notify is not None:
-        total = len(t.eval_problems) * cfg.n
-        progress = progress_lines(t.notify, total, f"eval at step {step}") if total else None
-    result = run_eval(
-        t.sampler, t.tokenizer, t.task, t.eval_problems, config=cfg, progress=progress
-    )
-    report = result.to_dict(step=step, model=trained_identity(t, step))
-    write_json_atomic(t.run.eval_path(step), report)
-    s = result.summary()
-    rec: dict[str, Any] = {"kind": "eval", "step": step}
-    for k, v in s["pass_at_k"].items():
-        rec[f"eval/pass@{k}"] = v
-    rec["eval/entropy"] = s.get("mean_entropy")
-    rec["eval/wrong_diversity"] = s.get("answer_diversity")
-    rec["eval/length_mean"] = s.get("mean_length")
-    rec["eval/reward_mean"] = s.get("mean_reward")
-    rec["time/eval"] = s.get("elapsed_s")
-    return rec
-
-
-def trained_identity(t: Trainer, step: int) -> dict[str, Any]:
-    """The evaluated policy, for a report: the run at ``step``, with the base it started from.
-
-    ``name`` is ``RUN step N`` (what a comparison of two reports labels them by);
-    ``fingerprint`` tells apart the weights of two runs or two steps without hashing them
-    (the base's fingerprint, the config's and the step); ``base`` is the loaded model's
-    identity (name, source, file fingerprint).
-    """
-    import hashlib
-
-    base = t.identity.to_dict()
-    key = f"{base.get('fingerprint')}|{t.config.fingerprint()}|{step}"
-    return {
-        **base,
-        "name": f"{t.run.path.name} step {step}",
-        "source": str(t.run.path),
-        "fingerprint": hashlib.sha256(key.encode()).hexdigest()[:16],
-        "run": t.run.path.name,
-        "step": step,
-        "base": base,
-    }
+    """Evaluate the sampling policy on the held-out problems (:class:`~passk.train.heldout.
+    HeldOut`); write its report; a record."""
+    return t.heldout.evaluate(t.sampler, step, t.notify)
 
 
 class Checkpoint(Hook):

@@ -14,7 +14,6 @@ the uninterrupted run would have.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import signal
 import threading
@@ -38,6 +37,7 @@ from passk.train.collect import (
     rollout_metrics,
 )
 from passk.train.config import RESUMABLE_KEYS, TrainConfig, dump_config, load_config, validate
+from passk.train.heldout import PROMPT_ALLOWANCE, HeldOut, build_task, load_policy
 from passk.train.hooks import (
     Hook,
     TrainingDiverged,
@@ -45,7 +45,7 @@ from passk.train.hooks import (
     evaluate,
     run_pending_evaluation,
 )
-from passk.train.lora import apply_lora, is_lora, load_adapter
+from passk.train.lora import is_lora, load_adapter
 from passk.train.reference import Reference
 from passk.train.run_dir import SAMPLES_FILE, RunDir, check_output_dir
 from passk.train.schedule import PromptSampler, StageSchedule
@@ -138,34 +138,20 @@ class Trainer:
         self.run = RunDir(out)
         resume_from, resume_state = prepare_run_dir(self.run, config, resume)
         from passk.rollout.generate import auto_batch_size
-        from passk.rollout.models import load_model, resolve_device, resolve_dtype
         from passk.tasks.guard import SafeScorer
-        from passk.tasks.registry import get_task
-        from passk.tasks.rewards import RewardTask, get_reward
 
         if c.model.threads:
             torch.set_num_threads(c.model.threads)
-        task = get_task(c.task.name, **c.task.options)
-        self.task = task if c.task.reward is None else RewardTask(task, get_reward(c.task.reward))
+        self.task = build_task(c)
         self.train_problems = self.task.problems("train", c.task.train_problems, c.seed)
         if not self.train_problems:
             raise ValueError(f"task {c.task.name!r} has no train problems")
-        self.eval_problems = (
-            self.task.problems(c.eval.split, c.eval.problems, 0) if c.eval.problems else []
-        )
         self.scorer = SafeScorer(self.task, timeout=c.task.score_timeout)
 
-        self.device = resolve_device(c.model.device)
-        loaded = load_model(c.model.name, dtype=c.model.dtype, device=c.model.device)
-        self.identity, self.model, self.tokenizer = loaded.identity, loaded.model, loaded.tokenizer
-        self.model.config.use_cache = False
-        if c.model.lora is not None:
-            self.model = apply_lora(self.model, c.model.lora, derive_seed(c.seed, "lora-init"))
-        self.sampler = self.model  # the sampling copy: the policy itself, or a low-precision copy
-        rollout_dtype = resolve_dtype(c.model.rollout_dtype, self.device)
-        if rollout_dtype != next(self.model.parameters()).dtype:
-            self.sampler = copy.deepcopy(self.model).to(rollout_dtype)
-            self.sampler.eval().requires_grad_(False)
+        policy = load_policy(c)
+        self.device, self.identity = policy.device, policy.identity
+        self.model, self.tokenizer, self.sampler = policy.model, policy.tokenizer, policy.sampler
+        self.heldout = HeldOut.from_config(c, self.task, policy, self.run)
         self.autocast = autocast_dtype(c.model.autocast, self.device)
         self.reference = Reference(self.model, c, self.autocast)
         self.optimizer = self._new_optimizer()
@@ -173,16 +159,10 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda i: min(1.0, (i + 1) / warm) if warm else 1.0
         )
-        r, prompt_allowance = c.rollout, 256  # tokens budgeted per row for the prompt
-        batch_size, self.eval_batch_size = r.batch_size, r.batch_size
+        r, batch_size = c.rollout, c.rollout.batch_size
         if r.batch_size == "auto":
             batch_size = auto_batch_size(
-                self.sampler, r.prompts_per_step * r.n, r.max_new_tokens + prompt_allowance
-            )
-            self.eval_batch_size = auto_batch_size(
-                self.sampler,
-                max(len(self.eval_problems) * c.eval.n, 1),
-                (c.eval.max_new_tokens or r.max_new_tokens) + prompt_allowance,
+                self.sampler, r.prompts_per_step * r.n, r.max_new_tokens + PROMPT_ALLOWANCE
             )
         self.prompts = PromptSampler(self.train_problems, c.seed)
         self.schedule = StageSchedule(c.algorithm.stages)
@@ -607,7 +587,7 @@ def train(
             if t.state.step == 0:
                 if c.dph.generator is not None and t.reference.dph is None:
                     log.write({"kind": "setup", "step": 0, **t.dph_split()})
-                if c.eval.at_start and t.eval_problems:
+                if c.eval.at_start and t.heldout.problems:
                     first_eval = evaluate(t, 0)
                     log.write(first_eval)
             if t.state.pending_eval:  # resumed from a checkpoint written during this evaluation
