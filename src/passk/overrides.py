@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["apply_overrides", "parse_override", "set_path"]
+__all__ = ["add_set_argument", "apply_overrides", "parse_override", "set_path"]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -71,3 +71,10 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         keys, value = parse_override(text)
         set_path(tree, keys, value)
     return tree
+
+
+def add_set_argument(parser: Any, help: str) -> None:
+    """The ``--set KEY=VALUE`` option (repeatable, into ``args.overrides``) of a command."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )

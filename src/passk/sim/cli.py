@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from passk.overrides import add_set_argument
+
 OUTPUTS = ("result.json", "config.yaml", "pass_at_k.png", "shares.png", "pass_at_k_curve.png")
 
 
@@ -41,14 +43,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="override the file's steps (schedules' phase lengths scale in proportion)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change the file: optimizer.lr=0.5, estimators.1.params.k=8 (repeatable)",
-    )
+    add_set_argument(p, "change the file: optimizer.lr=0.5, estimators.1.params.k=8 (repeatable)")
     p.add_argument("--no-figures", action="store_true", help="write result.json only")
     p.set_defaults(func=run)
     return p

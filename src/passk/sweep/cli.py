@@ -32,6 +32,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from passk.overrides import add_set_argument
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -46,14 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     p.add_argument("--arms", nargs="+", default=None, help="only these arms")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="only these seeds")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override for every run, after the sweep file's (repeatable)",
-    )
+    add_set_argument(p, "config override for every run, after the sweep file's (repeatable)")
     p.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.set_defaults(func=run)

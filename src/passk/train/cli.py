@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from passk.overrides import add_set_argument
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -39,13 +41,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--steps", type=int, default=None, help="training steps (overrides the config)")
     p.add_argument("--seed", type=int, default=None, help="seed (overrides the config)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-6 (repeatable; values are YAML)",
+    add_set_argument(
+        p, "override a config value, e.g. --set optim.lr=1e-6 (repeatable; values are YAML)"
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
