@@ -65,10 +65,17 @@ class FakeServer:
             reply = self.script.pop(0) if self.script else None
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        done = False
         try:
             time.sleep(self.delay_s)
             status, headers, payload = reply or self._default(h.path, body)
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            # the request ends before its answer leaves: a client that sends its next
+            # request on receiving it must not find this one still counted (on a busy
+            # machine this thread may run its next line only after that request arrives)
+            with self.lock:
+                self.in_flight -= 1
+            done = True
             h.send_response(status)
             for k, v in headers.items():
                 h.send_header(k, v)
@@ -78,8 +85,9 @@ class FakeServer:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout)
         finally:
-            with self.lock:
-                self.in_flight -= 1
+            if not done:
+                with self.lock:
+                    self.in_flight -= 1
 
     def _default(self, path: str, body: dict[str, Any] | None) -> tuple[int, dict, Any]:
         if path == "/v1/models":
