@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from passk import compute_advantages
+from passk.plots.common import pyplot
 from passk.sim import expected_logit_update, problem_weight, two_mode
 from passk.sim.config import load_simulate
 from passk.sim.figures import draw_all
@@ -75,11 +76,7 @@ def fixed_point_b(estimator: str, params: dict[str, Any], n: int = 16, frac: flo
 
 
 def weight_figure(path: Path, n: int = 16) -> dict[str, list[float]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     p = torch.linspace(0.01, 0.99, 99, dtype=torch.float64)
     curves = {
         "Pass@1 (GRPO)": problem_weight("pass1", n, p),

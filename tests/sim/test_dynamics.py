@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from passk.sim import Arm, Optimizer, Phase, PolicySpec, population_metrics, run_arm, two_mode
-from passk.sim.dynamics import _Adam
+from passk.sim.dynamics import _Adam, phase_params
 
 
 def _passk_pos_neg(n: int, c: int, k: int) -> tuple[float, float]:
@@ -152,11 +152,18 @@ def test_stochastic_mode_is_seeded_and_runs_batch_level_estimators():
 
 
 def test_stochastic_estimators_get_a_fresh_seed_each_step():
-    arm = Arm("full", (Phase("passk_full", {"k": 4, "shuffle": True}),))
+    full = Phase("passk_full", {"k": 4, "shuffle": True})
+    seeds = {phase_params(full, 0, step)["seed"] for step in range(20)}
+    assert len(seeds) == 20  # a new seed every step
+    assert phase_params(full, 0, 3) != phase_params(full, 1, 3)  # and per run seed
+    fixed = Phase("passk_full", {"k": 4, "seed": 5})
+    assert {phase_params(fixed, 0, step)["seed"] for step in range(5)} == {5}  # kept
+    assert "seed" not in phase_params(Phase("pass1_matched", {"k": 4}), 0, 1)  # takes none
+    arm = Arm("full", (full,))
     traj = run_arm(
         two_mode(0.75, 4), arm, n=16, steps=5, policy=START, mode="stochastic", log_every=1
     )
-    assert len(traj["step"]) == 6
+    assert traj["step"] == [0, 1, 2, 3, 4, 5]
 
 
 def test_exact_mode_refuses_batch_level_estimators():

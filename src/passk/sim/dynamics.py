@@ -23,7 +23,6 @@ at every logged step: population pass@k ``sum_x w_x (1 - (1 - p_x)^k)``, pass^k
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor
 
 from passk import get_estimator
+from passk.seeds import derive_seed
 from passk.sim.population import Population
 from passk.sim.updates import (
     advantage_table,
@@ -196,12 +196,12 @@ def population_metrics(logits: Tensor, pop: Population, ks: Sequence[int]) -> di
     return out
 
 
-def _phase_params(phase: Phase, seed: int, step: int) -> dict[str, Any]:
-    """The phase's params, plus a per-step seed for estimators that take one."""
+def phase_params(phase: Phase, seed: int, step: int) -> dict[str, Any]:
+    """The phase's params, plus a fresh seed per step for estimators that take one
+    (``EstimatorSpec.takes_seed``) unless the phase fixes it."""
     params = dict(phase.params)
-    fields = {f.name for f in dataclasses.fields(get_estimator(phase.estimator).params)}
-    if "seed" in fields and "seed" not in params:
-        params["seed"] = (seed * 1_000_003 + step) % (2**31)
+    if "seed" not in params and get_estimator(phase.estimator).takes_seed:
+        params["seed"] = derive_seed(seed, "sim-estimator", step)
     return params
 
 
@@ -280,7 +280,7 @@ def run_arm(
             grad_theta, grad_phi = (w * g).sum(0), w * g
         else:
             idx = torch.multinomial(pop.weights, batch_problems, replacement=True, generator=gen)
-            params = _phase_params(phase, seed, t)
+            params = phase_params(phase, seed, t)
             g = sampled_logit_update(logits, pop.solves, idx, phase.estimator, n, gen, **params)
             grad_theta = g.mean(0)
             grad_phi = torch.zeros_like(phi).index_add_(0, idx, g) / batch_problems

@@ -8,22 +8,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from passk.plots.common import pyplot
+
 __all__ = ["draw_all", "figure_ks"]
 
 _STYLES = ("-", "--", ":", "-.")
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def figure_ks(ks: Sequence[int], most: int = 3) -> list[int]:
@@ -36,8 +30,6 @@ def figure_ks(ks: Sequence[int], most: int = 3) -> list[int]:
     ks = sorted(set(ks))
     if len(ks) <= most:
         return ks
-    import math
-
     mid = math.sqrt(ks[0] * ks[-1])
     middle = min(ks[1:-1], key=lambda k: abs(math.log(k) - math.log(mid)))
     return [ks[0], middle, ks[-1]]
@@ -48,7 +40,7 @@ def _series(traj: Mapping[str, Any], group: str | None) -> Mapping[str, Any]:
 
 
 def draw_pass_at_k(result: Mapping[str, Any], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     ks = figure_ks(result["config"]["ks"])
     groups = list(result["population"]["groups"]) if len(result["population"]["groups"]) > 1 else []
     rows: list[str | None] = [None, *groups]
@@ -86,7 +78,7 @@ def draw_pass_at_k(result: Mapping[str, Any], path: Path) -> None:
 
 
 def draw_shares(result: Mapping[str, Any], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     ests = result["estimators"]
     cols = min(3, len(ests))
     rows = -(-len(ests) // cols)
@@ -121,7 +113,7 @@ def draw_shares(result: Mapping[str, Any], path: Path) -> None:
 
 
 def draw_curve(result: Mapping[str, Any], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     ks = sorted(int(k) for k in result["config"]["ks"])
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     first = result["estimators"][0]["runs"][0]["trajectory"]
