@@ -14,17 +14,138 @@ Traceback (most recent call last):
 ValueError: rollout.batch_size must be an integer or 'auto', got 'fast'
 >>> describe(tuple[str, ...] | None)
 'a list of strings or null'
+
+A field declares its bounds in its annotation, ``Annotated[int, Range(gt=0)]`` (or the
+aliases :data:`PositiveInt`, :data:`NonNegativeFloat`, ...): :func:`coerce` checks them
+when it reads a value and :func:`check_fields` checks a whole dataclass tree built in
+Python; cross-field rules stay with the code that owns them.
+
+>>> coerce(0, PositiveInt, "rollout.n")  # doctest: +IGNORE_EXCEPTION_DETAIL
+Traceback (most recent call last):
+OutOfRange: rollout.n must be > 0, got 0
+>>> Range(gt=0, le=1).words(), describe(PositiveInt | None)
+('in (0, 1]', 'an integer or null')
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-__all__ = ["coerce", "describe"]
+__all__ = [
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "OutOfRange",
+    "PositiveFloat",
+    "PositiveInt",
+    "Range",
+    "bounds_of",
+    "check_fields",
+    "coerce",
+    "describe",
+]
+
+
+class OutOfRange(ValueError):
+    """A value of the right type outside its field's declared bounds (``path``: the field)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a number, declared in a field's annotation: ``Annotated[float, Range(gt=0,
+    le=1)]``. ``None`` leaves a side open."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def words(self) -> str:
+        """The bounds as an error message states them: ``> 0``, ``in (0, 1]``."""
+        low = (self.gt, "(") if self.gt is not None else (self.ge, "[")
+        high = (self.lt, ")") if self.lt is not None else (self.le, "]")
+        if low[0] is not None and high[0] is not None:
+            return f"in {low[1]}{_num(low[0])}, {_num(high[0])}{high[1]}"
+        if low[0] is not None:
+            return f"{'>' if self.gt is not None else '>='} {_num(low[0])}"
+        if high[0] is not None:
+            return f"{'<' if self.lt is not None else '<='} {_num(high[0])}"
+        return "any number"
+
+    def holds(self, value: float) -> bool:
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.ge is None or value >= self.ge)
+            and (self.lt is None or value < self.lt)
+            and (self.le is None or value <= self.le)
+        )
+
+    def check(self, value: Any, path: str, *, nullable: bool = False) -> None:
+        """Raise :class:`OutOfRange` naming ``path`` when ``value`` is outside the bounds
+        (``nullable``: the field also takes null, and the message says so)."""
+        if not self.holds(value):
+            words = self.words() + (" or null" if nullable else "")
+            raise OutOfRange(f"{path} must be {words}, got {value!r}", path)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+PositiveInt = Annotated[int, Range(gt=0)]
+NonNegativeInt = Annotated[int, Range(ge=0)]
+PositiveFloat = Annotated[float, Range(gt=0)]
+NonNegativeFloat = Annotated[float, Range(ge=0)]
+
+
+def bounds_of(hint: Any) -> Range | None:
+    """The :class:`Range` declared in ``hint`` (also inside ``X | None``), if any."""
+    if typing.get_origin(hint) is Annotated:
+        return next((m for m in hint.__metadata__ if isinstance(m, Range)), None)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            found = bounds_of(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Check every field of the dataclass tree ``obj`` against its declared bounds (the
+    fields of a config built in Python, which :func:`coerce` never saw)."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, path = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            check_fields(value, path + ".")
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                check_fields(item, f"{path}.{i}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            bounds = bounds_of(hints[f.name])
+            if bounds is not None:
+                bounds.check(value, path, nullable=_nullable(hints[f.name]))
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _nullable(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in (
+        typing.get_args(hint)
+    )
+
 
 _NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 _PLURALS = {str: "strings", int: "integers", float: "numbers"}
@@ -35,6 +156,8 @@ def describe(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is type(None):
         return "null"
+    if origin is Annotated:
+        return describe(args[0])
     if origin is Literal:
         return " or ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -67,6 +190,12 @@ def coerce(
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return value
+    if origin is Annotated:
+        value = coerce(value, args[0], path, lenient_numbers=lenient_numbers, build=build)
+        for meta in hint.__metadata__:
+            if isinstance(meta, Range):
+                meta.check(value, path)
+        return value
     if hint is type(None):
         if value is None:
             return None
@@ -78,14 +207,20 @@ def coerce(
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
+        errors: list[ValueError] = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return coerce(value, arg, path, lenient_numbers=lenient_numbers, build=build)
             except ValueError as e:
-                errors.append(str(e))
+                errors.append(e)
+        out_of_range = [e for e in errors if isinstance(e, OutOfRange)]
+        if out_of_range:  # the right type, outside its bounds: say which bounds
+            first = out_of_range[0]
+            if type(None) in args and first.path == path:  # this field also takes null
+                raise OutOfRange(str(first).replace(", got ", " or null, got ", 1), path)
+            raise first
         if len(errors) == 1:
-            raise ValueError(errors[0])
+            raise errors[0]
         raise ValueError(f"{path} must be {describe(hint)}, got {value!r}")
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if isinstance(value, hint):

@@ -83,7 +83,7 @@ def test_stage_list_from_yaml(tmp_path):
         (["rollout.batch_size=0"], "rollout.batch_size must be > 0"),
         (["eval.top_p=0"], "eval.top_p must be in (0, 1]"),
         (["eval.temperature=-1"], "eval.temperature must be >= 0"),
-        (["task.score_timeout=-5"], "task.score_timeout must be > 0, got -5"),
+        (["task.score_timeout=-5"], "task.score_timeout must be > 0 or null, got -5"),
         (
             ["algorithm.estimator=pass1", "algorithm.stages=[{estimator: pass1}]"],
             "algorithm.stages is set, so algorithm.estimator would be ignored",
@@ -149,3 +149,87 @@ def test_kl_estimator_choices_are_the_cores():
 
     hints = typing.get_type_hints(LossConfig)
     assert set(typing.get_args(hints["kl_estimator"])) == set(KL_ESTIMATORS)
+
+
+def _bounded_fields(cls=TrainConfig, prefix=""):
+    """(path, Range) of every field that declares its bounds, read from the annotations."""
+    import dataclasses
+    import typing
+
+    from passk.coerce import bounds_of
+
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for f in dataclasses.fields(cls):
+        hint, path = hints[f.name], f"{prefix}{f.name}"
+        # a section, or an optional one (model.lora); stages are checked in their own test
+        inner = [
+            a for a in typing.get_args(hint) if isinstance(a, type) and dataclasses.is_dataclass(a)
+        ]
+        if typing.get_origin(hint) is tuple:
+            continue
+        if dataclasses.is_dataclass(hint) or inner:
+            yield from _bounded_fields(
+                hint if dataclasses.is_dataclass(hint) else inner[0], path + "."
+            )
+        elif bounds_of(hint) is not None:
+            yield path, bounds_of(hint)
+
+
+BOUNDED = list(_bounded_fields())
+
+
+def test_the_single_field_bounds_are_declared_on_the_fields():
+    paths = {p for p, _ in BOUNDED}
+    assert len(paths) >= 45
+    assert {"rollout.n", "optim.lr", "eval.top_p", "model.lora.dropout", "log.samples"} <= paths
+
+
+@pytest.mark.parametrize(("path", "bounds"), BOUNDED, ids=[p for p, _ in BOUNDED])
+def test_every_declared_bound_is_enforced_with_its_path(path, bounds):
+    low = bounds.gt if bounds.gt is not None else bounds.ge
+    bad = low - 1 if low is not None else bounds.lt if bounds.lt is not None else bounds.le + 1
+    assert not bounds.holds(bad)
+    if path.startswith("model.lora."):
+        override = f"model.lora={{{path.rsplit('.', 1)[1]}: {bad}}}"
+    else:
+        override = f"{path}={bad}"
+    with pytest.raises(ValueError, match=rf"^{path.replace('.', r'[.]')} must be "):
+        load_config(None, [override])
+    # the value just inside the bounds is accepted by the field itself
+    good = bounds.gt + 0.5 if bounds.gt is not None else bounds.ge
+    if good is None:
+        good = bounds.lt - 0.5 if bounds.lt is not None else bounds.le
+    assert bounds.holds(good)
+
+
+def test_bounds_hold_for_configs_built_in_python():
+    import dataclasses
+
+    from passk.train.config import AlgorithmConfig, OptimConfig, StageConfig
+
+    with pytest.raises(ValueError, match=r"^optim\.lr must be > 0, got -1\.0$"):
+        OptimConfig(lr=-1.0)
+    with pytest.raises(ValueError, match=r"^optim\.target_kl must be > 0 or null, got 0$"):
+        dataclasses.replace(OptimConfig(), target_kl=0)
+    # a stage's path has its index: validate() checks the whole tree with its paths
+    stages = (StageConfig(steps=3), StageConfig(window=0))
+    with pytest.raises(ValueError, match=r"^algorithm\.stages\.1\.window must be > 0, got 0$"):
+        validate(TrainConfig(algorithm=AlgorithmConfig(stages=stages)))
+    with pytest.raises(ValueError, match=r"^algorithm\.stages\.1\.steps must be > 0"):
+        load_config(None, ["algorithm.stages=[{steps: 2}, {steps: 0}]"])
+
+
+def test_help_config_states_the_bounds():
+    rows = {key: doc for key, _, doc in describe_config()}
+    assert rows["rollout.n"].endswith("(valid: > 0)")
+    assert rows["eval.top_p"].endswith("(valid: in (0, 1])")
+    assert rows["algorithm.noise_p"].endswith("(valid: in [0, 1])")
+    assert "valid:" not in rows["task.name"]
+
+
+def test_evaluation_samples_default_is_stated_once():
+    from passk.core.defaults import EVAL_SAMPLES
+    from passk.eval.cli import SAMPLING_FLAGS
+    from passk.eval.evaluate import EvalConfig
+
+    assert load_config().eval.n == EvalConfig().n == SAMPLING_FLAGS["n"][1] == EVAL_SAMPLES

@@ -41,8 +41,7 @@ def test_lora_checkpoints_hold_adapters_only_and_resume_exactly(tiny_checkpoint,
 
 
 def test_lora_config_is_checked_before_the_model_loads(tiny_checkpoint):
-    cfg = load_config(None, [*tiny_overrides(tiny_checkpoint), "model.lora={r: 0}"])
     with pytest.raises(ValueError, match=r"model\.lora\.r must be > 0"):
-        validate(cfg)
+        validate(load_config(None, [*tiny_overrides(tiny_checkpoint), "model.lora={r: 0}"]))
     with pytest.raises(ValueError, match=r"unknown config key 'model\.lora\.rank'"):
         load_config(None, ["model.lora={rank: 4}"])

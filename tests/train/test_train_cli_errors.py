@@ -103,3 +103,41 @@ def test_a_full_disk_while_checkpointing_is_one_line(
     lines = [x for x in err.splitlines() if x.startswith("passk train: error:")]
     assert len(lines) == 1 and "No space left on device" in lines[0] and "Traceback" not in err
     assert list((tmp_path / "r" / "checkpoints").glob(".tmp-*")) == []
+
+
+def test_a_start_checks_the_config_and_the_directory_once(tiny_checkpoint, tmp_path, monkeypatch):
+    """``passk train`` validates the config and checks ``--out`` before torch loads; the
+    trainer it starts then takes them as done instead of running them again."""
+    from collections import Counter
+
+    from conftest import tiny_overrides
+    from passk.cli import main
+    from passk.train import config_validate
+    from passk.train.run_dir import RunDir
+
+    calls: Counter[str] = Counter()
+    real_check, real_validate = RunDir.check_start, config_validate.validate
+
+    def check_start(self, resume):
+        calls["directory"] += 1
+        return real_check(self, resume)
+
+    def validate(config):
+        calls["config"] += 1
+        return real_validate(config)
+
+    monkeypatch.setattr(RunDir, "check_start", check_start)
+    for module in ("passk.train.config", "passk.train.loop"):
+        monkeypatch.setattr(f"{module}.validate", validate)
+    sets = [x for o in tiny_overrides(tiny_checkpoint) for x in ("--set", o)]
+    out = tmp_path / "r"
+    args = ["train", *sets, "--set", "eval.problems=0", "--steps", "1", "--out", str(out)]
+    assert main(args) == 0
+    assert calls == {"directory": 1, "config": 1}
+    # the library entry point still checks by itself
+    from passk.train.config import load_config
+    from passk.train.loop import train
+
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(load_config(None, [*tiny_overrides(tiny_checkpoint), "steps=1"]), out)
+    assert calls == {"directory": 2, "config": 2}

@@ -69,5 +69,5 @@ def test_passk_train_prints_a_sample_every_n_steps(tiny_checkpoint, tmp_path, su
 def test_print_sample_every_is_checked():
     import pytest
 
-    with pytest.raises(ValueError, match=r"log\.print_sample_every must be an integer >= 0"):
+    with pytest.raises(ValueError, match=r"log\.print_sample_every must be >= 0, got -1"):
         load_config(None, ["log.print_sample_every=-1"])

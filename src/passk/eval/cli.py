@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from passk.core.defaults import NUM_RESAMPLES
+from passk.core.defaults import EVAL_SAMPLES, NUM_RESAMPLES
 from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
 
 DEFAULT_TASK = "mul1"
@@ -37,7 +37,7 @@ DEFAULT_MODEL = "embedded"
 # how samples are drawn: (flag, default); with --samples the file decides, so these are
 # refused there rather than recorded with values that did not make the samples
 SAMPLING_FLAGS: dict[str, tuple[str, Any]] = {
-    "n": ("--n", 16),
+    "n": ("--n", EVAL_SAMPLES),
     "problems": ("--problems", 50),
     "temperature": ("--temperature", 1.0),
     "top_p": ("--top-p", 1.0),

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from passk.core.defaults import NUM_RESAMPLES
+from passk.core.defaults import EVAL_SAMPLES, NUM_RESAMPLES
 from passk.core.metrics import (
     answer_diversity,
     dang_bound,
@@ -51,7 +51,7 @@ from passk.tasks.guard import SafeScorer
 class EvalConfig:
     """Sampling and statistics settings of one evaluation."""
 
-    n: int = 16
+    n: int = EVAL_SAMPLES
     """Samples per problem (for saved samples: the most any problem has)."""
     temperature: float = 1.0
     top_p: float = 1.0

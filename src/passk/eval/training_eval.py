@@ -52,8 +52,8 @@ def apply_training_eval(args: argparse.Namespace, defaults: dict[str, Any]) -> l
     to print. ``defaults``: the parser's defaults (a flag still at its default is set
     from the run; ``--batch-size``, ``--dtype``, ``--device``, ``--threads`` and
     ``--score-timeout`` given explicitly win)."""
-    from passk.seeds import derive_seed
     from passk.train.config import load_config
+    from passk.train.heldout import PROBLEM_SEED, heldout_settings
 
     run = Path(args.training_eval)
     config_file = run / "config.yaml"
@@ -80,11 +80,10 @@ def apply_training_eval(args: argparse.Namespace, defaults: dict[str, Any]) -> l
         list(c.task.options.items()),
         c.task.reward,
     )
-    args.split, args.problems, args.problem_seed = e.split, e.problems, 0
-    args.seed = derive_seed(c.seed, "eval")
-    args.n, args.temperature, args.top_p = e.n, e.temperature, e.top_p
-    args.max_new_tokens = e.max_new_tokens or c.rollout.max_new_tokens
-    args.system_prompt = c.task.system_prompt
+    args.split, args.problems, args.problem_seed = e.split, e.problems, PROBLEM_SEED
+    s = heldout_settings(c)  # the trainer's own settings of its evaluations
+    args.seed, args.n, args.temperature, args.top_p = s.seed, s.n, s.temperature, s.top_p
+    args.max_new_tokens, args.system_prompt = s.max_new_tokens, s.system_prompt
     notes = []
     if args.model is None:
         args.model = str(run)  # its newest checkpoint

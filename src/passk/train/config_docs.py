@@ -14,6 +14,7 @@ import json
 import textwrap
 import typing
 
+from passk.coerce import bounds_of
 from passk.train.config import TrainConfig, to_plain
 
 # ---------------------------------------------------------------------------------------------
@@ -41,12 +42,16 @@ def describe_config(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str
     rows = []
     docs = field_docs(cls)
     default = cls()
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(hints[f.name]):
             rows.extend(describe_config(hints[f.name], key + "."))
             continue
         value = to_plain(getattr(default, f.name))
-        rows.append((key, json.dumps(value), docs.get(f.name, "")))
+        doc = docs.get(f.name, "")
+        bounds = bounds_of(hints[f.name])
+        if bounds is not None:  # declared on the field: passk.coerce.Range
+            doc = f"{doc} (valid: {bounds.words()})"
+        rows.append((key, json.dumps(value), doc))
     return rows

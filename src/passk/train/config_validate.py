@@ -7,6 +7,8 @@ import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from passk.coerce import check_fields
+
 if TYPE_CHECKING:
     from passk.core.advantages import EstimatorSpec
     from passk.train.config import TrainConfig
@@ -17,12 +19,6 @@ def _choice(path: str, value: Any, valid: tuple[Any, ...] | list[Any]) -> None:
         raise ValueError(f"{path}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
 
 
-def _positive(path: str, value: float, *, allow_zero: bool = False) -> None:
-    if not (value >= 0 if allow_zero else value > 0):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{path} must be {bound}, got {value!r}")
-
-
 def validate(config: TrainConfig) -> None:
     """Check the whole config before any model loads; raise ValueError naming the field."""
     from passk.core.advantages import get_estimator
@@ -31,29 +27,12 @@ def validate(config: TrainConfig) -> None:
     from passk.core.policy_losses import get_policy_loss
 
     c = config
-    _positive("steps", c.steps)
-    _positive("model.threads", c.model.threads, allow_zero=True)
-    if c.model.lora is not None:
-        _positive("model.lora.r", c.model.lora.r)
-        _positive("model.lora.alpha", c.model.lora.alpha)
-        if not 0 <= c.model.lora.dropout < 1:
-            raise ValueError(f"model.lora.dropout must be in [0, 1), got {c.model.lora.dropout}")
-        if not c.model.lora.target_modules:
-            raise ValueError("model.lora.target_modules is empty; name at least one module")
+    check_fields(c)  # every field's declared bounds (passk.coerce.Range)
+    if c.model.lora is not None and not c.model.lora.target_modules:
+        raise ValueError("model.lora.target_modules is empty; name at least one module")
     if not c.task.name:
         raise ValueError("task.name is missing; valid: a name from passk.tasks.list_tasks()")
-    _positive("task.train_problems", c.task.train_problems)
-    if c.task.score_timeout is not None:
-        _positive("task.score_timeout", c.task.score_timeout)
     r = c.rollout
-    _positive("rollout.prompts_per_step", r.prompts_per_step)
-    _positive("rollout.n", r.n)
-    _positive("rollout.max_new_tokens", r.max_new_tokens)
-    if r.batch_size != "auto":
-        _positive("rollout.batch_size", r.batch_size)
-    _positive("rollout.temperature", r.temperature)
-    if not 0 < r.top_p <= 1:
-        raise ValueError(f"rollout.top_p must be in (0, 1], got {r.top_p!r}")
 
     a = c.algorithm
     stages = a.stages
@@ -96,29 +75,20 @@ def validate(config: TrainConfig) -> None:
                 f"{where}.estimator={s.estimator!r} needs binary rewards but the stage uses "
                 f"{why}; use maxk_analytic, pkpo_loo or pass1"
             )
-        if s.steps is not None:
-            _positive(f"{where}.steps", s.steps)
-        elif i < len(stages) - 1 and s.until_reward is None:
+        if s.steps is None and i < len(stages) - 1 and s.until_reward is None:
             raise ValueError(
                 f"{where} needs steps or until_reward (only the last stage may be open)"
             )
-        _positive(f"{where}.window", s.window)
-    if not 0 <= a.noise_p <= 1:
-        raise ValueError(f"algorithm.noise_p must be in [0, 1], got {a.noise_p!r}")
     if not 0 <= a.overlong_cache <= r.max_new_tokens:
         raise ValueError(
             f"algorithm.overlong_cache must be in 0..rollout.max_new_tokens={r.max_new_tokens}, "
             f"got {a.overlong_cache}"
         )
-    _positive("algorithm.max_rounds", a.max_rounds)
     if a.dars is not None:
         if a.dynamic_sampling:
             raise ValueError("algorithm.dars and algorithm.dynamic_sampling cannot be combined")
         if a.dars_n_max is not None and a.dars_n_max < r.n:
             raise ValueError(f"algorithm.dars_n_max={a.dars_n_max} must be >= rollout.n={r.n}")
-    if a.exploration is not None:
-        _positive("algorithm.exploration_coef", a.exploration_coef)
-        _positive("algorithm.exploration_baseline", a.exploration_baseline, allow_zero=True)
 
     lo = c.loss
     spec = get_policy_loss(lo.policy_loss)  # unknown name: lists the valid ones
@@ -129,8 +99,6 @@ def validate(config: TrainConfig) -> None:
     _choice("loss.aggregation", lo.aggregation, AGGREGATION_MODES)
     if lo.aggregation == "constant" and not (lo.aggregation_constant or 0) > 0:
         raise ValueError("loss.aggregation=constant needs loss.aggregation_constant > 0")
-    _positive("loss.kl_coef", lo.kl_coef, allow_zero=True)
-    _positive("loss.entropy_coef", lo.entropy_coef, allow_zero=True)
     if lo.entropy_mask_top is not None and not 0 <= lo.entropy_mask_top <= 1:
         raise ValueError(
             f"loss.entropy_mask_top must be in (0, 1] (e.g. 0.2), or 0/null to disable, "
@@ -144,8 +112,6 @@ def validate(config: TrainConfig) -> None:
             "reference resets are configured but no reference policy is used; "
             "set loss.kl_coef > 0 (or dph.generator)"
         )
-    _positive("reference.reset_every", ref.reset_every, allow_zero=True)
-    _positive("reference.reset_patience", ref.reset_patience, allow_zero=True)
     if ref.reset_patience and not ref.reset_metric.startswith("eval/"):
         raise ValueError(
             f"reference.reset_metric must be an eval/ metric, got {ref.reset_metric!r}"
@@ -155,19 +121,8 @@ def validate(config: TrainConfig) -> None:
 
     if c.dph.generator is not None:
         _choice("dph.generator", c.dph.generator, DPH_GENERATORS)
-        _positive("dph.coef", c.dph.coef)
-        _positive("dph.probe_samples", c.dph.probe_samples)
-        _positive("dph.batch_size", c.dph.batch_size)
 
     o = c.optim
-    _positive("optim.lr", o.lr)
-    _positive("optim.weight_decay", o.weight_decay, allow_zero=True)
-    _positive("optim.warmup_steps", o.warmup_steps, allow_zero=True)
-    _positive("optim.grad_clip", o.grad_clip, allow_zero=True)
-    _positive("optim.ppo_epochs", o.ppo_epochs)
-    _positive("optim.mini_batches", o.mini_batches)
-    _positive("optim.micro_batch_size", o.micro_batch_size)
-    _positive("optim.max_nan_steps", o.max_nan_steps)
     if o.old_logprobs == "rollout" and r.top_p < 1:
         raise ValueError(
             "optim.old_logprobs=rollout needs rollout.top_p=1 (the sampler records the "
@@ -178,18 +133,6 @@ def validate(config: TrainConfig) -> None:
             f"optim.mini_batches={o.mini_batches} exceeds the batch of "
             f"{r.prompts_per_step * r.n} responses"
         )
-
-    e = c.eval
-    _positive("eval.every", e.every, allow_zero=True)
-    _positive("eval.problems", e.problems, allow_zero=True)
-    _positive("eval.n", e.n)
-    _positive("eval.temperature", e.temperature, allow_zero=True)
-    if not 0 < e.top_p <= 1:
-        raise ValueError(f"eval.top_p must be in (0, 1], got {e.top_p!r}")
-    if e.max_new_tokens is not None:
-        _positive("eval.max_new_tokens", e.max_new_tokens)
-    _positive("checkpoint.every", c.checkpoint.every)
-    _positive("checkpoint.keep", c.checkpoint.keep)
 
     from passk.tasks.registry import get_task
 

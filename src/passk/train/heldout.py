@@ -25,10 +25,13 @@ from passk.train.config import TrainConfig
 from passk.train.lora import apply_lora
 from passk.train.run_dir import RunDir
 
-__all__ = ["HeldOut", "Policy", "build_task", "load_policy"]
+__all__ = ["PROBLEM_SEED", "HeldOut", "Policy", "build_task", "heldout_settings", "load_policy"]
 
 # tokens budgeted per row for the prompt when sizing batches automatically
 PROMPT_ALLOWANCE = 256
+# the held-out problems are picked with this seed, whatever the run's seed, so that every
+# run of a comparison is evaluated on the same problems
+PROBLEM_SEED = 0
 
 
 def build_task(c: TrainConfig) -> Any:
@@ -70,6 +73,27 @@ def load_policy(c: TrainConfig) -> Policy:
     return Policy(loaded.identity, model, loaded.tokenizer, sampler, device)
 
 
+def heldout_settings(c: TrainConfig, batch_size: int | str = "auto") -> Any:
+    """The :class:`~passk.eval.evaluate.EvalConfig` of a run's held-out evaluations (also
+    what ``passk eval --training-eval RUN`` reproduces); its problems are ``eval.problems``
+    of ``eval.split`` picked with :data:`PROBLEM_SEED`."""
+    from passk.eval.evaluate import EvalConfig
+
+    e = c.eval
+    return dataclasses.replace(
+        EvalConfig(),
+        n=e.n,
+        temperature=e.temperature,
+        top_p=e.top_p,
+        max_new_tokens=e.max_new_tokens or c.rollout.max_new_tokens,
+        seed=derive_seed(c.seed, "eval"),  # the same samples' seeds at every evaluation
+        batch_size=batch_size,
+        score_timeout=c.task.score_timeout,
+        keep_completions=False,
+        system_prompt=c.task.system_prompt,
+    )
+
+
 @dataclass
 class HeldOut:
     """The run's held-out problems and evaluation settings."""
@@ -87,7 +111,8 @@ class HeldOut:
     def from_config(cls, c: TrainConfig, task: Any, policy: Policy, run: RunDir) -> HeldOut:
         from passk.rollout.generate import auto_batch_size
 
-        problems = task.problems(c.eval.split, c.eval.problems, 0) if c.eval.problems else []
+        e = c.eval
+        problems = task.problems(e.split, e.problems, PROBLEM_SEED) if e.problems else []
         batch_size = c.rollout.batch_size
         if batch_size == "auto":
             budget = (c.eval.max_new_tokens or c.rollout.max_new_tokens) + PROMPT_ALLOWANCE
@@ -96,21 +121,7 @@ class HeldOut:
 
     def settings(self) -> Any:
         """The :class:`~passk.eval.evaluate.EvalConfig` of every evaluation of the run."""
-        from passk.eval.evaluate import EvalConfig
-
-        c, e = self.config, self.config.eval
-        return dataclasses.replace(
-            EvalConfig(),
-            n=e.n,
-            temperature=e.temperature,
-            top_p=e.top_p,
-            max_new_tokens=e.max_new_tokens or c.rollout.max_new_tokens,
-            seed=derive_seed(c.seed, "eval"),  # the same samples' seeds at every evaluation
-            batch_size=self.batch_size,
-            score_timeout=c.task.score_timeout,
-            keep_completions=False,
-            system_prompt=c.task.system_prompt,
-        )
+        return heldout_settings(self.config, self.batch_size)
 
     def identity_at(self, step: int) -> dict[str, Any]:
         """The evaluated policy, for a report: the run at ``step``, with the base it started from.

@@ -47,7 +47,7 @@ from passk.train.hooks import (
 )
 from passk.train.lora import is_lora, load_adapter
 from passk.train.reference import Reference
-from passk.train.run_dir import SAMPLES_FILE, RunDir, check_output_dir
+from passk.train.run_dir import SAMPLES_FILE, RunDir
 from passk.train.schedule import PromptSampler, StageSchedule
 from passk.train.update import policy_update
 
@@ -132,11 +132,16 @@ def autocast_dtype(name: str, device: torch.device) -> torch.dtype | None:
 class Trainer:
     """The run's objects; :meth:`step` is one iteration, :func:`train` drives the loop."""
 
-    def __init__(self, config: TrainConfig, out: str | Path, *, resume: bool = False) -> None:
-        validate(config)
+    def __init__(
+        self, config: TrainConfig, out: str | Path, *, resume: bool = False, checked: bool = False
+    ) -> None:
+        """``checked``: the caller already ran ``validate(config)`` and
+        ``RunDir(out).check_start(resume)`` (``passk train`` does, before torch loads)."""
+        if not checked:
+            validate(config)
         self.config = c = config
         self.run = RunDir(out)
-        resume_from, resume_state = prepare_run_dir(self.run, config, resume)
+        resume_from, resume_state = prepare_run_dir(self.run, config, resume, checked=checked)
         from passk.rollout.generate import auto_batch_size
         from passk.tasks.guard import SafeScorer
 
@@ -391,31 +396,17 @@ class Trainer:
 # ---------------------------------------------------------------------------------------------
 
 
-def check_run_dir(run: RunDir, resume: bool) -> None:
-    """The cheap checks of ``--out`` (a writable directory holding nothing foreign, and no
-    run unless resuming), so that they fail in one line before anything loads."""
-    check_output_dir(run.path)  # fail now, not after the model has loaded
-    foreign = run.foreign_files()
-    if foreign:
-        raise ValueError(
-            f"{run.path} holds files that are not part of a passk run: {', '.join(foreign)}; "
-            "choose another --out"
-        )
-    if not resume and run.holds_run():
-        raise ValueError(
-            f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
-        )
-
-
 def prepare_run_dir(
-    run: RunDir, config: TrainConfig, resume: bool
+    run: RunDir, config: TrainConfig, resume: bool, *, checked: bool = False
 ) -> tuple[Path | None, dict[str, Any] | None]:
-    """Check the directory before any model loads; return the checkpoint to resume, if any.
+    """Check the directory before any model loads (unless ``checked``: the caller ran
+    :meth:`RunDir.check_start`); return the checkpoint to resume, if any.
 
     A fresh run refuses a directory that holds a run or files that are not a passk run's.
     ``--resume`` of a run that never reached a checkpoint starts it again from step 0.
     """
-    check_run_dir(run, resume)
+    if not checked:
+        run.check_start(resume)
     ckpt.remove_stale_temporaries(run.path)
     if not resume:
         return None, None
@@ -553,11 +544,13 @@ def train(
     console: Any = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     hooks: list[Hook] | None = None,
+    checked: bool = False,
 ) -> TrainResult:
-    """Train per ``config`` into ``out``; resumable, Ctrl-C saves the last finished step."""
+    """Train per ``config`` into ``out``; resumable, Ctrl-C saves the last finished step.
+    ``checked``: the config is validated and ``out`` checked already (see :class:`Trainer`)."""
     from passk.train.logging import open_loggers
 
-    t = Trainer(config, out, resume=resume)  # validates and checks ``out`` first
+    t = Trainer(config, out, resume=resume, checked=checked)  # validates, checks ``out``
     c, run, hooks = config, t.run, default_hooks() if hooks is None else hooks
     resumed_from = t.last_checkpoint
     if console is not None:

@@ -122,6 +122,23 @@ class RunDir:
 
     # --- what the directory holds -------------------------------------------------------------
 
+    def check_start(self, resume: bool) -> None:
+        """The cheap checks before a run starts here (a writable directory holding nothing
+        foreign, and no run unless resuming), so that they fail in one line before any
+        model loads."""
+        check_output_dir(self.path)
+        foreign = self.foreign_files()
+        if foreign:
+            raise ValueError(
+                f"{self.path} holds files that are not part of a passk run: "
+                f"{', '.join(foreign)}; choose another --out"
+            )
+        if not resume and self.holds_run():
+            raise ValueError(
+                f"{self.path} already holds a run; pass --resume to continue it or choose "
+                "another --out"
+            )
+
     def holds_run(self) -> bool:
         """Whether a run was started here (metrics or checkpoints exist)."""
         return self.metrics.exists() or self.checkpoints.exists()
