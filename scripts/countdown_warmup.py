@@ -28,11 +28,12 @@ from collections import Counter
 from pathlib import Path
 
 
-def examples(rare_share: float, count: int, seed: int) -> list[dict]:
-    """``count`` prompt/completion pairs from the train split, ``rare_share`` of them rare."""
+def examples(rare_share: float, count: int, seed: int, test_fraction: float) -> list[dict]:
+    """``count`` prompt/completion pairs from the train split, ``rare_share`` of them rare
+    (the split of the study's task: the same ``test_fraction``)."""
     from passk.tasks.countdown import CountdownModesTask
 
-    task = CountdownModesTask(rare_fraction=rare_share)
+    task = CountdownModesTask(rare_fraction=rare_share, test_fraction=test_fraction)
     problems = task.problems("train", 10_000, seed=seed)
     rng = random.Random(seed)
     rows = []
@@ -69,7 +70,7 @@ def train(args: argparse.Namespace) -> None:
     source = build_embedded_cache()
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
-    rows = examples(args.rare_share, args.steps * args.batch_size, args.seed)
+    rows = examples(args.rare_share, args.steps * args.batch_size, args.seed, args.test_fraction)
     data = Dataset.from_list([{k: r[k] for k in ("prompt", "completion")} for r in rows])
     bf16 = bf16_supported(torch.device("cpu"))
     config = SFTConfig(
@@ -101,6 +102,7 @@ def train(args: argparse.Namespace) -> None:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "rare_share": args.rare_share,
+        "test_fraction": args.test_fraction,
         "examples": dict(Counter(r["mode"] for r in rows)),
         "bf16": bf16,
         "train_loss": result.training_loss,
@@ -119,7 +121,8 @@ def check(args: argparse.Namespace) -> None:
     out = run / "check"
     subprocess.run(
         [sys.executable, "-m", "passk.cli", "eval", "--model", str(run / "model"),
-         "--task", "countdown_modes", "--split", "test", "--problems", str(args.problems),
+         "--task", "countdown_modes", "--task-option", f"test_fraction={args.test_fraction}",
+         "--split", "test", "--problems", str(args.problems),
          "--n", str(args.n), "--max-new-tokens", "32", "--no-plots", "--threads", "1",
          "--out", str(out), "--overwrite"],
         check=True,
@@ -162,6 +165,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.4,
+        help="the task's test_fraction (the study's split; the warm-up sees train only)",
+    )
     ap.add_argument("--problems", type=int, default=40, help="test problems in --check")
     ap.add_argument("--n", type=int, default=32, help="samples per problem in --check")
     args = ap.parse_args()
