@@ -123,7 +123,7 @@ def check(args: argparse.Namespace) -> None:
         [sys.executable, "-m", "passk.cli", "eval", "--model", str(run / "model"),
          "--task", "countdown_modes", "--task-option", f"test_fraction={args.test_fraction}",
          "--split", "test", "--problems", str(args.problems),
-         "--n", str(args.n), "--max-new-tokens", "32", "--no-plots", "--threads", "1",
+         "--n", str(args.n), "--max-new-tokens", "24", "--no-plots", "--threads", "1",
          "--out", str(out), "--overwrite"],
         check=True,
     )  # fmt: skip
