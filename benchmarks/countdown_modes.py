@@ -1,0 +1,304 @@
+"""The countdown_modes study (docs/prereg_countdown_modes.md): its verdicts, from the runs.
+
+The pre-registration fixes the pilot's go/no-go rule and the endpoints; this script is
+that rule and those endpoints as code, written before the data::
+
+    python benchmarks/countdown_modes.py pilot RUNS       # the pilot's verdict (pass1, seed 0)
+    python benchmarks/countdown_modes.py build RUNS       # -> benchmarks/results/countdown_modes.json
+    python benchmarks/countdown_modes.py build RUNS --out FILE
+
+``RUNS`` is the ``passk sweep configs/sweeps/countdown_modes.yaml`` directory: each seed's
+start evaluation in ``before_sSEED/evals/step_000000.json`` and each run's evaluations in
+``ARM_sSEED/evals/step_N.json``. Only the evaluation reports are read (``per_problem``:
+``id``, ``source``, ``c``, ``n``), so the JSON carries no machine paths and every number of
+the study's doc is rebuilt from it.
+
+**Statistics.** A metric is computed per problem from its correct count (unbiased pass@k),
+on the rare subset (``source == "rare"``) or on every problem. A comparison of arm B with
+arm A is :func:`passk.core.compare.compare_values` on the ``[seeds, problems]`` matrices: a
+t-interval over the per-seed differences (training runs) and a seeds x problems bootstrap;
+it holds only when both exclude 0. The three secondary endpoints are Holm-corrected
+(family-wise 0.05): ordered by the seed-level t-test's p-value, the j-th (from 0) is tested
+with both intervals at confidence 1 - 0.05 / (3 - j), and the first that fails stops the
+sequence (the rest are not supported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_JSON = ROOT / "benchmarks" / "results" / "countdown_modes.json"
+RARE = "rare"
+ALPHA = 0.05
+PILOT_ARM, PILOT_SEED = "pass1", 0
+# the pre-registered thresholds
+PILOT_RARE_DROP = 0.10  # rare-subset pass@32 lower by at least this
+PILOT_SOLVED_TO_NEVER = 4  # or at least this many rare problems solved -> never
+PILOT_PASS1_RISE = 0.10  # and overall pass@1 higher by at least this
+PRIMARY_MIN_DIFF = 0.05
+STEP_FILE = re.compile(r"step_(\d+)\.json$")
+
+Reports = dict[str, dict[int, dict[int, Mapping[str, Any]]]]  # arm -> seed -> step -> report
+
+
+# --- per-problem values -------------------------------------------------------------------------
+
+
+def counts(report: Mapping[str, Any], subset: str | None = None) -> dict[str, tuple[int, int]]:
+    """``{problem id: (c, n)}`` of a report, on one ``source`` (None: every problem)."""
+    per = report.get("per_problem")
+    if not per:
+        raise ValueError("the evaluation report has no per_problem entries")
+    out = {}
+    for p in per:
+        if subset is None or p.get("source") == subset:
+            out[str(p["id"])] = (int(p["c"]), int(p["n"]))
+    if not out:
+        raise ValueError(f"the evaluation report has no problem of source {subset!r}")
+    return out
+
+
+def pass_at_k_of(report: Mapping[str, Any], k: int, subset: str | None = None) -> dict[str, float]:
+    """Unbiased pass@k per problem id (NaN where a problem has fewer than k samples)."""
+    from passk.core.metrics import pass_at_k
+
+    return {
+        pid: (float(pass_at_k(n, c, k)) if n >= k else math.nan)
+        for pid, (c, n) in counts(report, subset).items()
+    }
+
+
+def matrix(
+    reports: Sequence[Mapping[str, Any]], k: int, subset: str | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """``[seeds, problems]`` pass@k of one report per seed, problems paired by id."""
+    values = [pass_at_k_of(r, k, subset) for r in reports]
+    ids = sorted(values[0])
+    for v in values[1:]:
+        if sorted(v) != ids:
+            raise ValueError("the reports do not hold the same problems; they cannot be paired")
+    return np.array([[v[i] for i in ids] for v in values], dtype=float), ids
+
+
+# --- the pilot ----------------------------------------------------------------------------------
+
+
+def pilot_verdict(start: Mapping[str, Any], final: Mapping[str, Any]) -> dict[str, Any]:
+    """The pre-registered go/no-go of the pilot, from its start and final evaluations."""
+    rare0, rare1 = pass_at_k_of(start, 32, RARE), pass_at_k_of(final, 32, RARE)
+    if sorted(rare0) != sorted(rare1):
+        raise ValueError("the start and final evaluations hold different rare problems")
+    c0, c1 = counts(start, RARE), counts(final, RARE)
+    solved_to_never = sorted(i for i in c0 if c0[i][0] > 0 and c1[i][0] == 0)
+    never_to_solved = sorted(i for i in c0 if c0[i][0] == 0 and c1[i][0] > 0)
+    p1_start = float(np.mean(list(pass_at_k_of(start, 1).values())))
+    p1_final = float(np.mean(list(pass_at_k_of(final, 1).values())))
+    r0 = float(np.nanmean(list(rare0.values())))
+    r1 = float(np.nanmean(list(rare1.values())))
+    coverage_lost = (r0 - r1 >= PILOT_RARE_DROP) or len(solved_to_never) >= PILOT_SOLVED_TO_NEVER
+    pass1_rose = p1_final - p1_start >= PILOT_PASS1_RISE
+    return {
+        "rare_pass@32": {"start": r0, "final": r1, "change": r1 - r0},
+        "rare_problems": len(rare0),
+        "solved_to_never": solved_to_never,
+        "never_to_solved": never_to_solved,
+        "pass@1": {"start": p1_start, "final": p1_final, "change": p1_final - p1_start},
+        "coverage_lost": coverage_lost,
+        "pass1_rose": pass1_rose,
+        "go": coverage_lost and pass1_rose,
+    }
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+
+
+def seed_p_value(per_seed: Sequence[float]) -> float:
+    """Two-sided p-value of the t-test of the per-seed differences against 0 (1 with fewer
+    than two seeds or no spread and a zero mean)."""
+    from passk.core.compare import t_cdf
+
+    d = np.asarray(per_seed, dtype=float)
+    if d.size < 2:
+        return 1.0
+    sd = float(d.std(ddof=1))
+    if sd == 0:
+        return 0.0 if float(d.mean()) != 0 else 1.0
+    t = float(d.mean()) / (sd / math.sqrt(d.size))
+    return 2 * (1 - t_cdf(abs(t), d.size - 1))
+
+
+def _compare(a: np.ndarray, b: np.ndarray, confidence: float) -> dict[str, Any]:
+    from passk.core.compare import compare_values
+
+    return compare_values(a, b, confidence=confidence)
+
+
+def final_reports(reports: Reports, arm: str, seeds: Sequence[int]) -> list[Mapping[str, Any]]:
+    """Each seed's last evaluation of ``arm``."""
+    return [reports[arm][s][max(reports[arm][s])] for s in seeds]
+
+
+def endpoints(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """The primary and the three secondary endpoints, on the seeds every arm they need has."""
+    out: dict[str, Any] = {}
+
+    def seeds_of(*arms: str) -> list[int]:
+        common = set.intersection(*(set(reports.get(a, {})) for a in arms))
+        return sorted(common)
+
+    seeds = seeds_of("pass1", "passk")
+    if seeds:
+        a, _ = matrix(final_reports(reports, "pass1", seeds), 64, RARE)
+        b, _ = matrix(final_reports(reports, "passk", seeds), 64, RARE)
+        r = _compare(a, b, 1 - ALPHA)
+        r["supported"] = r["distinguishable"] and r["diff"] >= PRIMARY_MIN_DIFF
+        out["primary"] = {"what": "rare pass@64, passk - pass1", **r, "seed_ids": seeds}
+    family = []
+    for name, arm_a, arm_b, k, subset in (
+        ("passk_vs_matched", "pass1_matched", "passk", 4, RARE),
+        ("then_pass1_vs_pass1", "pass1", "passk_then_pass1", 1, None),
+    ):
+        s = seeds_of(arm_a, arm_b)
+        if s:
+            a, _ = matrix(final_reports(reports, arm_a, s), k, subset)
+            b, _ = matrix(final_reports(reports, arm_b, s), k, subset)
+            what = f"{'rare' if subset else 'overall'} pass@{k}, {arm_b} - {arm_a}"
+            family.append((name, what, s, a, b))
+    s = sorted(set(reports.get("pass1", {})) & set(starts))
+    if s:
+        a, _ = matrix([starts[x] for x in s], 64, RARE)
+        b, _ = matrix(final_reports(reports, "pass1", s), 64, RARE)
+        family.append(("collapse", "rare pass@64, pass1 - start", s, a, b))
+    out["secondary"] = holm(family)
+    return out
+
+
+def holm(family: Sequence[tuple[str, str, list[int], np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Holm's step-down over the family (size fixed at 3, the pre-registered family, even
+    when an arm is missing), with both intervals at the adjusted confidence."""
+    size = 3
+    tested = []
+    for name, what, seeds, a, b in family:
+        plain = _compare(a, b, 1 - ALPHA)
+        tested.append((seed_p_value(plain["per_seed"]), name, what, seeds, a, b))
+    tested.sort(key=lambda t: t[0])
+    out, stopped = {}, False
+    for j, (p, name, what, seeds, a, b) in enumerate(tested):
+        confidence = 1 - ALPHA / (size - j)
+        r = _compare(a, b, confidence)
+        supported = not stopped and r["distinguishable"]
+        stopped = stopped or not supported
+        out[name] = {
+            "what": what,
+            "seed_ids": seeds,
+            "holm_rank": j,
+            "confidence": confidence,
+            "seed_p_value": p,
+            **r,
+            "supported": supported,
+        }
+    return out
+
+
+# --- reading a sweep directory ------------------------------------------------------------------
+
+
+def read_sweep(root: Path) -> tuple[Reports, dict[int, Mapping[str, Any]]]:
+    """Every evaluation report of the sweep at ``root``: runs and per-seed starts."""
+    reports: Reports = {}
+    starts: dict[int, Mapping[str, Any]] = {}
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory (a passk sweep output)")
+    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        m = re.fullmatch(r"(.+)_s(\d+)", run.name)
+        if m is None:
+            continue
+        arm, seed = m.group(1), int(m.group(2))
+        for path in sorted((run / "evals").glob("step_*.json")):
+            step = int(STEP_FILE.search(path.name).group(1))  # type: ignore[union-attr]
+            report = json.loads(path.read_text(encoding="utf-8"))
+            if arm == "before":
+                starts[seed] = report
+            else:
+                reports.setdefault(arm, {}).setdefault(seed, {})[step] = report
+    if not reports and not starts:
+        raise ValueError(f"{root} holds no evaluation report (ARM_sSEED/evals/step_N.json)")
+    return reports, starts
+
+
+def trajectories(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per arm and seed: rare pass@32 / pass@64 and overall pass@1 at every evaluation."""
+    out: dict[str, Any] = {}
+    for arm, by_seed in sorted(reports.items()):
+        for seed, by_step in sorted(by_seed.items()):
+            steps = dict(by_step)
+            if 0 not in steps and seed in starts:
+                steps[0] = starts[seed]
+            rows = []
+            for step, r in sorted(steps.items()):
+                rows.append(
+                    {
+                        "step": step,
+                        "rare_pass@32": float(np.nanmean(list(pass_at_k_of(r, 32, RARE).values()))),
+                        "rare_pass@64": float(np.nanmean(list(pass_at_k_of(r, 64, RARE).values()))),
+                        "pass@1": float(np.mean(list(pass_at_k_of(r, 1).values()))),
+                    }
+                )
+            out.setdefault(arm, {})[str(seed)] = rows
+    return out
+
+
+def build(root: Path) -> dict[str, Any]:
+    reports, starts = read_sweep(root)
+    result: dict[str, Any] = {
+        "format": "passk.countdown_modes/1",
+        "prereg": "docs/prereg_countdown_modes.md",
+        "arms": {arm: sorted(by_seed) for arm, by_seed in sorted(reports.items())},
+        "trajectories": trajectories(reports, starts),
+    }
+    pilot = reports.get(PILOT_ARM, {}).get(PILOT_SEED)
+    start = (pilot or {}).get(0) or starts.get(PILOT_SEED)
+    if pilot and start is not None and max(pilot) > 0:
+        result["pilot"] = {"step": max(pilot), **pilot_verdict(start, pilot[max(pilot)])}
+    result["endpoints"] = endpoints(reports, starts)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pilot", help="the pilot's verdict")
+    p.add_argument("runs", type=Path)
+    b = sub.add_parser("build", help="the study JSON")
+    b.add_argument("runs", type=Path)
+    b.add_argument("--out", type=Path, default=DEFAULT_JSON)
+    args = ap.parse_args(argv)
+    try:
+        result = build(args.runs)
+    except ValueError as e:
+        print(f"countdown_modes: error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "pilot":
+        if "pilot" not in result:
+            print("countdown_modes: the pilot (pass1, seed 0) has no final evaluation yet")
+            return 1
+        print(json.dumps(result["pilot"], indent=1))
+        return 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

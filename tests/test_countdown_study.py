@@ -1,0 +1,143 @@
+"""``benchmarks/countdown_modes.py``: the pre-registered pilot rule and endpoints of the
+countdown_modes study, on evaluation reports written by hand (known counts)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passk.core.metrics import pass_at_k
+
+ROOT = Path(__file__).resolve().parents[1]
+N = 64
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location(
+        "countdown_modes_study", ROOT / "benchmarks" / "countdown_modes.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["countdown_modes_study"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+study = _load()
+
+
+def report(common: list[int], rare: list[int], n: int = N) -> dict:
+    per = [{"id": f"c{i}", "source": "common", "c": c, "n": n} for i, c in enumerate(common)]
+    per += [{"id": f"r{i}", "source": "rare", "c": c, "n": n} for i, c in enumerate(rare)]
+    return {"per_problem": per}
+
+
+def _mean_pass(cs: list[int], k: int) -> float:
+    return float(np.mean([pass_at_k(N, c, k) for c in cs]))
+
+
+def test_pilot_goes_when_rare_coverage_falls_and_pass1_rises():
+    start = report(common=[20] * 6, rare=[3, 2, 1, 1, 4, 2])
+    final = report(common=[50] * 6, rare=[3, 0, 0, 0, 0, 2])  # 4 rare problems solved -> never
+    v = study.pilot_verdict(start, final)
+    assert v["solved_to_never"] == ["r1", "r2", "r3", "r4"] and v["never_to_solved"] == []
+    assert v["rare_pass@32"]["start"] == pytest.approx(_mean_pass([3, 2, 1, 1, 4, 2], 32))
+    assert v["rare_pass@32"]["final"] == pytest.approx(_mean_pass([3, 0, 0, 0, 0, 2], 32))
+    p1 = (np.mean([50] * 6 + [3, 0, 0, 0, 0, 2]) - np.mean([20] * 6 + [3, 2, 1, 1, 4, 2])) / N
+    assert v["pass@1"]["change"] == pytest.approx(p1)
+    assert v["coverage_lost"] and v["pass1_rose"] and v["go"]
+
+
+def test_pilot_says_no_go_without_loss_or_without_learning():
+    start = report(common=[20] * 6, rare=[3, 2, 1, 1, 4, 2])
+    kept = report(common=[50] * 6, rare=[3, 2, 1, 1, 4, 2])  # learned, lost nothing
+    v = study.pilot_verdict(start, kept)
+    assert not v["coverage_lost"] and v["pass1_rose"] and not v["go"]
+    idle = report(common=[20] * 6, rare=[0, 0, 0, 0, 0, 0])  # lost all, learned nothing
+    v = study.pilot_verdict(start, idle)
+    assert v["coverage_lost"] and not v["pass1_rose"] and not v["go"]
+    # three solved -> never is not enough by itself; a drop of 0.10 in pass@32 is
+    few = report(common=[50] * 6, rare=[3, 2, 1, 0, 0, 0])
+    drop = _mean_pass([3, 2, 1, 1, 4, 2], 32) - _mean_pass([3, 2, 1, 0, 0, 0], 32)
+    assert study.pilot_verdict(start, few)["coverage_lost"] == (drop >= 0.10)
+
+
+def _write_sweep(root: Path, finals: dict[str, list[dict]], starts: list[dict]) -> None:
+    for seed, start in enumerate(starts):
+        d = root / f"before_s{seed}" / "evals"
+        d.mkdir(parents=True)
+        (d / "step_000000.json").write_text(json.dumps(start))
+    for arm, per_seed in finals.items():
+        for seed, final in enumerate(per_seed):
+            d = root / f"{arm}_s{seed}" / "evals"
+            d.mkdir(parents=True)
+            (d / "step_000025.json").write_text(json.dumps(starts[seed]))
+            (d / "step_000200.json").write_text(json.dumps(final))
+
+
+def test_endpoints_from_a_sweep_directory(tmp_path):
+    starts = [report([20] * 4, [4, 4, 4, 4, 4]) for _ in range(3)]
+    finals = {
+        "pass1": [report([50] * 4, r) for r in ([1, 0, 0, 1, 0], [0, 1, 0, 0, 0], [1, 0, 1, 0, 0])],
+        "passk": [report([45] * 4, r) for r in ([5, 3, 4, 2, 6], [4, 5, 3, 3, 2], [6, 2, 4, 5, 3])],
+        "pass1_matched": [report([50] * 4, [1, 1, 0, 0, 1]) for _ in range(3)],
+        "passk_then_pass1": [report([52] * 4, [1, 0, 0, 0, 1]) for _ in range(3)],
+    }
+    _write_sweep(tmp_path, finals, starts)
+    result = study.build(tmp_path)
+    prim = result["endpoints"]["primary"]
+    expected = np.mean(
+        [
+            _mean_pass(k, 64) - _mean_pass(p, 64)
+            for k, p in zip(
+                ([5, 3, 4, 2, 6], [4, 5, 3, 3, 2], [6, 2, 4, 5, 3]),
+                ([1, 0, 0, 1, 0], [0, 1, 0, 0, 0], [1, 0, 1, 0, 0]),
+                strict=True,
+            )
+        ]
+    )
+    assert prim["diff"] == pytest.approx(expected) and prim["seed_ids"] == [0, 1, 2]
+    assert prim["t_ci"][0] > 0 and prim["supported"]
+    sec = result["endpoints"]["secondary"]
+    assert set(sec) == {"passk_vs_matched", "then_pass1_vs_pass1", "collapse"}
+    assert sorted(s["holm_rank"] for s in sec.values()) == [0, 1, 2]
+    # Holm: the j-th is tested at 1 - 0.05 / (3 - j)
+    for s in sec.values():
+        assert s["confidence"] == pytest.approx(1 - 0.05 / (3 - s["holm_rank"]))
+    collapse = sec["collapse"]
+    assert collapse["diff"] < 0 and collapse["what"] == "rare pass@64, pass1 - start"
+    # pass@1 of passk_then_pass1 minus pass1, overall: counts 52 vs 50 on 4 of 9 problems
+    then = sec["then_pass1_vs_pass1"]
+    seed0 = (np.mean([52] * 4 + [1, 0, 0, 0, 1]) - np.mean([50] * 4 + [1, 0, 0, 1, 0])) / N
+    assert then["per_seed"][0] == pytest.approx(seed0)
+    # the pilot's verdict is in the JSON too (pass1 seed 0 against its start)
+    assert result["pilot"]["step"] == 200 and result["pilot"]["go"] is True
+    traj = result["trajectories"]["pass1"]["0"]
+    assert [r["step"] for r in traj] == [0, 25, 200]
+
+
+def test_holm_stops_at_the_first_failure():
+    rng = np.random.default_rng(0)
+    strong = (rng.random((3, 20)) * 0.1, rng.random((3, 20)) * 0.1 + 0.5)
+    none = (np.full((3, 20), 0.5), np.full((3, 20), 0.5))
+    out = study.holm(
+        [
+            ("a", "strong", [0, 1, 2], *strong),
+            ("b", "nothing", [0, 1, 2], *none),
+        ]
+    )
+    assert out["a"]["supported"] and out["a"]["holm_rank"] == 0
+    assert not out["b"]["supported"]
+
+
+def test_unpaired_reports_and_empty_directories_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="same problems"):
+        study.matrix([report([1], [1, 2]), report([1], [1])], 1, "rare")
+    with pytest.raises(ValueError, match="holds no evaluation report"):
+        study.build(tmp_path)
+    assert study.main(["build", str(tmp_path / "missing"), "--out", str(tmp_path / "o.json")]) == 2
+    assert not (tmp_path / "o.json").exists()
