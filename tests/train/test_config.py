@@ -69,7 +69,7 @@ def test_stage_list_from_yaml(tmp_path):
         (["loss.aggregation=mean"], "loss.aggregation='mean' is not valid; valid: token-mean"),
         (
             ["loss.policy_loss=nope"],
-            "unknown policy loss 'nope'; valid: cispo, clip_cov, gspo, kl_cov, ppo_clip, sapo, simko",
+            "unknown policy loss 'nope'; valid: cispo, clip_cov, dppo_kl, dppo_tv, gspo, kl_cov, ppo_clip, sapo, simko",
         ),
         (["loss.params={alpha: 0.1}"], "policy loss 'ppo_clip' got unknown parameter(s) ['alpha']"),
         (["reference.reset_every=5"], "no reference policy is used"),

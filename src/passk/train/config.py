@@ -185,7 +185,7 @@ class AlgorithmConfig:
 class LossConfig:
     policy_loss: str = "ppo_clip"
     """Registered policy loss: ``ppo_clip``, ``simko``, ``gspo``, ``cispo``, ``sapo``,
-    ``clip_cov`` or ``kl_cov``."""
+    ``clip_cov``, ``kl_cov``, ``dppo_tv`` or ``dppo_kl``."""
     params: dict[str, Any] = field(default_factory=dict)
     """Parameters of the policy loss, validated by its registered params dataclass
     (``ppo_clip``: ``eps_low`` 0.2, ``eps_high`` 0.28 (DAPO clip-higher), ``dual_clip``
