@@ -84,6 +84,18 @@ def test_stage_list_from_yaml(tmp_path):
         (["eval.top_p=0"], "eval.top_p must be in (0, 1]"),
         (["eval.temperature=-1"], "eval.temperature must be >= 0"),
         (["task.score_timeout=-5"], "task.score_timeout must be > 0, got -5"),
+        (["loss.entropy_target=-0.1"], "loss.entropy_target must be >= 0, got -0.1"),
+        (["loss.entropy_coef_delta=0"], "loss.entropy_coef_delta must be > 0, got 0"),
+        (
+            ["loss.entropy_coef_min=0.5", "loss.entropy_coef_max=0.1"],
+            "loss.entropy_coef_max=0.1 must be >= loss.entropy_coef_min=0.5",
+        ),
+        (
+            ["loss.entropy_target=0.2", "loss.entropy_coef=2.0"],
+            "loss.entropy_coef=2.0 (the adaptive coefficient's initial value) must be in",
+        ),
+        (["loss.entropic_ki=-1"], "loss.entropic_ki must be >= 0, got -1"),
+        (["loss.entropic_prob=1.0"], "loss.entropic_prob must be in [0, 1) (e.g. 0.95), got 1.0"),
         (
             ["algorithm.estimator=pass1", "algorithm.stages=[{estimator: pass1}]"],
             "algorithm.stages is set, so algorithm.estimator would be ignored",

@@ -23,6 +23,36 @@ def _positive(path: str, value: float, *, allow_zero: bool = False) -> None:
         raise ValueError(f"{path} must be {bound}, got {value!r}")
 
 
+def _validate_entropy_control(lo: Any) -> None:
+    """The adaptive entropy coefficient's and EntroPIC's fields (used only when their target
+    is set, checked always so a typo is not silent)."""
+    if lo.entropy_target is not None:
+        _positive("loss.entropy_target", lo.entropy_target, allow_zero=True)
+    _positive("loss.entropy_coef_delta", lo.entropy_coef_delta)
+    _positive("loss.entropy_coef_min", lo.entropy_coef_min, allow_zero=True)
+    if not lo.entropy_coef_min <= lo.entropy_coef_max:
+        raise ValueError(
+            f"loss.entropy_coef_max={lo.entropy_coef_max!r} must be >= "
+            f"loss.entropy_coef_min={lo.entropy_coef_min!r}"
+        )
+    if lo.entropy_target is not None and not (
+        lo.entropy_coef_min <= lo.entropy_coef <= lo.entropy_coef_max
+    ):
+        raise ValueError(
+            f"loss.entropy_coef={lo.entropy_coef!r} (the adaptive coefficient's initial value) "
+            f"must be in [loss.entropy_coef_min, loss.entropy_coef_max] = "
+            f"[{lo.entropy_coef_min!r}, {lo.entropy_coef_max!r}]"
+        )
+    if lo.entropic_target is not None:
+        _positive("loss.entropic_target", lo.entropic_target, allow_zero=True)
+    _positive("loss.entropic_kp", lo.entropic_kp, allow_zero=True)
+    _positive("loss.entropic_ki", lo.entropic_ki, allow_zero=True)
+    if not 0 <= lo.entropic_prob < 1:
+        raise ValueError(
+            f"loss.entropic_prob must be in [0, 1) (e.g. 0.95), got {lo.entropic_prob!r}"
+        )
+
+
 def validate(config: TrainConfig) -> None:
     """Check the whole config before any model loads; raise ValueError naming the field."""
     from passk.core.advantages import get_estimator
@@ -131,6 +161,7 @@ def validate(config: TrainConfig) -> None:
         raise ValueError("loss.aggregation=constant needs loss.aggregation_constant > 0")
     _positive("loss.kl_coef", lo.kl_coef, allow_zero=True)
     _positive("loss.entropy_coef", lo.entropy_coef, allow_zero=True)
+    _validate_entropy_control(lo)
     if lo.entropy_mask_top is not None and not 0 <= lo.entropy_mask_top <= 1:
         raise ValueError(
             f"loss.entropy_mask_top must be in (0, 1] (e.g. 0.2), or 0/null to disable, "
