@@ -90,6 +90,14 @@ mostly pushes down wrong samples (negative-sample reinforcement keeps entropy up
 `unlikeliness` favours the correct samples the policy finds least likely, which counters
 the loss of pass@k at large k.
 
+**Entropy controllers** (`loss.entropy_target`, `loss.entropic_target`; trainer features
+of `passk train`, with any estimator and loss, documented in [train.md](train.md)). The
+adaptive entropy coefficient (Skywork-OR1, arXiv 2505.22312) moves an entropy bonus's
+coefficient by a fixed step toward holding a target entropy and applies the bonus only
+below it. EntroPIC (arXiv 2511.15248) holds a target entropy with a PI controller on the
+weights of positive vs negative samples. Their state is checkpointed; docs/mechanism.md
+shows what each does on the lab's collapse case.
+
 **Answer-level exploration** (`algorithm.exploration`: `batch`, `ucb`, `ucb_mean`,
 `ucb_con`). Bonuses from counts of final answers are added to any estimator's advantages.
 The historical UCB versions reward answers seldom seen for a problem over training: their

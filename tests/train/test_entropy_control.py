@@ -27,9 +27,13 @@ def test_adaptive_coefficient_rises_while_entropy_is_below_target(tiny_checkpoin
         "loss.entropy_coef=0.01",
         "loss.entropy_coef_delta=0.02",
         "loss.entropy_coef_max=0.04",
+        "loss.entropic_target=100.0",
     )
     records = [t.step() for _ in range(3)]
     assert all(r["loss/control_entropy"] < 100.0 for r in records)
+    # EntroPIC below target: alpha < 0 (weaken positives, strengthen negatives), saturating
+    assert all(r["loss/entropic_alpha"] == -1.0 for r in records)
+    assert records[2]["loss/entropic_integral"] < records[1]["loss/entropic_integral"] < 0
     coefs = [r["loss/entropy_coef"] for r in records]
     assert coefs == pytest.approx([0.01, 0.03, 0.04])  # +delta, then held at the maximum
     assert [r["loss/entropy_coef_applied"] for r in records] == coefs  # below target: on
