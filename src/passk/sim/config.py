@@ -115,14 +115,14 @@ class SimulateSpec:
                         {"estimator": ph.estimator, "params": dict(ph.params), "steps": ph.steps}
                         for ph in arm.phases
                     ],
-                    **_control_dict(arm),
+                    **control_dict(arm),
                 }
                 for arm in self.arms
             ],
         }
 
 
-def _control_dict(arm: Arm) -> dict[str, Any]:
+def control_dict(arm: Arm) -> dict[str, Any]:
     """``{"control": {...}}`` for an arm with an entropy control, else nothing."""
     if arm.control is None:
         return {}

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from passk.sim.config import SimulateSpec, _control_dict
+from passk.sim.config import SimulateSpec, control_dict
 from passk.sim.dynamics import run_arm
 
 __all__ = ["FORMAT", "final_values", "simulate", "total_steps"]
@@ -66,7 +66,7 @@ def simulate(spec: SimulateSpec, on_step: Callable[[int], None] | None = None) -
                     {"estimator": ph.estimator, "params": dict(ph.params), "steps": ph.steps}
                     for ph in arm.phases
                 ],
-                **_control_dict(arm),
+                **control_dict(arm),
                 "runs": runs,
                 "final": final_values([r["trajectory"] for r in runs]),
             }
