@@ -45,6 +45,8 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "sapo": ("soft sigmoid gate instead of the clip", "arXiv 2511.20347"),
     "clip_cov": ("PPO; high-covariance tokens lose their gradient", "arXiv 2505.22617"),
     "kl_cov": ("PG + |log r| on the highest-covariance tokens", "arXiv 2505.22617"),
+    "dppo_tv": ("PG masked outside a binary-TV trust region", "arXiv 2602.04879"),
+    "dppo_kl": ("PG masked outside a binary-KL trust region", "arXiv 2602.04879"),
 }
 
 FAMILIES = """\
@@ -88,6 +90,14 @@ mostly pushes down wrong samples (negative-sample reinforcement keeps entropy up
 `unlikeliness` favours the correct samples the policy finds least likely, which counters
 the loss of pass@k at large k.
 
+**Entropy controllers** (`loss.entropy_target`, `loss.entropic_target`; trainer features
+of `passk train`, with any estimator and loss, documented in [train.md](train.md)). The
+adaptive entropy coefficient (Skywork-OR1, arXiv 2505.22312) moves an entropy bonus's
+coefficient by a fixed step toward holding a target entropy and applies the bonus only
+below it. EntroPIC (arXiv 2511.15248) holds a target entropy with a PI controller on the
+weights of positive vs negative samples. Their state is checkpointed; docs/mechanism.md
+shows what each does on the lab's collapse case.
+
 **Answer-level exploration** (`algorithm.exploration`: `batch`, `ucb`, `ucb_mean`,
 `ucb_con`). Bonuses from counts of final answers are added to any estimator's advantages.
 The historical UCB versions reward answers seldom seen for a problem over training: their
@@ -95,13 +105,16 @@ counts are trainer state, checkpointed with the run. The batch version penalises
 repeated within a group. The exploration bonus is a trainer feature of `passk train`, not
 an estimator.
 
-**Policy losses** (`ppo_clip`, `simko`, `gspo`, `cispo`, `sapo`, `clip_cov`, `kl_cov`).
+**Policy losses** (`ppo_clip`, `simko`, `gspo`, `cispo`, `sapo`, `clip_cov`, `kl_cov`,
+`dppo_tv`, `dppo_kl`).
 `ppo_clip` with clip-higher is the default. GSPO clips a sequence-level ratio (stable for
 long responses and MoE models). CISPO keeps every token's gradient and clips the weight.
 SAPO replaces the clip with a smooth gate. Clip-Cov and KL-Cov control entropy collapse by
 holding back the few tokens whose log-prob co-varies most with the advantage; passk selects
-these tokens over the whole mini-batch. `loss.entropy_mask_top` (the 80/20 forking-token
-mask) restricts any loss to the highest-entropy tokens.
+these tokens over the whole mini-batch. DPPO replaces the ratio clip by a trust region on
+the divergence of the sampled token's probability (TV or KL), so rare tokens may move far
+in ratio and likely tokens may not move far in probability. `loss.entropy_mask_top` (the
+80/20 forking-token mask) restricts any loss to the highest-entropy tokens.
 """
 
 
@@ -133,6 +146,7 @@ def _supported() -> tuple[dict[str, str], dict[str, str], set[str]]:
 
     estimators = {passk: name for name, passk in verl.VERL_ESTIMATOR_NAMES.items()}
     losses = {name.removeprefix("passk_"): name for name in verl.PASSK_POLICY_LOSSES}
+    losses |= verl.VERL_NATIVE_LOSSES  # verl's own, equal to passk's: not registered again
     return estimators, losses, set(trl.SUPPLIED_NEEDS)
 
 
@@ -189,6 +203,9 @@ def render() -> str:
         "it. verl calls a policy loss once per micro-batch, so the losses that need a",
         "mini-batch-wide token selection (`clip_cov`, `kl_cov`) and SimKO's top-K inputs",
         "cannot be registered there; use verl's own `clip_cov`/`kl_cov` (per micro-batch).",
+        "`dppo_tv` and `dppo_kl` are verl's own losses, equal to passk's in value and gradient",
+        "(thresholds in `clip_ratio_low`/`_high`, the cap in `clip_ratio_c`; verl's default cap",
+        "is 3.0, passk's 20).",
         "",
         FAMILIES,
     ]

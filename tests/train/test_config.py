@@ -69,7 +69,7 @@ def test_stage_list_from_yaml(tmp_path):
         (["loss.aggregation=mean"], "loss.aggregation='mean' is not valid; valid: token-mean"),
         (
             ["loss.policy_loss=nope"],
-            "unknown policy loss 'nope'; valid: cispo, clip_cov, gspo, kl_cov, ppo_clip, sapo, simko",
+            "unknown policy loss 'nope'; valid: cispo, clip_cov, dppo_kl, dppo_tv, gspo, kl_cov, ppo_clip, sapo, simko",
         ),
         (["loss.params={alpha: 0.1}"], "policy loss 'ppo_clip' got unknown parameter(s) ['alpha']"),
         (["reference.reset_every=5"], "no reference policy is used"),
@@ -84,6 +84,18 @@ def test_stage_list_from_yaml(tmp_path):
         (["eval.top_p=0"], "eval.top_p must be in (0, 1]"),
         (["eval.temperature=-1"], "eval.temperature must be >= 0"),
         (["task.score_timeout=-5"], "task.score_timeout must be > 0 or null, got -5"),
+        (["loss.entropy_target=-0.1"], "loss.entropy_target must be >= 0 or null, got -0.1"),
+        (["loss.entropy_coef_delta=0"], "loss.entropy_coef_delta must be > 0, got 0"),
+        (
+            ["loss.entropy_coef_min=0.5", "loss.entropy_coef_max=0.1"],
+            "loss.entropy_coef_max=0.1 must be >= loss.entropy_coef_min=0.5",
+        ),
+        (
+            ["loss.entropy_target=0.2", "loss.entropy_coef=2.0"],
+            "loss.entropy_coef=2.0 (the adaptive coefficient's initial value) must be in",
+        ),
+        (["loss.entropic_ki=-1"], "loss.entropic_ki must be >= 0, got -1"),
+        (["loss.entropic_prob=1.0"], "loss.entropic_prob must be in [0, 1), got 1.0"),
         (
             ["algorithm.estimator=pass1", "algorithm.stages=[{estimator: pass1}]"],
             "algorithm.stages is set, so algorithm.estimator would be ignored",

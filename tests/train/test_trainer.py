@@ -37,8 +37,19 @@ def _weights(ckpt_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(ckpt_dir / "model.safetensors"))
 
 
-def test_resume_is_exact(tiny_checkpoint, tmp_path):
-    common = ("checkpoint.every=2", "eval.every=2", "optim.mini_batches=2", "optim.ppo_epochs=2")
+# the entropy controllers' state (adaptive coefficient, EntroPIC's integral) is trainer state
+CONTROLLERS = ("loss.entropy_target=100.0", "loss.entropy_coef=0.0", "loss.entropic_target=0.5")
+
+
+@pytest.mark.parametrize("extra", [(), CONTROLLERS], ids=["plain", "entropy_controllers"])
+def test_resume_is_exact(tiny_checkpoint, tmp_path, extra):
+    common = (
+        "checkpoint.every=2",
+        "eval.every=2",
+        "optim.mini_batches=2",
+        "optim.ppo_epochs=2",
+        *extra,
+    )
     straight = train(_config(tiny_checkpoint, "steps=4", *common), tmp_path / "a")
     assert straight.steps_done == 4 and not straight.interrupted
     first = train(_config(tiny_checkpoint, "steps=2", *common), tmp_path / "b")
@@ -48,6 +59,10 @@ def test_resume_is_exact(tiny_checkpoint, tmp_path):
     a, b = _records(tmp_path / "a"), _records(tmp_path / "b")
     assert [r["step"] for r in a] == [0, 1, 2, 2, 3, 4, 4]  # evals at 0, 2, 4
     assert a == b
+    if extra:  # the controllers ran and moved (a resume that reset them would differ above)
+        coefs = [r["loss/entropy_coef"] for r in a if r["kind"] == "train"]
+        assert coefs == pytest.approx([0.0, 0.005, 0.01, 0.015])
+        assert len({r["loss/entropic_integral"] for r in a if r["kind"] == "train"}) == 4
     wa = _weights(ckpt.latest_checkpoint(tmp_path / "a"))
     wb = _weights(ckpt.latest_checkpoint(tmp_path / "b"))
     assert wa.keys() == wb.keys()

@@ -14,7 +14,15 @@ run on sampled groups. Pass@k, pass^k, shares and entropy are exact at every ste
 torch.Size([4, 3])
 """
 
-from passk.sim.dynamics import Arm, Optimizer, Phase, PolicySpec, population_metrics, run_arm
+from passk.sim.dynamics import (
+    Arm,
+    EntropyControl,
+    Optimizer,
+    Phase,
+    PolicySpec,
+    population_metrics,
+    run_arm,
+)
 from passk.sim.population import Population, from_table, random_population, two_mode
 from passk.sim.updates import (
     advantage_table,
@@ -23,12 +31,15 @@ from passk.sim.updates import (
     policy_probabilities,
     problem_weight,
     sampled_logit_update,
+    strategy_entropy,
+    strategy_entropy_gradient,
     success_probability,
     update_from_table,
 )
 
 __all__ = [
     "Arm",
+    "EntropyControl",
     "Optimizer",
     "Phase",
     "PolicySpec",
@@ -43,6 +54,8 @@ __all__ = [
     "random_population",
     "run_arm",
     "sampled_logit_update",
+    "strategy_entropy",
+    "strategy_entropy_gradient",
     "success_probability",
     "two_mode",
     "update_from_table",

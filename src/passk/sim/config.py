@@ -18,6 +18,12 @@
         schedule:
           - {estimator: passk_analytic, params: {k: 4}, steps: 1000}
           - {estimator: pass1}
+      - {label: "Pass@1 + EntroPIC", estimator: pass1,
+         control: {kind: entropic, target: 0.5, kp: 1.0, ki: 0.01}}
+
+An entry's optional ``control`` is an entropy control (:class:`passk.sim.EntropyControl`):
+``kind`` ``bonus`` (``coef``), ``adaptive`` (``target``, initial ``coef``, ``delta``,
+``coef_min``, ``coef_max``) or ``entropic`` (``target``, ``kp``, ``ki``; exact mode).
 
 Population kinds: ``two_mode`` (:func:`passk.sim.two_mode`'s arguments), ``random``
 (``problems``, ``strategies``, ``density``, ``seed``) and ``table`` (``solves``, and
@@ -28,6 +34,7 @@ only where something is random (a random population takes its own ``seed``; per-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +43,7 @@ from typing import Any
 import yaml
 
 from passk.overrides import apply_overrides
-from passk.sim.dynamics import MODES, Arm, Optimizer, Phase, PolicySpec
+from passk.sim.dynamics import MODES, Arm, EntropyControl, Optimizer, Phase, PolicySpec
 from passk.sim.population import Population, from_table, random_population, two_mode
 
 __all__ = ["SimulateSpec", "load_simulate", "parse_simulate"]
@@ -108,10 +115,18 @@ class SimulateSpec:
                         {"estimator": ph.estimator, "params": dict(ph.params), "steps": ph.steps}
                         for ph in arm.phases
                     ],
+                    **control_dict(arm),
                 }
                 for arm in self.arms
             ],
         }
+
+
+def control_dict(arm: Arm) -> dict[str, Any]:
+    """``{"control": {...}}`` for an arm with an entropy control, else nothing."""
+    if arm.control is None:
+        return {}
+    return {"control": dataclasses.asdict(arm.control)}
 
 
 def load_simulate(path: str | Path, overrides: Sequence[str] = ()) -> SimulateSpec:
@@ -255,6 +270,8 @@ def _arms(value: Any, mode: str, n: int) -> tuple[Arm, ...]:
     for i, entry in enumerate(entries):
         where = f"estimators[{i}]"
         tree = _mapping(entry, where)
+        control = _control(tree.get("control"), f"{where}.control", mode)
+        tree = {k: v for k, v in tree.items() if k != "control"}
         if "schedule" in tree:
             _no_unknown(tree, ("label", "schedule"), f"{where}.")
             raw = _list(tree["schedule"], f"{where}.schedule")
@@ -276,8 +293,30 @@ def _arms(value: Any, mode: str, n: int) -> tuple[Arm, ...]:
                     advantage_table(ph.estimator, n, **ph.params)
                 except ValueError as e:
                     raise ValueError(f"{where}: {e}") from None
-        arms.append(Arm(label=label, phases=phases))
+        arms.append(Arm(label=label, phases=phases, control=control))
     return tuple(arms)
+
+
+_CONTROL_KEYS = ("kind", "coef", "target", "delta", "coef_min", "coef_max", "kp", "ki")
+
+
+def _control(value: Any, where: str, mode: str) -> EntropyControl | None:
+    if value is None:
+        return None
+    tree = _mapping(value, where)
+    _no_unknown(tree, _CONTROL_KEYS, f"{where}.")
+    if "kind" not in tree:
+        raise ValueError(f"{where} needs a kind: bonus, adaptive or entropic")
+    numbers = {
+        k: _float(v, f"{where}.{k}") for k, v in tree.items() if k != "kind" and v is not None
+    }
+    try:
+        control = EntropyControl(kind=tree["kind"], **numbers)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    if control.kind == "entropic" and mode != "exact":
+        raise ValueError(f"{where}: the entropic control runs in mode: exact only")
+    return control
 
 
 def _seeds(value: Any) -> tuple[int, ...]:

@@ -16,7 +16,10 @@ Two modes:
   here); seeded.
 
 An arm is a schedule of phases (an estimator with its params, for a number of steps), so
-"Pass@k for T/2 steps, then Pass@1" is one arm. Metrics are exact for the current policy
+"Pass@k for T/2 steps, then Pass@1" is one arm. An arm may carry an entropy control
+(:class:`EntropyControl`): a fixed entropy bonus, Skywork-OR1's adaptive coefficient, or
+EntroPIC's PI-controlled weights on positive vs negative advantages, each stepped on the
+population's exact mean strategy entropy before every update. Metrics are exact for the current policy
 at every logged step: population pass@k ``sum_x w_x (1 - (1 - p_x)^k)``, pass^k
 ``sum_x w_x p_x^k``, the same per group, the mean strategy shares and the mean entropy.
 """
@@ -32,17 +35,22 @@ import torch
 from torch import Tensor
 
 from passk import get_estimator
+from passk.core.losses.entropy_control import adaptive_entropy_coef, entropic_alpha
 from passk.seeds import derive_seed
 from passk.sim.population import Population
 from passk.sim.updates import (
     advantage_table,
     policy_probabilities,
     sampled_logit_update,
+    strategy_entropy,
+    strategy_entropy_gradient,
     update_from_table,
 )
 
 __all__ = [
+    "CONTROLS",
     "Arm",
+    "EntropyControl",
     "Optimizer",
     "Phase",
     "PolicySpec",
@@ -52,6 +60,69 @@ __all__ = [
 
 PARAMETERS = ("shared", "per_problem", "both")
 MODES = ("exact", "stochastic")
+CONTROLS = ("bonus", "adaptive", "entropic")
+
+
+@dataclass(frozen=True)
+class EntropyControl:
+    """An entropy control added to an arm's update; ``H`` is the population's mean strategy
+    entropy ``sum_x w_x H(pi_x)``, measured before each update.
+
+    - ``bonus``: ``coef * dH_x/dlogits`` added to every problem's update (the gradient of
+      the bonus ``coef H``; :func:`passk.sim.updates.strategy_entropy_gradient`).
+    - ``adaptive``: the same bonus with Skywork-OR1's coefficient
+      (:func:`passk.core.losses.entropy_control.adaptive_entropy_coef`): ``coef`` is its
+      initial value; applied only while ``H <= target``; moved by ``delta`` each update
+      within ``[coef_min, coef_max]``.
+    - ``entropic``: EntroPIC's ``alpha = clip(kp (H - target) + ki I, -1, 1)``
+      (:func:`~passk.core.losses.entropy_control.entropic_alpha`); every advantage ``A``
+      becomes ``A + alpha |A|`` (positive ones weigh ``1 + alpha``, negative ones
+      ``1 - alpha``). The trainer applies this only to tokens above a probability threshold;
+      the lab's response is one strategy draw, and it applies it to all. Exact mode only.
+    """
+
+    kind: str
+    coef: float = 0.0
+    target: float | None = None
+    delta: float = 0.005
+    coef_min: float = 0.0
+    coef_max: float = 1.0
+    kp: float = 1.0
+    ki: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONTROLS:
+            raise ValueError(f"control kind must be one of {list(CONTROLS)}, got {self.kind!r}")
+        for name in ("coef", "delta", "coef_min", "coef_max", "kp", "ki"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"control {name} must be a number >= 0, got {value!r}")
+        if self.kind == "bonus" and self.target is not None:
+            raise ValueError("control kind 'bonus' has a fixed coefficient and takes no target")
+        if self.kind != "bonus" and (
+            isinstance(self.target, bool)
+            or not isinstance(self.target, (int, float))
+            or self.target < 0
+        ):
+            raise ValueError(
+                f"control kind {self.kind!r} needs a target entropy >= 0 (nats), "
+                f"got {self.target!r}"
+            )
+        if self.kind == "adaptive" and not (
+            self.delta > 0 and self.coef_min <= self.coef <= self.coef_max
+        ):
+            raise ValueError(
+                f"control kind 'adaptive' needs delta > 0 and coef_min <= coef <= coef_max, "
+                f"got delta={self.delta!r}, coef={self.coef!r} in "
+                f"[{self.coef_min!r}, {self.coef_max!r}]"
+            )
+
+    def describe(self) -> str:
+        if self.kind == "bonus":
+            return f"entropy bonus {self.coef:g}"
+        if self.kind == "adaptive":
+            return f"adaptive entropy coefficient, target {self.target:g}"
+        return f"EntroPIC, target {self.target:g}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +151,7 @@ class Arm:
 
     label: str
     phases: tuple[Phase, ...]
+    control: EntropyControl | None = None
 
     def __post_init__(self) -> None:
         if not self.phases:
@@ -227,10 +299,15 @@ def run_arm(
     updates since the previous log of the weighted mean norm of each problem's logit
     change; 0 at step 0), and the lists of
     :func:`population_metrics` (``pass_at_k[k]``, ``pass_hat_k[k]``, ``success``,
-    ``shares[strategy]``, ``entropy``, ``by_group[g][...]``).
+    ``shares[strategy]``, ``entropy``, ``by_group[g][...]``). With an entropy control it
+    also holds ``control_coef`` (the bonus coefficient the last update applied) and
+    ``control_alpha`` (EntroPIC's alpha of the last update), 0 at step 0.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    control = arm.control
+    if control is not None and control.kind == "entropic" and mode != "exact":
+        raise ValueError(f"arm {arm.label!r}: the entropic control runs in mode: exact only")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 1:
@@ -260,12 +337,20 @@ def run_arm(
 
     traj: dict[str, Any] = {"step": [], "phase": [], "step_size": []}
     moved, since = 0.0, 0  # summed step sizes since the last log
+    # the control's state (coefficient, EntroPIC's integral) and its last outputs
+    coef = control.coef if control is not None else 0.0
+    integral, applied, alpha = 0.0, 0.0, 0.0
+    if control is not None:
+        traj["control_coef"], traj["control_alpha"] = [], []
 
     def log(step: int, phase: int) -> None:
         metrics = population_metrics(theta + phi, pop, ks)
         traj["step"].append(step)
         traj["phase"].append(phase)
         traj["step_size"].append(moved / since if since else 0.0)
+        if control is not None:
+            traj["control_coef"].append(applied)
+            traj["control_alpha"].append(alpha)
         _append(traj, metrics)
 
     log(0, arm.phase_at(0))
@@ -273,15 +358,39 @@ def run_arm(
         i = arm.phase_at(t)
         phase = arm.phases[i]
         logits = theta + phi  # [P, S]
+        if control is not None:
+            h = float(pop.weights @ strategy_entropy(logits))
+            if control.kind == "bonus":
+                applied = control.coef
+            elif control.kind == "adaptive":
+                applied, coef = adaptive_entropy_coef(
+                    coef,
+                    h,
+                    target=control.target,
+                    delta=control.delta,
+                    coef_min=control.coef_min,
+                    coef_max=control.coef_max,
+                )
+            else:
+                alpha, integral = entropic_alpha(
+                    h, integral, target=control.target, kp=control.kp, ki=control.ki
+                )
         if mode == "exact":
             if i not in tables:
                 tables[i] = advantage_table(phase.estimator, n, **phase.params)
-            g = update_from_table(logits, pop.solves, *tables[i])  # [P, S]
+            a_pos, a_neg = tables[i]
+            if alpha:  # EntroPIC: A -> A + alpha |A|
+                a_pos, a_neg = a_pos + alpha * a_pos.abs(), a_neg + alpha * a_neg.abs()
+            g = update_from_table(logits, pop.solves, a_pos, a_neg)  # [P, S]
+            if applied:
+                g = g + applied * strategy_entropy_gradient(logits)
             grad_theta, grad_phi = (w * g).sum(0), w * g
         else:
             idx = torch.multinomial(pop.weights, batch_problems, replacement=True, generator=gen)
             params = phase_params(phase, seed, t)
             g = sampled_logit_update(logits, pop.solves, idx, phase.estimator, n, gen, **params)
+            if applied:
+                g = g + applied * strategy_entropy_gradient(logits[idx])
             grad_theta = g.mean(0)
             grad_phi = torch.zeros_like(phi).index_add_(0, idx, g) / batch_problems
         before = theta + phi

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from passk.sim.config import SimulateSpec
+from passk.sim.config import SimulateSpec, control_dict
 from passk.sim.dynamics import run_arm
 
 __all__ = ["FORMAT", "final_values", "simulate", "total_steps"]
@@ -66,6 +66,7 @@ def simulate(spec: SimulateSpec, on_step: Callable[[int], None] | None = None) -
                     {"estimator": ph.estimator, "params": dict(ph.params), "steps": ph.steps}
                     for ph in arm.phases
                 ],
+                **control_dict(arm),
                 "runs": runs,
                 "final": final_values([r["trajectory"] for r in runs]),
             }

@@ -51,6 +51,8 @@ __all__ = [
     "policy_probabilities",
     "problem_weight",
     "sampled_logit_update",
+    "strategy_entropy",
+    "strategy_entropy_gradient",
     "success_probability",
     "update_from_table",
 ]
@@ -252,3 +254,24 @@ def sampled_logit_update(
     adv = compute_advantages(estimator, rewards, **params)  # [B, n]
     counts = torch.zeros_like(pi).scatter_add_(1, draws, adv)  # sum_i A_i onehot(s_i)
     return (counts - adv.sum(1, keepdim=True) * pi) / n
+
+
+def strategy_entropy(logits: Tensor) -> Tensor:
+    """``[P]``: the entropy ``H = -sum_s pi_s log pi_s`` of each problem's strategy
+    distribution ``pi = softmax(logits)`` (nats, float64)."""
+    pi = policy_probabilities(logits)
+    return -torch.special.xlogy(pi, pi).sum(-1)
+
+
+def strategy_entropy_gradient(logits: Tensor) -> Tensor:
+    """``[P, S]``: ``dH / dlogits = -pi (log pi + H)`` per problem, the closed form of the
+    entropy's gradient in the logits (it sums to 0 over strategies, like every logit update).
+
+    >>> g = strategy_entropy_gradient(torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=torch.float64))
+    >>> g[0].abs().sum().item(), round(g[1, 0].item(), 6)  # uniform: a maximum; else toward it
+    (0.0, -0.209987)
+    """
+    pi = policy_probabilities(logits)
+    log_pi = torch.log_softmax(logits, -1)
+    h = -(pi * log_pi).sum(-1, keepdim=True)
+    return -pi * (log_pi + h)

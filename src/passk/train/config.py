@@ -218,7 +218,7 @@ class LossConfig(_Bounded):
 
     policy_loss: str = "ppo_clip"
     """Registered policy loss: ``ppo_clip``, ``simko``, ``gspo``, ``cispo``, ``sapo``,
-    ``clip_cov`` or ``kl_cov``."""
+    ``clip_cov``, ``kl_cov``, ``dppo_tv`` or ``dppo_kl``."""
     params: dict[str, Any] = field(default_factory=dict)
     """Parameters of the policy loss, validated by its registered params dataclass
     (``ppo_clip``: ``eps_low`` 0.2, ``eps_high`` 0.28 (DAPO clip-higher), ``dual_clip``
@@ -235,7 +235,31 @@ class LossConfig(_Bounded):
     kl_clamp: float | None = 10.0
     """Clamp of the per-token KL estimate (None disables)."""
     entropy_coef: NonNegativeFloat = 0.0
-    """Entropy bonus: loss -= entropy_coef * token entropy."""
+    """Entropy bonus: loss -= entropy_coef * token entropy. With ``entropy_target`` set, the
+    initial value of the adaptive coefficient."""
+    entropy_target: NonNegativeFloat | None = None
+    """Adaptive entropy coefficient (Skywork-OR1, arXiv 2505.22312): each step the
+    coefficient moves by ``entropy_coef_delta`` up while the batch's token-mean entropy is at
+    or below this target and down above it, and the bonus is applied only at or below it.
+    The coefficient is checkpointed and logged as ``loss/entropy_coef``. None: a fixed
+    ``entropy_coef`` (paper: 0.2)."""
+    entropy_coef_delta: PositiveFloat = 0.005
+    """Step of the adaptive entropy coefficient per training step (paper / TRL: 0.005)."""
+    entropy_coef_min: NonNegativeFloat = 0.0
+    """Lower bound of the adaptive entropy coefficient."""
+    entropy_coef_max: float = 1.0
+    """Upper bound of the adaptive entropy coefficient (TRL: 1.0)."""
+    entropic_target: NonNegativeFloat | None = None
+    """EntroPIC (arXiv 2511.15248): a PI controller holding the batch's token-mean entropy at
+    this target by reweighting positive against negative samples on high-probability tokens
+    (``alpha`` logged as ``loss/entropic_alpha``; its integral term is checkpointed). None:
+    off."""
+    entropic_kp: NonNegativeFloat = 1.0
+    """Proportional gain of EntroPIC's controller (official code: 1)."""
+    entropic_ki: NonNegativeFloat = 0.01
+    """Integral gain of EntroPIC's controller (official code: 0.01)."""
+    entropic_prob: Annotated[float, Range(ge=0, lt=1)] = 0.95
+    """EntroPIC reweights only tokens whose probability is above this (official code: 0.95)."""
     entropy_mask_top: float | None = None
     """Forking tokens (arXiv 2506.01939): only the top fraction of each mini-batch's valid
     tokens by entropy keep the policy-gradient loss (paper: 0.2); works with any policy

@@ -19,6 +19,24 @@ def _choice(path: str, value: Any, valid: tuple[Any, ...] | list[Any]) -> None:
         raise ValueError(f"{path}={value!r} is not valid; valid: {', '.join(map(str, valid))}")
 
 
+def _validate_entropy_control(lo: Any) -> None:
+    """The adaptive entropy coefficient's rules across fields (each field's own bounds are
+    declared on it)."""
+    if not lo.entropy_coef_min <= lo.entropy_coef_max:
+        raise ValueError(
+            f"loss.entropy_coef_max={lo.entropy_coef_max!r} must be >= "
+            f"loss.entropy_coef_min={lo.entropy_coef_min!r}"
+        )
+    if lo.entropy_target is not None and not (
+        lo.entropy_coef_min <= lo.entropy_coef <= lo.entropy_coef_max
+    ):
+        raise ValueError(
+            f"loss.entropy_coef={lo.entropy_coef!r} (the adaptive coefficient's initial value) "
+            f"must be in [loss.entropy_coef_min, loss.entropy_coef_max] = "
+            f"[{lo.entropy_coef_min!r}, {lo.entropy_coef_max!r}]"
+        )
+
+
 def validate(config: TrainConfig) -> None:
     """Check the whole config before any model loads; raise ValueError naming the field."""
     from passk.core.advantages import get_estimator
@@ -99,6 +117,7 @@ def validate(config: TrainConfig) -> None:
     _choice("loss.aggregation", lo.aggregation, AGGREGATION_MODES)
     if lo.aggregation == "constant" and not (lo.aggregation_constant or 0) > 0:
         raise ValueError("loss.aggregation=constant needs loss.aggregation_constant > 0")
+    _validate_entropy_control(lo)
     if lo.entropy_mask_top is not None and not 0 <= lo.entropy_mask_top <= 1:
         raise ValueError(
             f"loss.entropy_mask_top must be in (0, 1] (e.g. 0.2), or 0/null to disable, "

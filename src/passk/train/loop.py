@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import threading
 import time
@@ -26,6 +27,8 @@ from typing import Any
 import torch
 
 from passk.core.exploration import AnswerCounts
+from passk.core.losses.entropy_control import adaptive_entropy_coef, entropic_alpha
+from passk.rollout.batch import Rollouts
 from passk.seeds import derive_seed
 from passk.train import checkpoint as ckpt
 from passk.train.collect import (
@@ -65,6 +68,8 @@ class RunState:
     elapsed_s: float = 0.0
     pool: list[str] | None = None  # training problem ids left after the DPH-RL split
     pending_eval: bool = False  # the evaluation after ``step`` has not finished
+    entropy_coef: float | None = None  # the adaptive entropy coefficient (loss.entropy_target)
+    entropic_integral: float = 0.0  # EntroPIC's integral of the entropy error
 
 
 class Timer:
@@ -177,6 +182,8 @@ class Trainer:
         self.answer_counts = AnswerCounts() if ucb else None
         self.collector = make_collector(self.group_sampler, self.prompts, c, self.answer_counts)
         self.state = RunState()
+        if c.loss.entropy_target is not None:
+            self.state.entropy_coef = c.loss.entropy_coef
         self.last_checkpoint: Path | None = resume_from
         self.last_eval: dict[str, Any] | None = None
         self.last_collected: Collected | None = None  # the batch of the last step
@@ -234,6 +241,7 @@ class Trainer:
         batch.old_logp = batch.logprobs if c.optim.old_logprobs == "rollout" else None
         with timer("logprob_passes"):
             batch.ref_logp = self.reference.kl_logprobs(batch)
+        control, after = self._entropy_controls(batch)
         metrics = policy_update(
             self.model,
             self.optimizer,
@@ -247,13 +255,60 @@ class Trainer:
             generator=torch.Generator().manual_seed(derive_seed(c.seed, "minibatch", step)),
             dph_batch=self.reference.dph_subset(step),
             track_update=c.log.update_norm,
+            entropy_coef=control.get("loss/entropy_coef_applied"),
+            entropic_alpha=control.get("loss/entropic_alpha", 0.0),
         )
+        for key, value in after.items():  # the controllers' state for the next step
+            setattr(self.state, key, value)
+        metrics.update(control)
         timer.seconds["logprob_passes"] += metrics.pop("time/behaviour_pass", 0.0)
         with timer("sync"):
             self._sync_sampler()
         metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
         metrics["perf/trained_tokens"] = int(batch.response_mask.sum())
         return metrics
+
+    def _entropy_controls(self, batch: Rollouts) -> tuple[dict[str, float], dict[str, float]]:
+        """This update's entropy-controller outputs (metrics, the values the update uses) and
+        the controllers' next state, from the token-mean entropy of the batch as sampled.
+
+        Adaptive coefficient (``loss.entropy_target``): ``loss/entropy_coef`` is the
+        coefficient entering this step, ``loss/entropy_coef_applied`` the bonus it gives (0
+        above the target). EntroPIC (``loss.entropic_target``): ``loss/entropic_alpha``.
+        """
+        lo = self.config.loss
+        if lo.entropy_target is None and lo.entropic_target is None:
+            return {}, {}
+        mask = batch.response_mask.bool()
+        assert batch.entropy is not None, "the sampler returns token entropies"
+        n = int(mask.sum())
+        h = float(batch.entropy.double()[mask].sum() / n) if n else math.nan
+        control: dict[str, float] = {"loss/control_entropy": h}
+        after: dict[str, float] = {}
+        if lo.entropy_target is not None:
+            coef = self.state.entropy_coef
+            assert coef is not None
+            applied, after["entropy_coef"] = adaptive_entropy_coef(
+                coef,
+                h,
+                target=lo.entropy_target,
+                delta=lo.entropy_coef_delta,
+                coef_min=lo.entropy_coef_min,
+                coef_max=lo.entropy_coef_max,
+            )
+            control["loss/entropy_coef"] = coef
+            control["loss/entropy_coef_applied"] = applied
+        if lo.entropic_target is not None:
+            alpha, after["entropic_integral"] = entropic_alpha(
+                h,
+                self.state.entropic_integral,
+                target=lo.entropic_target,
+                kp=lo.entropic_kp,
+                ki=lo.entropic_ki,
+            )
+            control["loss/entropic_alpha"] = alpha
+            control["loss/entropic_integral"] = self.state.entropic_integral
+        return control, after
 
     def _step_facts(self, got: Collected, timer: Timer, upd: dict[str, float]) -> dict[str, Any]:
         """Time split, throughput and sampler facts of the step just taken."""

@@ -3,14 +3,17 @@
 Per valid token ``t`` of the micro-batch, with ``pg`` the registered policy loss
 (:func:`passk.core.losses.get_policy_loss`, its params validated once)::
 
-    loss_mat[t] = keep[t] * w[t] * pg[t] - entropy_coef * H[t] + kl_coef * KL_t(pi || ref)
+    loss_mat[t] = keep[t] * w[t] * pg[t] + ent[t] - entropy_coef * H[t] + kl_coef * KL_t(pi || ref)
 
 ``keep`` is the forking-token mask (``loss.entropy_mask_top``, computed on the whole
 mini-batch): it restricts the policy term only, as the paper restricts the policy
 gradient, and the normaliser still counts every valid token (the paper's
 ``1 / sum |o_i|``; the official code divides by the kept tokens, a constant factor
 ``1 / rho`` under token-mean). ``w`` is the truncated importance weight between the
-sampler and the learner (``optim.rollout_is_cap``, 1 when off). :func:`objective` returns the matrix and its
+sampler and the learner (``optim.rollout_is_cap``, 1 when off). ``ent`` is EntroPIC's term
+(:func:`passk.core.losses.entropy_control.entropic_loss`, 0 unless ``entropic_alpha`` is
+set): its ``alpha`` and the adaptive ``entropy_coef`` come from the trainer's controllers,
+one value per update. :func:`objective` returns the matrix and its
 metrics; the caller aggregates it with one explicit normaliser
 (:func:`passk.core.aggregate.aggregate_loss`), so micro-batching never changes the update.
 
@@ -39,6 +42,7 @@ from torch import Tensor
 from passk.core.entropy import entropy_loss
 from passk.core.kl import kl_penalty_loss
 from passk.core.losses import COV_SELECT, PolicyLossSpec, get_policy_loss
+from passk.core.losses.entropy_control import entropic_loss
 from passk.rollout.batch import Rollouts
 
 __all__ = [
@@ -152,6 +156,10 @@ class Objective:
     kl_clamp: float | None = 10.0
     entropy_mask_top: float | None = None
     rollout_is_cap: float | None = None
+    entropic_alpha: float = 0.0
+    """EntroPIC's ``alpha`` for this update (0: no term)."""
+    entropic_prob: float = 0.95
+    """EntroPIC reweights tokens whose probability is above this."""
     outputs: frozenset[str] = field(init=False)
     """What the forward must return: log-prob, entropy (metric, bonus), top-K if needed."""
 
@@ -164,13 +172,23 @@ class Objective:
         object.__setattr__(self, "outputs", frozenset(out))
 
     @classmethod
-    def from_config(cls, loss: Any, optim: Any) -> Objective:
-        """From ``LossConfig`` and ``OptimConfig`` (``rollout_is_cap``)."""
+    def from_config(
+        cls,
+        loss: Any,
+        optim: Any,
+        *,
+        entropy_coef: float | None = None,
+        entropic_alpha: float = 0.0,
+    ) -> Objective:
+        """From ``LossConfig`` and ``OptimConfig`` (``rollout_is_cap``); ``entropy_coef``
+        (None: the config's) and ``entropic_alpha`` are this update's controller outputs."""
         spec = get_policy_loss(loss.policy_loss)
         return cls(
             policy=spec,
             params=spec.make_params(loss.params),
-            entropy_coef=loss.entropy_coef,
+            entropy_coef=loss.entropy_coef if entropy_coef is None else entropy_coef,
+            entropic_alpha=entropic_alpha,
+            entropic_prob=getattr(loss, "entropic_prob", 0.95),
             kl_coef=loss.kl_coef,
             kl_estimator=loss.kl_estimator,
             kl_clamp=loss.kl_clamp,
@@ -225,6 +243,13 @@ def objective(
         m["actor/entropy_mask_frac"] = (
             (keep & mask.bool()).sum() / mask.sum().clamp(min=1)
         ).float()
+    if obj.entropic_alpha:
+        adv = mb.advantages.to(device)
+        pic_mat, pic_m = entropic_loss(
+            logp, old, adv, mask, alpha=obj.entropic_alpha, prob_threshold=obj.entropic_prob
+        )
+        loss_mat = loss_mat + pic_mat
+        m.update(pic_m)
     ent_mat, ent_m = entropy_loss(out["entropy"], mask)
     m.update(ent_m)
     if obj.entropy_coef:

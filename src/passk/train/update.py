@@ -151,6 +151,8 @@ def policy_update(
     generator: torch.Generator,
     dph_batch: Rollouts | None = None,
     track_update: bool = False,
+    entropy_coef: float | None = None,
+    entropic_alpha: float = 0.0,
 ) -> dict[str, float]:
     """PPO epochs over ``batch``; returns metrics (means over micro-batches, token-weighted).
 
@@ -159,12 +161,16 @@ def policy_update(
     the compute dtype (None: the weights'), ``generator`` draws the mini-batch permutations
     (token selections use seeds derived from its initial seed, without drawing from it),
     ``dph_batch`` holds stored reference samples with ``ref_logp`` (the DPH term);
-    ``track_update`` adds ``update/delta_norm`` and ``update/delta_rel``. A mini-batch whose
+    ``track_update`` adds ``update/delta_norm`` and ``update/delta_rel``; ``entropy_coef``
+    (None: ``loss.entropy_coef``) and ``entropic_alpha`` are the entropy controllers' outputs
+    for this update. A mini-batch whose
     loss or gradient norm is not finite is skipped and counted; ``optim.target_kl`` stops
     the remaining mini-batches once one's mean approximate KL passes it. The model is left
     in the train/eval mode it came in.
     """
-    obj = Objective.from_config(loss, optim)
+    obj = Objective.from_config(
+        loss, optim, entropy_coef=entropy_coef, entropic_alpha=entropic_alpha
+    )
     run = _Run(model, obj, optim, temperature, autocast, track_update)
     run.check(batch, loss)
     plan = mini_batch_plan(len(batch), optim, generator)  # [epoch][mini-batch] -> rows

@@ -2,7 +2,8 @@
 
 The registry (:mod:`.registry`) sits below the families, which register themselves on
 import: PPO clip and SimKO (:mod:`.ppo`), the sequence-level GSPO, CISPO and SAPO
-(:mod:`.sequence`), the covariance-selected Clip-Cov and KL-Cov (:mod:`.covariance`).
+(:mod:`.sequence`), the covariance-selected Clip-Cov and KL-Cov (:mod:`.covariance`), the
+divergence trust regions DPPO-TV and DPPO-KL (:mod:`.dppo`).
 
 Every policy loss has the family signature ::
 
@@ -56,6 +57,7 @@ from passk.core.losses.covariance import (
     clip_cov_loss,
     kl_cov_loss,
 )
+from passk.core.losses.dppo import DPPOKLParams, DPPOTVParams, dppo_kl_loss, dppo_tv_loss
 from passk.core.losses.ppo import (
     PPOClipParams,
     SimKOParams,
@@ -86,6 +88,8 @@ __all__ = [
     "POLICY_LOSSES",
     "CISPOParams",
     "ClipCovParams",
+    "DPPOKLParams",
+    "DPPOTVParams",
     "GSPOParams",
     "KLCovParams",
     "Metrics",
@@ -96,6 +100,8 @@ __all__ = [
     "SimKOParams",
     "cispo_loss",
     "clip_cov_loss",
+    "dppo_kl_loss",
+    "dppo_tv_loss",
     "get_policy_loss",
     "gspo_loss",
     "kl_cov_loss",

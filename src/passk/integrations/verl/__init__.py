@@ -10,7 +10,8 @@ Importing this module (verl does it for you, see below) registers with verl
   verl's stays verl's;
 - every passk policy loss whose inputs fit verl's ``PolicyLossFn`` signature (no extra
   ``needs``) with ``register_policy_loss`` as ``passk_<name>`` (``passk_ppo_clip``,
-  ``passk_gspo``, ...), aggregated with an explicit global normaliser;
+  ``passk_gspo``, ...), aggregated with an explicit global normaliser; DPPO is verl's own
+  (``loss_mode=dppo_tv`` / ``dppo_kl``, equal to passk's), so it is not registered again;
 - the v1 trainer mode ``passk_sync`` (``trainer.v1.trainer_mode=passk_sync``): verl's
   synchronous trainer plus the per-response entropy / sequence log-probs that
   ``passk_adaptive`` / ``unlikeliness`` need, and unbiased pass@k, pass^k and maj@k in its
@@ -68,6 +69,7 @@ from passk.integrations.verl.common import (
 )
 from passk.integrations.verl.losses import (
     VERL_METRIC_NAMES,
+    VERL_NATIVE_LOSSES,
     make_verl_policy_loss,
     passk_ppo_clip_policy_loss,
     policy_loss_params_from_verl,
@@ -85,6 +87,7 @@ __all__ = [
     "VERL_ESTIMATORS",
     "VERL_ESTIMATOR_NAMES",
     "VERL_METRIC_NAMES",
+    "VERL_NATIVE_LOSSES",
     "group_by_uid",
     "passk_params_from_config",
     "passk_ppo_clip_policy_loss",

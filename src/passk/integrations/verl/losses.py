@@ -162,14 +162,25 @@ def passk_ppo_clip_policy_loss(
     )
 
 
+#: passk losses verl already has under its own name, equal in value and gradient
+#: (``tests/core/test_dppo.py``): verl users select verl's (``loss_mode=dppo_tv``, thresholds
+#: in ``clip_ratio_low`` / ``_high``, the cap in ``clip_ratio_c``), so the plugin does not
+#: register a second copy.
+VERL_NATIVE_LOSSES: dict[str, str] = {"dppo_tv": "dppo_tv", "dppo_kl": "dppo_kl"}
+
+
 def verl_policy_losses() -> dict[str, str]:
     """``{verl loss_mode: passk loss}``: every passk policy loss without extra ``needs``,
-    as ``passk_<name>``. verl's ``PolicyLossFn`` receives only the sampled tokens' log-probs,
-    advantages and mask of one micro-batch; a loss that needs more (SimKO's top-K log-probs
-    and entropy, Clip-Cov / KL-Cov's token selection over the whole mini-batch) cannot be
-    computed inside it.
+    as ``passk_<name>``, except those verl has itself (:data:`VERL_NATIVE_LOSSES`). verl's
+    ``PolicyLossFn`` receives only the sampled tokens' log-probs, advantages and mask of one
+    micro-batch; a loss that needs more (SimKO's top-K log-probs and entropy, Clip-Cov /
+    KL-Cov's token selection over the whole mini-batch) cannot be computed inside it.
     """
-    return {f"passk_{n}": n for n in list_policy_losses() if not get_policy_loss(n).needs}
+    return {
+        f"passk_{n}": n
+        for n in list_policy_losses()
+        if not get_policy_loss(n).needs and n not in VERL_NATIVE_LOSSES
+    }
 
 
 def make_verl_policy_loss(name: str) -> Any:
