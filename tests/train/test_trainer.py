@@ -197,6 +197,28 @@ def test_interrupt_saves_the_last_finished_step(tiny_checkpoint, tmp_path):
     assert again.steps_done == 5 and not again.interrupted
 
 
+def test_a_run_resumes_after_passk_gains_a_config_field(tiny_checkpoint, tmp_path):
+    """A checkpoint written before a field existed (its saved config lacks the field, its
+    fingerprint differs) resumes while the field holds its default; a field set to another
+    value is a different run and is refused."""
+    import json
+
+    cfg = _config(tiny_checkpoint, "steps=2", "eval.problems=0", "checkpoint.every=1")
+    run = tmp_path / "run"
+    train(cfg, run)
+    state_file = ckpt.latest_checkpoint(run) / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["loss"]["entropy_target"]  # as an earlier passk wrote it
+    del state["config"]["optim"]["target_kl"]
+    state["fingerprint"] = "written-earlier"
+    state_file.write_text(json.dumps(state))
+    changed = _config(tiny_checkpoint, "steps=3", "eval.problems=0", "optim.target_kl=0.5")
+    with pytest.raises(ckpt.CheckpointError, match=r"\(differs: optim\.target_kl\)"):
+        train(changed, run, resume=True)
+    longer = _config(tiny_checkpoint, "steps=3", "eval.problems=0", "checkpoint.every=1")
+    assert train(longer, run, resume=True).steps_done == 3
+
+
 def test_run_directory_errors(tiny_checkpoint, tmp_path):
     cfg = _config(tiny_checkpoint, "steps=2", "eval.problems=0")
     run = tmp_path / "run"

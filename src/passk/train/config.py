@@ -440,6 +440,52 @@ class TrainConfig:
 RESUMABLE_KEYS: tuple[str, ...] = ("steps", "checkpoint", "log")
 
 
+def trajectory_changes(saved: dict[str, Any], now: TrainConfig) -> list[str]:
+    """Dotted keys where a run's saved config (``to_dict()`` of its start) and ``now`` differ
+    in what changes the trajectory (:data:`RESUMABLE_KEYS` and ``model.threads`` aside).
+
+    A key the saved config lacks counts only where ``now`` gives it another value than its
+    default: a field added to passk since the run started holds its default, which keeps
+    the run what it was (a run started before the field existed behaved as its default).
+
+    >>> old = TrainConfig().to_dict()
+    >>> del old["loss"]["kl_coef"]  # as if written before the field existed
+    >>> trajectory_changes(old, TrainConfig())
+    []
+    >>> trajectory_changes(old, load_config(None, ["loss.kl_coef=0.1", "optim.lr=2e-5"]))
+    ['loss.kl_coef', 'optim.lr']
+    """
+    changes: list[str] = []
+    stage_default = to_plain(StageConfig())
+
+    def walk(before: Any, after: Any, default: Any, path: str) -> None:
+        if isinstance(before, dict) and isinstance(after, dict):
+            for key in sorted(set(before) | set(after)):
+                where = f"{path}.{key}" if path else key
+                if where in RESUMABLE_KEYS or where == "model.threads":
+                    continue
+                if key not in after:
+                    changes.append(where)  # a field passk no longer has
+                elif key not in before:
+                    known = isinstance(default, dict) and key in default
+                    if not (known and after[key] == default[key]):
+                        changes.append(where)
+                else:
+                    sub = default.get(key) if isinstance(default, dict) else None
+                    walk(before[key], after[key], sub, where)
+        elif path == "algorithm.stages" and isinstance(before, list) and isinstance(after, list):
+            if len(before) != len(after):
+                changes.append(path)
+                return
+            for i, (x, y) in enumerate(zip(before, after, strict=True)):
+                walk(x, y, stage_default, f"{path}.{i}")
+        elif before != after:
+            changes.append(path)
+
+    walk(saved, now.to_dict(), TrainConfig().to_dict(), "")
+    return changes
+
+
 # ---------------------------------------------------------------------------------------------
 # dict <-> dataclass
 # ---------------------------------------------------------------------------------------------

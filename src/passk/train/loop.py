@@ -39,7 +39,14 @@ from passk.train.collect import (
     make_collector,
     rollout_metrics,
 )
-from passk.train.config import RESUMABLE_KEYS, TrainConfig, dump_config, load_config, validate
+from passk.train.config import (
+    RESUMABLE_KEYS,
+    TrainConfig,
+    dump_config,
+    load_config,
+    trajectory_changes,
+    validate,
+)
 from passk.train.heldout import PROMPT_ALLOWANCE, HeldOut, build_task, load_policy
 from passk.train.hooks import (
     Hook,
@@ -470,17 +477,12 @@ def prepare_run_dir(
         return None, None  # nothing to resume: a fresh start (train() says so)
     state = ckpt.read_state(path)
     if state.get("fingerprint") != config.fingerprint():
-        saved, now = state.get("config", {}), config.to_dict()
-        diff = sorted(
-            k
-            for k in set(saved) | set(now)
-            if k not in RESUMABLE_KEYS and saved.get(k) != now.get(k)
-        )
-        raise ckpt.CheckpointError(
-            f"checkpoint {path} was written by a different config (sections differ: "
-            f"{', '.join(diff) or 'unknown'}); only {', '.join(RESUMABLE_KEYS)} may change "
-            "on resume"
-        )
+        changes = trajectory_changes(state.get("config") or {}, config)
+        if changes:  # else: fields added since the run started, at their defaults
+            raise ckpt.CheckpointError(
+                f"checkpoint {path} was written by a different config (differs: "
+                f"{', '.join(changes)}); only {', '.join(RESUMABLE_KEYS)} may change on resume"
+            )
     if state["step"] > config.steps:
         raise ValueError(
             f"checkpoint {path} is at step {state['step']} but steps={config.steps}; "
