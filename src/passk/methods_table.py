@@ -37,6 +37,7 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "reinforce_pp": ("expected reward, batch-whitened (REINFORCE++)", "arXiv 2501.03262"),
     "pass1_matched": ("pass@1 direction, Pass@k's total |A| (step-size control)", "passk"),
     "unlikeliness": ("pass@k-friendly: favour unlikely correct samples", "arXiv 2506.02355"),
+    "qae": ("expected reward, K-quantile baseline (QAE)", "arXiv 2509.22611"),
     # policy losses
     "ppo_clip": ("PPO, decoupled clip (DAPO clip-higher)", "arXiv 2503.14476"),
     "simko": ("PPO + top-K smoothing of high-entropy tokens", "arXiv 2510.14807"),

@@ -3,7 +3,8 @@
 The registry (:mod:`.registry`) sits below the families, which register themselves on
 import: the pass@k family (:mod:`.passk_family`), max@k for continuous rewards
 (:mod:`.maxk`), pass@k mixtures and MaxRL (:mod:`.mixtures`), Pass@1 and its baselines
-(:mod:`.baselines`). Importing this package imports them all.
+(:mod:`.baselines`), quantile baselines (:mod:`.quantile`). Importing this package imports
+them all.
 
 >>> import torch
 >>> r = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
@@ -46,6 +47,7 @@ from passk.core.advantages.passk_family import (
     passk_exceed_advantage,
     passk_full_advantage,
 )
+from passk.core.advantages.quantile import QAEParams, group_quantile
 from passk.core.advantages.registry import (
     ESTIMATORS,
     RESPONSE_NEEDS,
@@ -76,6 +78,7 @@ __all__ = [
     "Pass1MatchedParams",
     "Pass1Params",
     "PassKParams",
+    "QAEParams",
     "RLOOParams",
     "RSGRPOParams",
     "ReinforcePPParams",
@@ -85,6 +88,7 @@ __all__ = [
     "eta_curve",
     "exceed_scale_default",
     "get_estimator",
+    "group_quantile",
     "list_estimators",
     "maxk_subset_stats",
     "mixture_failure_weights",
