@@ -62,9 +62,10 @@ def validate(config: TrainConfig) -> None:
         where = f"algorithm.stages.{i}"
         spec = get_estimator(s.estimator)  # unknown name: lists the valid ones
         params = dict(s.params)
-        for need in spec.needs:  # supplied by the trainer at each step
-            params.setdefault(need, 0.0)
         try:
+            spec = spec.for_params(params)  # a composite takes its parts' needs and domain
+            for need in spec.needs:  # supplied by the trainer at each step
+                params.setdefault(need, 0.0)
             spec.make_params(**params)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}.params: {e}") from None
