@@ -115,6 +115,16 @@ def test_combine_bad_terms_are_one_line_naming_the_term(terms, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_term_whose_k_exceeds_the_group_is_named():
+    terms = [{"estimator": "pass1"}, {"estimator": "passk_analytic", "params": {"k": 9}}]
+    with pytest.raises(ValueError, match=r"^terms\[1\] \(passk_analytic\): k=9 is larger"):
+        compute_advantages("combine", torch.zeros(2, 4), terms=terms)
+    with pytest.raises(ValueError, match=r"^inner \(passk_analytic\): k=9 is larger"):
+        compute_advantages(
+            "gated", torch.zeros(2, 4), inner="passk_analytic", inner_params={"k": 9}, k=2
+        )
+
+
 def test_combine_of_binary_terms_refuses_graded_rewards():
     with pytest.raises(ValueError, match="needs binary rewards"):
         compute_advantages("combine", torch.full((1, 4), 0.5), terms=MIX)

@@ -91,6 +91,15 @@ def _part_kwargs(
     return kwargs
 
 
+def _run(where: str, name: str, rewards: Tensor, mask: Tensor, kwargs: dict[str, Any]) -> Tensor:
+    """A part's advantages on the composite's groups; its errors (a k larger than the
+    smallest group, rewards outside its domain) name the part."""
+    try:
+        return compute_advantages(name, rewards, mask, **kwargs)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
 def _check_seed(seed: Any) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an integer, got {seed!r}")
@@ -184,7 +193,8 @@ def combine_advantage(rewards: Tensor, mask: Tensor, p: CombineParams) -> Tensor
     for i, term in enumerate(p.terms):
         spec = get_estimator(term.estimator).for_params(term.params)
         kwargs = _part_kwargs(spec, term.params, p, derive_seed(p.seed, "combine", i))
-        out = out + term.weight * compute_advantages(term.estimator, rewards, mask, **kwargs)
+        part = _run(f"terms[{i}] ({term.estimator})", term.estimator, rewards, mask, kwargs)
+        out = out + term.weight * part
     return out
 
 
@@ -255,7 +265,6 @@ def gated_advantage(rewards: Tensor, mask: Tensor, p: GatedParams) -> Tensor:
     w = headroom if p.weight == "headroom" else torch.ones_like(headroom)
     w = torch.where(open_, w, 0.0).to(rewards.dtype)  # [G]
     spec = get_estimator(p.inner).for_params(p.inner_params)
-    inner = compute_advantages(
-        p.inner, rewards, mask, **_part_kwargs(spec, p.inner_params, p, p.seed)
-    )  # [G, N]
+    kwargs = _part_kwargs(spec, p.inner_params, p, p.seed)
+    inner = _run(f"inner ({p.inner})", p.inner, rewards, mask, kwargs)  # [G, N]
     return torch.where(w[:, None] > 0, inner * w[:, None], 0.0)  # a closed gate: +0, not -0
