@@ -30,6 +30,19 @@ def test_combine_config_validates_and_names_a_bad_term():
         validate(_config("combine", bad))
 
 
+def test_a_term_whose_k_exceeds_rollout_n_fails_before_the_model_loads():
+    big = "{terms: [{estimator: pass1}, {estimator: passk_analytic, params: {k: 16}}]}"
+    with pytest.raises(
+        ValueError,
+        match=r"^algorithm.stages.0.params: terms\[1\] \(passk_analytic\): k=16 is larger than the smallest group \(8 valid",
+    ):
+        validate(_config("combine", big, "rollout.n=8"))
+    with pytest.raises(ValueError, match=r"inner \(passk_analytic\): k=16 is larger"):
+        validate(
+            _config("gated", "{inner: passk_analytic, inner_params: {k: 16}, k: 2}", "rollout.n=8")
+        )
+
+
 def test_composite_with_a_binary_term_refuses_dense_rewards():
     with pytest.raises(ValueError, match="needs binary rewards but the stage uses overlong"):
         validate(_config("combine", MIX, "algorithm.overlong_cache=4"))
