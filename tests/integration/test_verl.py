@@ -825,8 +825,12 @@ def test_passk_sync_supplies_the_entropy_a_combine_term_needs(monkeypatch) -> No
 
 
 def test_combine_bad_term_names_the_term_in_verl() -> None:
+    from passk.integrations.verl.advantages import estimator_needs
+
     data, _ = make_batch(torch.tensor([1.0, 0.0, 1.0, 0.0]), np.array(["a", "a", "b", "b"]))
     bad = [{"estimator": "pass1"}, {"estimator": "passk_analytic", "params": {"kk": 2}}]
     cfg = OmegaConf.create({CONFIG: {"terms": bad}})
     with pytest.raises(ValueError, match=r"algorithm.passk\): terms\[1\] \(passk_analytic\)"):
         compute_advantage(data, adv_estimator="passk_combine", config=cfg)
+    with pytest.raises(ValueError, match=r"algorithm.passk\): terms\[1\] \(passk_analytic\)"):
+        estimator_needs("combine", cfg)  # what passk_sync asks before reading the batch

@@ -268,7 +268,10 @@ def estimator_needs(name: str | None, config: Any) -> frozenset[str]:
     if name is None:
         return frozenset()
     params, _ = passk_params_from_config(name, config)
-    return get_estimator(name).for_params(params).needs
+    try:
+        return get_estimator(name).for_params(params).needs
+    except ValueError as err:
+        raise ValueError(f"passk estimator {name!r} (algorithm.{CONFIG_KEY}): {err}") from err
 
 
 def verl_advantage(
