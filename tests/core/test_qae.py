@@ -66,14 +66,24 @@ def test_binary_regimes(n, c, q):
     r = torch.tensor([[1.0] * c + [0.0] * (n - c)], dtype=torch.float64)
     a = compute_advantages("qae", r, quantile=q)[0]
     pos, neg = a[:c], a[c:]
+    h = q * (n - 1)  # the quantile's position among the sorted rewards, as computed
     if c in (0, n):
         assert a.abs().max() == 0
-    elif c <= (1 - q) * (n - 1):  # hard: only the correct responses move
+    elif h <= n - c - 1:  # c <= (1 - K)(N - 1), hard: only the correct responses move
         assert (pos > 0).all() and (neg == 0).all()
-    elif c >= (1 - q) * (n - 1) + 1:  # easy: only the wrong ones, pushed down
+    elif h >= n - c:  # c >= (1 - K)(N - 1) + 1, easy: only the wrong ones, pushed down
         assert (pos == 0).all() and (neg < 0).all()
     else:  # the one fractional-baseline count
         assert (pos > 0).all() and (neg < 0).all()
+
+
+def test_regime_boundary_exactly_as_torch_quantile():
+    # 0.3 * 10 rounds to 3.0000000000000004: c = 7 of 11 gets a baseline just above 0,
+    # as torch.quantile gives it (the official code's baseline)
+    r = torch.tensor([[1.0] * 7 + [0.0] * 4], dtype=torch.float64)
+    base = torch.quantile(r, 0.3, dim=1, keepdim=True)
+    got = compute_advantages("qae", r, quantile=0.3, std="none")
+    assert torch.equal(got, r - base)
 
 
 @settings(max_examples=40, deadline=None)

@@ -19,7 +19,9 @@ quantile sits at position ``h = K (N - 1)``, so
 - ``c >= (1 - K)(N - 1) + 1``: b = 1, **only the wrong responses get one** (negative);
   the easy prompts push down their remaining failures;
 - in between (one value of c, only when K (N - 1) is not an integer): b is fractional
-  and both signs occur.
+  and both signs occur. h is computed in floating point, as ``torch.quantile`` does:
+  where K (N - 1) is an integer only up to rounding (0.3 x 10), b can sit within 1e-15
+  of 0 or 1.
 
 An all-correct or all-wrong group gets 0, and so does a group of one response (verl
 gives it the raw reward).
