@@ -44,3 +44,12 @@ def test_qae_is_exchangeable_and_refused_composites_say_why():
     random_term = [{"estimator": "passk_bootstrap", "params": {"k": 2}}]
     with pytest.raises(ValueError, match=r"not exchangeable|batch-level"):
         advantage_table("combine", 6, terms=random_term)
+
+
+def test_stochastic_mode_seeds_a_combine_with_a_random_term_each_step():
+    from passk.seeds import derive_seed
+    from passk.sim.dynamics import Phase, phase_params
+
+    boot = Phase("combine", {"terms": [{"estimator": "passk_bootstrap", "params": {"k": 2}}]})
+    assert phase_params(boot, 3, 7)["seed"] == derive_seed(3, "sim-estimator", 7)
+    assert "seed" not in phase_params(Phase("combine", {"terms": MIX}), 3, 7)
