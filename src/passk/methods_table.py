@@ -37,6 +37,9 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "reinforce_pp": ("expected reward, batch-whitened (REINFORCE++)", "arXiv 2501.03262"),
     "pass1_matched": ("pass@1 direction, Pass@k's total |A| (step-size control)", "passk"),
     "unlikeliness": ("pass@k-friendly: favour unlikely correct samples", "arXiv 2506.02355"),
+    "qae": ("expected reward, K-quantile baseline (QAE)", "arXiv 2509.22611"),
+    "combine": ("weighted sum of registered estimators", "TRL #4525, passk"),
+    "gated": ("any estimator, gated by the group's pass@k headroom", "after arXiv 2606.15455"),
     # policy losses
     "ppo_clip": ("PPO, decoupled clip (DAPO clip-higher)", "arXiv 2503.14476"),
     "simko": ("PPO + top-K smoothing of high-entropy tokens", "arXiv 2510.14807"),
@@ -97,6 +100,29 @@ coefficient by a fixed step toward holding a target entropy and applies the bonu
 below it. EntroPIC (arXiv 2511.15248) holds a target entropy with a PI controller on the
 weights of positive vs negative samples. Their state is checkpointed; docs/mechanism.md
 shows what each does on the lab's collapse case.
+**Baselines that gate by difficulty** (`qae`). QAE replaces GRPO's group mean with the
+group's K-quantile. With 0/1 rewards it splits the prompts in two: a group with at most
+about (1 - K)(N - 1) correct reinforces only its successes, a group above that pushes down
+only its failures, and an advantage is zero for the rest (the official code's unbiased std
+is kept).
+
+**Composites** (`combine`, `gated`). `combine` sums registered estimators with weights,
+e.g. analytic Pass@k + GRPO (`configs/combine.yaml`). Each term is validated as its own
+estimator and gets the inputs it needs and its own seed. `gated` wraps any estimator and
+scales each group by h = C(N - N_pos, k) / C(N, k), which is 1 minus the group's unbiased
+pass@k estimate. It gives zero once every k-subset of the group holds a success
+(`threshold` < 1 closes the gate earlier; `weight: hard` keeps the inner advantages
+unscaled while the gate is open). That zero set is exactly where analytic Pass@k's own
+weight w(N_pos) vanishes (N_neg < k). The two fall off differently before it: the gate by
+h, analytic Pass@k by w = sqrt(h / (1 - h)) / sqrt((1 - p) / p) with p = N_pos / N. The
+idea is BBG's (arXiv 2606.15455: stop updating problems whose pass@k has saturated).
+BBG's own gate is Bayesian, and its exact formula could not be recovered from the parts
+of the paper that could be read (abstract and introduction), so `gated` is the count-based
+version described above, not a reproduction of BBG.
+
+**Not implemented: REPO** (arXiv 2603.11682, an advantage decorrelated from the response
+log-probability). Neither the paper's text nor official code could be found, so its exact
+formula could not be recovered. It is left out rather than guessed.
 
 **Answer-level exploration** (`algorithm.exploration`: `batch`, `ucb`, `ucb_mean`,
 `ucb_con`). Bonuses from counts of final answers are added to any estimator's advantages.

@@ -180,6 +180,15 @@ NEW_ESTIMATORS = {
     "rloo": {},
     "reinforce_pp": {},
     "unlikeliness": {"beta": 0.25},
+    # issue 28
+    "qae": {"quantile": 0.4},
+    "gated": {"inner": "pass1", "k": 2},
+    "combine": {  # Pass@k + GRPO, half each (docs/integrations/trl.md)
+        "terms": [
+            {"estimator": "passk_analytic", "weight": 0.5, "params": {"k": 2}},
+            {"estimator": "pass1", "weight": 0.5},
+        ]
+    },
 }
 
 
@@ -202,6 +211,25 @@ def test_new_estimators_drive_training(tiny, advantage: str) -> None:
     torch.testing.assert_close(
         trainer.produced[0].sort().values, trainer.consumed[0].reshape(-1).sort().values
     )
+
+
+def test_combine_gets_the_entropy_and_seed_its_terms_need(tiny) -> None:
+    terms = [
+        {"estimator": "passk_adaptive", "weight": 0.5, "params": {"k": 2}},
+        {"estimator": "passk_bootstrap", "weight": 0.5, "params": {"k": 2}},
+    ]
+    trainer = make_trainer(tiny, "combine", {"terms": terms, "seed": 7}, max_steps=1)
+    assert trainer._advantage_spec.needs == {"entropy"} and trainer._advantage_spec.takes_seed
+    trainer.train()
+    entropy = trainer.needed[0]["entropy"]  # [G], one per prompt
+    rewards = torch.tensor(PATTERN).view(-1, N_GEN)
+    seed = passk.integrations.trl.advantage_seed(7, 0, 0)
+    expected = passk.compute_advantages(
+        "combine", rewards, terms=terms, entropy=entropy, seed=seed
+    ).view(-1)
+    torch.testing.assert_close(trainer.produced[0], expected.to(trainer.produced[0]))
+    with pytest.raises(ValueError, match=r"terms\[0\] \(passk_adaptive\): \['entropy'\]"):
+        make_trainer(tiny, "combine", {"terms": [{**terms[0], "params": {"k": 2, "entropy": 1}}]})
 
 
 def test_estimator_with_an_input_trl_cannot_supply_is_refused(tiny) -> None:

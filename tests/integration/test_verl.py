@@ -30,6 +30,12 @@ import passk.integrations.verl as pv  # noqa: E402
 
 CONFIG = pv.CONFIG_KEY
 
+# Pass@k + GRPO, and a random term (its seed derived from combine's): the docs' mixture.
+PASSK_GRPO_MIX = [
+    {"estimator": "passk_analytic", "weight": 0.5, "params": {"k": 3}},
+    {"estimator": "pass1", "weight": 0.5},
+    {"estimator": "passk_bootstrap", "weight": 0.25, "params": {"k": 2}},
+]
 # passk estimator name -> parameters under algorithm.passk, and whether it takes binary rewards.
 CASES = {
     "passk_analytic": ({"k": 3}, True),
@@ -46,6 +52,10 @@ CASES = {
     "w_reinforce": ({"positive_weight": 0.1, "negative_weight": 1.0}, True),
     "rloo": ({}, False),
     "reinforce_pp": ({}, False),
+    # issue 28
+    "qae": ({"quantile": 0.4}, False),
+    "combine": ({"terms": PASSK_GRPO_MIX, "seed": 4}, True),
+    "gated": ({"inner": "passk_analytic", "inner_params": {"k": 2}, "k": 3}, True),
 }
 # Every estimator of SPEC 1.8-1.9 and the name verl knows it by: listed explicitly, so a
 # missing estimator fails here instead of dropping out of a parametrisation.
@@ -57,6 +67,10 @@ NEW_ESTIMATORS = {
     "rloo": "passk_rloo",  # verl's own rloo stays verl's
     "reinforce_pp": "reinforce_pp",
     "unlikeliness": "unlikeliness",
+    # issue 28: plain words get the passk_ prefix
+    "qae": "qae",
+    "combine": "passk_combine",
+    "gated": "passk_gated",
 }
 # passk losses verl's PolicyLossFn can carry, and those it cannot (their needs).
 VERL_LOSSES = ("passk_ppo_clip", "passk_gspo", "passk_cispo", "passk_sapo")
@@ -760,3 +774,63 @@ def test_passk_field_losses_equal_verls_own(name: str, clip: tuple, mode: str) -
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
     (ga,), (gb,) = torch.autograd.grad(ours, a), torch.autograd.grad(ref, b)
     torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-6)
+
+
+def test_passk_sync_supplies_the_entropy_a_combine_term_needs(monkeypatch) -> None:
+    pytest.importorskip("transfer_queue", reason="verl's v1 trainer needs TransferQueue")
+    import transfer_queue as tq
+    from tensordict import TensorDict
+    from verl.trainer.ppo.v1 import PPOTrainerSync, get_trainer_cls
+
+    terms = [
+        {"estimator": "passk_adaptive", "weight": 0.5, "params": {"k": 2}},
+        {"estimator": "pass1", "weight": 0.5},
+    ]
+    rng = np.random.default_rng(3)
+    uids = ragged_uids(rng, [4, 4, 4])
+    B, T = len(uids), 5
+    scores = torch.as_tensor(rng.integers(0, 2, B), dtype=torch.float32)
+    data, mask = make_batch(scores, uids, T=T)
+    entropy = torch.as_tensor(rng.random((B, T)), dtype=torch.float32)
+
+    def fake_get(keys, partition_id, select_fields):
+        assert set(select_fields) == {"entropy", "response_mask"}
+        return TensorDict({"entropy": entropy, "response_mask": mask}, batch_size=[B])
+
+    cfg = OmegaConf.create(
+        {"algorithm": {"adv_estimator": "passk_combine", CONFIG: {"terms": terms}}}
+    )
+
+    def parent_compute(self, batch, metrics):
+        return compute_advantage(data, adv_estimator="passk_combine", config=cfg.algorithm)
+
+    monkeypatch.setattr(tq, "kv_batch_get", fake_get)
+    monkeypatch.setattr(PPOTrainerSync, "_compute_advantage", parent_compute)
+    trainer = object.__new__(get_trainer_cls(pv.TRAINER_MODE))
+    trainer.config = cfg
+    batch = type("Meta", (), {"keys": list(range(B)), "partition_id": "train"})()
+    metrics: dict = {}
+    out = trainer._compute_advantage(batch, metrics)
+
+    per_row = pv.response_token_mean(entropy, mask)  # [B]
+    keys = sorted(set(uids.tolist()))
+    group_entropy = torch.tensor(
+        [float(per_row[torch.as_tensor(uids == k)].double().mean()) for k in keys]
+    )
+    expected = 0.5 * reference_advantages(
+        "passk_adaptive", scores, uids, k=2, entropy=group_entropy
+    ) + 0.5 * reference_advantages("pass1", scores, uids)
+    assert "passk/response_entropy_mean" in metrics
+    torch.testing.assert_close(out.batch["advantages"], expected[:, None] * mask)
+
+
+def test_combine_bad_term_names_the_term_in_verl() -> None:
+    from passk.integrations.verl.advantages import estimator_needs
+
+    data, _ = make_batch(torch.tensor([1.0, 0.0, 1.0, 0.0]), np.array(["a", "a", "b", "b"]))
+    bad = [{"estimator": "pass1"}, {"estimator": "passk_analytic", "params": {"kk": 2}}]
+    cfg = OmegaConf.create({CONFIG: {"terms": bad}})
+    with pytest.raises(ValueError, match=r"algorithm.passk\): terms\[1\] \(passk_analytic\)"):
+        compute_advantage(data, adv_estimator="passk_combine", config=cfg)
+    with pytest.raises(ValueError, match=r"algorithm.passk\): terms\[1\] \(passk_analytic\)"):
+        estimator_needs("combine", cfg)  # what passk_sync asks before reading the batch

@@ -57,7 +57,10 @@ def test_stage_list_from_yaml(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["algorithm.estimator=nope"], "unknown advantage estimator 'nope'; valid: maxk_analytic"),
+        (
+            ["algorithm.estimator=nope"],
+            "unknown advantage estimator 'nope'; valid: combine, gated, maxk_analytic",
+        ),
         (["algorithm.params.k=9"], "algorithm.stages.0.params.k=9 must be between 1 and rollout"),
         (["optim.lr=-1e-6"], "optim.lr must be > 0, got -1e-06"),
         (["task.name=nope"], "unknown task 'nope'; valid: add"),

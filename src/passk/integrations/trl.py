@@ -135,7 +135,9 @@ class PassKGRPOTrainer(_GRPOTrainer):
         advantage_kwargs: the estimator's parameters, e.g. ``{"k": 8}``. Checked when the
             trainer is built: unknown names, a missing ``k`` for an estimator that takes
             one (no default: a silent k is a wasted run), ``k`` > ``num_generations``.
-            ``seed`` (stochastic estimators) is the base of a per-step seed.
+            ``seed`` (stochastic estimators) is the base of a per-step seed. ``combine``
+            takes ``{"terms": [{"estimator": ..., "weight": ..., "params": {...}}, ...]}``
+            (e.g. Pass@k + GRPO; docs/integrations/trl.md).
 
     Estimators that need per-prompt entropy (``passk_adaptive``) get it from one extra
     no-grad forward pass of the policy over the local completions (token-mean per
@@ -153,8 +155,8 @@ class PassKGRPOTrainer(_GRPOTrainer):
         advantage_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        spec = get_estimator(advantage)
         params = dict(advantage_kwargs or {})
+        spec = get_estimator(advantage).for_params(params)  # a composite: its parts' needs
         unsupported = sorted(spec.needs - SUPPLIED_NEEDS)
         if unsupported:
             raise ValueError(

@@ -272,7 +272,7 @@ def phase_params(phase: Phase, seed: int, step: int) -> dict[str, Any]:
     """The phase's params, plus a fresh seed per step for estimators that take one
     (``EstimatorSpec.takes_seed``) unless the phase fixes it."""
     params = dict(phase.params)
-    if "seed" not in params and get_estimator(phase.estimator).takes_seed:
+    if "seed" not in params and get_estimator(phase.estimator).for_params(params).takes_seed:
         params["seed"] = derive_seed(seed, "sim-estimator", step)
     return params
 

@@ -271,7 +271,7 @@ def assign(
     if not len(groups):
         ro.advantages = torch.zeros(0)
         return
-    spec = get_estimator(stage.estimator)
+    spec = get_estimator(stage.estimator).for_params(params)  # a composite: its parts' needs
     rewards, mask = groups.grid(ro.rewards.double())  # [G, N], [G, N]
     kwargs = dict(params)
     if spec.needs:

@@ -59,10 +59,13 @@ def validate(config: TrainConfig) -> None:
         where = f"algorithm.stages.{i}"
         spec = get_estimator(s.estimator)  # unknown name: lists the valid ones
         params = dict(s.params)
-        for need in spec.needs:  # supplied by the trainer at each step
-            params.setdefault(need, 0.0)
         try:
+            spec = spec.for_params(params)  # a composite takes its parts' needs and domain
+            for need in spec.needs:  # supplied by the trainer at each step
+                params.setdefault(need, 0.0)
             spec.make_params(**params)
+            if get_estimator(s.estimator).refine is not None:  # a composite: try its parts
+                _try_composite(spec, dict(s.params), r.n)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}.params: {e}") from None
         k = s.params.get("k")
@@ -234,6 +237,23 @@ def _refuse_silent_stage(
 
 
 _PROBE_NEEDS = ("entropy", "seq_logp")
+
+
+def _try_composite(spec: EstimatorSpec, params: Mapping[str, Any], n: int) -> None:
+    """Run a composite estimator (``combine``, ``gated``) once on groups of n, so that a
+    part's error (its k larger than the group) shows before the model loads."""
+    import torch
+
+    from passk.core.advantages import compute_advantages
+
+    rewards = torch.zeros(2, n, dtype=torch.float64)
+    rewards[0, 0] = 1.0
+    trial = dict(params)
+    if "entropy" in spec.needs:
+        trial["entropy"] = torch.zeros(2, dtype=torch.float64)
+    if "seq_logp" in spec.needs:
+        trial["seq_logp"] = -torch.ones(2, n, dtype=torch.float64)
+    compute_advantages(spec.name, rewards, **trial)
 
 
 def _default_k(spec: EstimatorSpec) -> int | None:

@@ -3,7 +3,9 @@
 The registry (:mod:`.registry`) sits below the families, which register themselves on
 import: the pass@k family (:mod:`.passk_family`), max@k for continuous rewards
 (:mod:`.maxk`), pass@k mixtures and MaxRL (:mod:`.mixtures`), Pass@1 and its baselines
-(:mod:`.baselines`). Importing this package imports them all.
+(:mod:`.baselines`), quantile baselines (:mod:`.quantile`), and the estimators built from
+others: weighted sums and the pass@k boundary gate (:mod:`.composed`). Importing this
+package imports them all.
 
 >>> import torch
 >>> r = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
@@ -27,6 +29,12 @@ from passk.core.advantages.baselines import (
     pass1_advantage,
     unlikeliness_rewards,
 )
+from passk.core.advantages.composed import (
+    CombineParams,
+    CombineTerm,
+    GatedParams,
+    passk_headroom,
+)
 from passk.core.advantages.maxk import MaxKParams, PKPOParams, maxk_subset_stats
 from passk.core.advantages.mixtures import MaxRLParams, MixtureParams, mixture_failure_weights
 from passk.core.advantages.passk_family import (
@@ -46,6 +54,7 @@ from passk.core.advantages.passk_family import (
     passk_exceed_advantage,
     passk_full_advantage,
 )
+from passk.core.advantages.quantile import QAEParams, group_quantile
 from passk.core.advantages.registry import (
     ESTIMATORS,
     RESPONSE_NEEDS,
@@ -66,9 +75,12 @@ __all__ = [
     "RESPONSE_NEEDS",
     "AdaptiveParams",
     "BootstrapParams",
+    "CombineParams",
+    "CombineTerm",
     "EstimatorSpec",
     "ExceedParams",
     "FullParams",
+    "GatedParams",
     "MaxKParams",
     "MaxRLParams",
     "MixtureParams",
@@ -76,6 +88,7 @@ __all__ = [
     "Pass1MatchedParams",
     "Pass1Params",
     "PassKParams",
+    "QAEParams",
     "RLOOParams",
     "RSGRPOParams",
     "ReinforcePPParams",
@@ -85,6 +98,7 @@ __all__ = [
     "eta_curve",
     "exceed_scale_default",
     "get_estimator",
+    "group_quantile",
     "list_estimators",
     "maxk_subset_stats",
     "mixture_failure_weights",
@@ -97,6 +111,7 @@ __all__ = [
     "passk_combination_advantage",
     "passk_exceed_advantage",
     "passk_full_advantage",
+    "passk_headroom",
     "register_estimator",
     "unlikeliness_rewards",
 ]

@@ -58,6 +58,11 @@ class EstimatorSpec:
     ``native_dtype`` estimators receive rewards in their own floating dtype instead of
     float64 (only for binary estimators whose per-response arithmetic is exact in any
     dtype: it saves two full passes over the rewards).
+
+    An estimator built from other estimators (``combine``, ``gated``) takes its needs,
+    randomness and reward domain from the ones it is given: its ``refine`` maps the raw
+    parameters to those fields, and :meth:`for_params` returns the spec as it applies to
+    them. Callers that supply needs or seeds ask ``spec.for_params(params)``.
     """
 
     name: str
@@ -68,6 +73,26 @@ class EstimatorSpec:
     stochastic: bool = False
     native_dtype: bool = False
     doc: str = ""
+    refine: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+
+    def for_params(self, params: Mapping[str, Any]) -> EstimatorSpec:
+        """The spec as it applies to ``params``: itself, or for an estimator built from
+        others, a copy whose ``needs``, ``stochastic`` and ``binary_only`` are those its
+        parts give it (the static ones of the registered spec, plus theirs). Bad parts
+        raise ``ValueError`` naming them."""
+        if self.refine is None:
+            return self
+        fields = dict(self.refine(params))
+        unknown = sorted(set(fields) - {"needs", "stochastic", "binary_only"})
+        if unknown:
+            raise TypeError(f"refine of {self.name!r} returned unknown field(s) {unknown}")
+        return dataclasses.replace(
+            self,
+            refine=None,
+            needs=self.needs | frozenset(fields.get("needs", ())),
+            stochastic=self.stochastic or bool(fields.get("stochastic", False)),
+            binary_only=self.binary_only or bool(fields.get("binary_only", False)),
+        )
 
     @property
     def uses_k(self) -> bool:
@@ -82,7 +107,8 @@ class EstimatorSpec:
                 f"estimator {self.name!r} got unknown parameter(s) {unknown}; "
                 f"valid: {sorted(valid)}"
             )
-        missing = sorted(n for n in self.needs if params.get(n) is None)
+        needs = self.for_params(params).needs
+        missing = sorted(n for n in needs if params.get(n) is None)
         if missing:
             raise ValueError(f"estimator {self.name!r} needs parameter(s) {missing}")
         return self.params(**params)
@@ -156,8 +182,12 @@ def register_estimator(
     needs: tuple[str, ...] = (),
     stochastic: bool = False,
     native_dtype: bool = False,
+    refine: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator adding ``fn(rewards[G, N], mask[G, N], params) -> [G, N]`` to the registry.
+
+    ``refine`` (estimators built from others): raw params -> ``{"needs", "stochastic",
+    "binary_only"}`` of the parts (see :meth:`EstimatorSpec.for_params`).
 
     Duplicate names are an error, so an extension cannot silently replace a built-in
     (re-registering an identical spec is a no-op; see :mod:`passk.core.registry`).
@@ -176,6 +206,7 @@ def register_estimator(
                 needs=frozenset(needs),
                 stochastic=stochastic,
                 native_dtype=native_dtype,
+                refine=refine,
                 doc=(fn.__doc__ or "").strip().split("\n")[0],
             ),
         )
@@ -269,7 +300,7 @@ def compute_advantages(
     bool rewards). ``params`` are the estimator's keyword parameters (see its dataclass,
     e.g. ``k`` for the pass@k family).
     """
-    spec = get_estimator(name)
+    spec = get_estimator(name).for_params(params)
     p = spec.make_params(**params)
     ragged = mask is not None
     r, m = _validate(spec, rewards, mask, p)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from passk.core.advantages import (
+    RESPONSE_NEEDS,
     EstimatorSpec,
     compute_advantages,
     get_estimator,
@@ -49,6 +50,7 @@ from passk.seeds import derive_seed
 __all__ = [
     "NEED_FIELDS",
     "VERL_ESTIMATOR_NAMES",
+    "estimator_needs",
     "group_by_uid",
     "make_verl_estimator",
     "passk_params_from_config",
@@ -80,6 +82,9 @@ _VERL_BUILTIN_ESTIMATORS = frozenset(
         "gdpo",
     }
 )
+#: passk estimators whose names are plain words (``combine``, ``gated``): verl knows them as
+#: ``passk_<name>``, so that a verl config says whose method it is.
+_PREFIXED = frozenset({"combine", "gated"})
 #: passk estimators not registered with verl, and why.
 _NOT_FOR_VERL = {"pass1": "verl's own grpo is the same estimator (algorithm.adv_estimator=grpo)"}
 #: What passk_sync reads from TransferQueue for each per-response need (the rows' token
@@ -94,8 +99,10 @@ def verl_estimator_name(name: str) -> str:
 
     >>> verl_estimator_name("passk_analytic"), verl_estimator_name("rloo")
     ('passk_analytic', 'passk_rloo')
+    >>> verl_estimator_name("combine")
+    'passk_combine'
     """
-    builtin = _VERL_BUILTIN_ESTIMATORS
+    builtin = _VERL_BUILTIN_ESTIMATORS | _PREFIXED
     try:
         from verl.trainer.ppo.core_algos import AdvantageEstimator
 
@@ -218,7 +225,11 @@ def passk_params_from_config(name: str, config: Any) -> tuple[dict[str, Any], di
     ({'k': 8}, {'binarize_threshold': None})
     """
     spec = get_estimator(name)
-    fields = {f.name for f in dataclasses.fields(spec.params)} - set(spec.needs)
+    # per-response inputs come from the batch, never from config (a composite has fields
+    # for them that it passes on to its parts)
+    fields = (
+        {f.name for f in dataclasses.fields(spec.params)} - set(spec.needs) - set(RESPONSE_NEEDS)
+    )
     valid = sorted(fields | set(_ADAPTER_KEYS))
     raw = None if config is None else config.get(CONFIG_KEY, None)
     if raw is None and not spec.uses_k:  # nothing required: every parameter has a default
@@ -251,6 +262,18 @@ def passk_params_from_config(name: str, config: Any) -> tuple[dict[str, Any], di
     return params, adapter
 
 
+def estimator_needs(name: str | None, config: Any) -> frozenset[str]:
+    """The per-response inputs passk estimator ``name`` needs with the parameters under
+    ``config.passk`` (a composite's are its parts'; empty for ``None``, a verl estimator)."""
+    if name is None:
+        return frozenset()
+    params, _ = passk_params_from_config(name, config)
+    try:
+        return get_estimator(name).for_params(params).needs
+    except ValueError as err:
+        raise ValueError(f"passk estimator {name!r} (algorithm.{CONFIG_KEY}): {err}") from err
+
+
 def verl_advantage(
     name: str,
     token_level_rewards: Tensor,
@@ -278,8 +301,11 @@ def verl_advantage(
     Both outputs are ``[B, T]``: the response advantage on its valid tokens, 0 elsewhere
     (outcome-only, so returns equal advantages, as in verl's GRPO).
     """
-    spec = get_estimator(name)
     params, adapter = passk_params_from_config(name, config)
+    try:
+        spec = get_estimator(name).for_params(params)  # a composite: its parts' needs
+    except ValueError as err:
+        raise ValueError(f"passk estimator {name!r} (algorithm.{CONFIG_KEY}): {err}") from err
     if index is None:
         raise ValueError(
             f"estimator {name!r} groups responses by prompt and needs the uid index "

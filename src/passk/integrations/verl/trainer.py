@@ -12,9 +12,13 @@ import os
 import warnings
 from typing import Any
 
-from passk.core.advantages import get_estimator
 from passk.core.aggregate import response_token_mean
-from passk.integrations.verl.advantages import NEED_FIELDS, VERL_ESTIMATOR_NAMES, response_inputs
+from passk.integrations.verl.advantages import (
+    NEED_FIELDS,
+    VERL_ESTIMATOR_NAMES,
+    estimator_needs,
+    response_inputs,
+)
 from passk.integrations.verl.common import MARK, TRAINER_MODE
 
 __all__ = ["register_trainer_mode"]
@@ -61,7 +65,7 @@ def register_trainer_mode() -> bool:
 
         def _compute_advantage(self, batch: Any, metrics: dict) -> Any:
             name = VERL_ESTIMATOR_NAMES.get(str(self.config.algorithm.adv_estimator))
-            needs = sorted(get_estimator(name).needs & NEED_FIELDS.keys()) if name else []
+            needs = sorted(estimator_needs(name, self.config.algorithm) & NEED_FIELDS.keys())
             if not needs:
                 return super()._compute_advantage(batch, metrics)
             import transfer_queue as tq
