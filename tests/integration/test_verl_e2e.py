@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -25,20 +27,21 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("verl") is None
-        or importlib.util.find_spec("transfer_queue") is None,
-        reason="needs verl 0.9.1 and TransferQueue (scripts/setup.sh)",
-    ),
-]
+from passk import compute_advantages
+from passk.core.aggregate import response_token_mean
 
-sys.path.insert(0, str(Path(__file__).parent / "verl_cpu"))
-import harness  # noqa: E402
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("verl") is None or importlib.util.find_spec("transfer_queue") is None,
+    reason="needs verl 0.9.1 and TransferQueue (scripts/setup.sh)",
+)
 
-from passk import compute_advantages  # noqa: E402
-from passk.core.aggregate import response_token_mean  # noqa: E402
+# loaded by path: its directory holds the modules verl's processes import, which must not
+# shadow anything in this process
+_spec = importlib.util.spec_from_file_location(
+    "verl_cpu_harness", Path(__file__).parent / "verl_cpu" / "harness.py"
+)
+harness = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(harness)
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +113,7 @@ def check_weights_moved(dump: Path) -> None:
     assert any("layers.0" in name for name in moved), moved
 
 
+@pytest.mark.slow
 def test_passk_analytic_gspo_and_validation(runs: dict[str, Path]) -> None:
     dump = runs["passk_analytic"]
     assert check_advantages(dump, "passk_analytic", k=2) == harness.PROMPTS * harness.STEPS
@@ -131,9 +135,23 @@ def test_passk_analytic_gspo_and_validation(runs: dict[str, Path]) -> None:
     assert 0.0 <= last["val-aux/tiny/acc/pass@1/exact"] <= last["val-core/tiny/acc/pass@4/exact"]
 
 
+@pytest.mark.slow
 def test_unlikeliness_gets_per_response_log_probs(runs: dict[str, Path]) -> None:
     dump = runs["unlikeliness"]
     assert check_advantages(dump, "unlikeliness") == harness.PROMPTS * harness.STEPS
     check_weights_moved(dump)
     last = metrics(dump)[-1]["data"]
     assert "passk/response_seq_logp_mean" in last
+
+
+def test_another_verl_version_is_refused() -> None:
+    """The CPU patches name verl 0.9.1 internals: any other verl stops them with one message."""
+    code = "import verl; verl.__version__ = '0.10.0'; import verl_cpu"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent), PASSK_VERL_TRAINER="0")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: tests/integration/verl_cpu patches verl 0.9.1"), last
+    assert "cannot run verl 0.10.0" in last

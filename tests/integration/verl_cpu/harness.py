@@ -27,13 +27,17 @@ STEPS = 2
 
 def build_model(path: Path) -> None:
     """A random Llama (hidden 64, 2 layers) with the byte-level tokenizer of tests/conftest.py."""
+    import importlib.util
+
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import make_tiny_tokenizer
-
-    tok = make_tiny_tokenizer()
+    spec = importlib.util.spec_from_file_location(
+        "passk_tests_conftest", REPO / "tests" / "conftest.py"
+    )
+    shared = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shared)
+    tok = shared.make_tiny_tokenizer()
     torch.manual_seed(0)
     cfg = LlamaConfig(
         vocab_size=len(tok),
