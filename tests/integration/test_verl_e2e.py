@@ -105,9 +105,15 @@ def check_advantages(dump: Path, name: str, **params) -> int:
 
 def check_weights_moved(dump: Path) -> None:
     """The rollout got the initial weights, then the trained ones after each step."""
+    from safetensors.torch import load_file
+
     loads = sorted(dump.glob("weights_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
     assert len(loads) == harness.STEPS + 1, loads
     first, last = torch.load(loads[0]), torch.load(loads[-1])
+    initial = load_file(dump.parent / "model" / "model.safetensors")
+    assert set(initial) <= set(first)
+    for name, value in initial.items():  # the trainer's weights before any step: the checkpoint
+        torch.testing.assert_close(first[name], value, rtol=0, atol=0)
     moved = [name for name in first if not torch.equal(first[name], last[name])]
     assert moved, "no weight changed in 2 training steps"
     assert any("layers.0" in name for name in moved), moved
