@@ -310,3 +310,24 @@ def test_malformed_file_is_one_line_and_writes_nothing(tmp_path, fmt):
     assert len(lines) == 1 and lines[0].startswith(f"passk eval: error: {path}"), done.stderr
     assert message in lines[0]
     assert not (tmp_path / "ev" / "eval.json").exists()
+
+
+# ------------------------------------------------------------------- verdict-only reports
+
+
+def test_verdict_only_report_prints_and_stores_only_what_the_input_supports(tmp_path):
+    rows = [
+        {"problem_id": "a", "correct": True},
+        {"problem_id": "a", "correct": False},
+        {"problem_id": "b", "correct": False},
+        {"problem_id": "b", "correct": True},
+    ]
+    done, report = _eval(tmp_path, _jsonl(tmp_path / "v.jsonl", rows), "passk")
+    assert done.returncode == 0, done.stderr
+    facts = next(line for line in done.stdout.splitlines() if line.startswith("2 problems"))
+    assert facts.strip() == "2 problems | reward errors 0"  # no diversity, entropy, length
+    assert report["answer_diversity"] is None and report["tokens"] is None
+    for key in ("temperature", "top_p", "max_new_tokens", "batch_size", "score_timeout"):
+        assert report["config"][key] is None, key
+    # other tools pair reports by these
+    assert [(p["id"], p["c"], p["n"]) for p in report["per_problem"]] == [("a", 1, 2), ("b", 1, 2)]

@@ -142,6 +142,9 @@ def run_samples(args: argparse.Namespace) -> int:
     }
     # what the file does not say is recorded as unknown, not as this command's defaults
     report_config = asdict(config) | dict.fromkeys(_UNKNOWN_FOR_SAMPLES)
+    unsupported = _unsupported_by_samples(records, task)
+    if task is None:  # nothing was scored: no scoring timeout applied
+        report_config["score_timeout"] = None
     model_info = {"name": samples_label(args.samples), "samples": name}
     title = f"{task.name if task else 'samples'} | {samples_label(args.samples)}"
     return score_and_report(
@@ -153,5 +156,15 @@ def run_samples(args: argparse.Namespace) -> int:
         run_info=run_info,
         model_info=model_info,
         title=title,
-        extra={"config": report_config},
+        extra={"config": report_config, **unsupported},
     )
+
+
+def _unsupported_by_samples(records: list[Any], task: Any) -> dict[str, None]:
+    """Report figures that saved samples cannot support, recorded as null: token counts
+    (no tokenizer saw them) and, without extracted answers (verdict-only lines, no task),
+    the answer diversity."""
+    out: dict[str, None] = {"tokens": None, "tokens_per_s": None}
+    if task is None and not any(r.answer is not None for r in records):
+        out["answer_diversity"] = None
+    return out
