@@ -152,11 +152,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task-option",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         type=parse_option,
         metavar="KEY=VALUE",
-        help="task constructor option (repeatable), e.g. digits=4",
+        help="task constructor options (repeatable), e.g. digits=4, or "
+        "path=FILE.jsonl id_field=unique_id",
     )
     p.add_argument(
         "--reward",

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from passk.tasks.base import Problem, option_error
 from passk.tasks.code.task import _CodeScorer, _parses, defines, extract_code
+from passk.tasks.datasets import load_hf_rows
 from passk.tasks.registry import register_task
 from passk.tasks.splits import check_split, split_of
 
@@ -99,24 +100,6 @@ def _read_json_records(path: str | Path) -> list[tuple[int, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
     return out
-
-
-def load_hf_rows(spec: str, *, task: str) -> list[tuple[int, Any]]:
-    """Rows of ``hf:ORG/NAME[:split]`` (default split ``test``) through ``datasets``."""
-    name, _, split = spec.removeprefix("hf:").partition(":")
-    if not name:
-        raise ValueError(
-            f"task {task!r}: path {spec!r} names no dataset; expected hf:ORG/NAME[:split]"
-        )
-    try:
-        import datasets
-    except ImportError:
-        raise ImportError(f"task {task!r}: path {spec!r} needs the datasets package") from None
-    try:
-        rows = datasets.load_dataset(name, split=split or "test")
-    except Exception as e:  # no network, unknown dataset or split
-        raise ValueError(f"task {task!r}: cannot load {spec!r}: {type(e).__name__}: {e}") from None
-    return [(i + 1, dict(row)) for i, row in enumerate(rows)]
 
 
 def _records(path: str, task: str) -> list[tuple[int, Any]]:
