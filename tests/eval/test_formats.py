@@ -247,6 +247,42 @@ def test_lighteval_details(tmp_path):
     assert _counts(report) == {(None, "0"): (3, 4)}
 
 
+def _lighteval_detail(doc_id: str, query: str, choices: list[str], texts: list[str], **metric):
+    # the newer layout: DetailsLogger.Detail(doc, model_response, metric) of
+    # src/lighteval/logging/info_loggers.py, with Doc (src/lighteval/tasks/requests.py) and
+    # ModelResponse (src/lighteval/models/model_output.py) field by field
+    doc = {
+        "query": query, "choices": choices, "gold_index": 0, "instruction": None,
+        "specific": None, "unconditioned_query": None, "original_query": None,
+        "id": doc_id, "task_name": "lighteval|gsm8k|0", "generation_size": 256,
+        "stop_sequences": ["\n\n"], "use_logits": False, "num_samples": len(texts),
+    }  # fmt: skip
+    response = {
+        "input": query, "input_tokens": [1, 2, 3], "text": texts,
+        "output_tokens": [[4, 5] for _ in texts], "text_post_processed": None,
+        "logprobs": [], "argmax_logits_eq_gold": [], "logits": None,
+        "truncated_tokens_count": 0, "padded_tokens_count": 0,
+    }  # fmt: skip
+    return {"doc": doc, "model_response": response, "metric": metric}
+
+
+def test_lighteval_details_newer_layout(tmp_path):
+    rows = [
+        _lighteval_detail("7", "2+2?", ["4"], ["The answer is 4", "5", "4"], **{"pass@1": 0.67}),
+        _lighteval_detail("8", "3*3?", ["9"], ["9"], em=1.0),
+    ]
+    path = _parquet(tmp_path / "details_new.parquet", rows)
+    with pytest.raises(SamplesError, match=r"details_new.parquet:1: 3 responses"):
+        read_any(path, "lighteval")
+    records = read_any(path, "lighteval", has_task=True)
+    assert [(r.problem_id, r.response, r.answer_ref) for r in records] == [
+        ("7", "The answer is 4", "4"),
+        ("7", "5", "4"),
+        ("7", "4", "4"),
+        ("8", "9", "9"),
+    ]
+
+
 # ------------------------------------------------------------------------------ verifiers
 
 
