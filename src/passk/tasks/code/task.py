@@ -35,11 +35,15 @@ _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _CODE_START = re.compile(r"^(?:async\s+def|def|class|import|from|@)\b", re.MULTILINE)
 
 
-def extract_code(completion: str) -> str | None:
-    """The code in a completion: the last ```python block, else the last ``` block that
-    parses, else raw text from the first ``def``/``import`` line (trailing prose trimmed).
+def extract_code(completion: str, entrypoint: str | None = None) -> str | None:
+    """The code in a completion: with ``entrypoint``, the last fenced block that defines
+    that function at top level (an answer often ends in an "example usage" block); else
+    the last ```python block, else the last ``` block that parses, else raw text from the
+    first ``def``/``import`` line (trailing prose trimmed).
 
     >>> extract_code("Sure!\\n```python\\ndef f():\\n    return 1\\n```\\nDone.")
+    'def f():\\n    return 1'
+    >>> extract_code("```python\\ndef f():\\n    return 1\\n```\\n```python\\nprint(f())\\n```", "f")
     'def f():\\n    return 1'
     >>> extract_code("def f(x):\\n    return x\\nThis returns x.")
     'def f(x):\\n    return x'
@@ -49,11 +53,15 @@ def extract_code(completion: str) -> str | None:
     if not isinstance(completion, str):
         return None
     blocks = [(lang.lower(), body.strip("\n")) for lang, body in _FENCE.findall(completion)]
+    if entrypoint:
+        defining = [body for _, body in blocks if defines(body, entrypoint)]
+        if defining:
+            return defining[-1]
     python = [b for lang, b in blocks if lang in ("python", "py", "python3", "py3")]
     if python and python[-1].strip():
         return python[-1]
     for _, body in reversed(blocks):
-        if body.strip() and _parses(body):
+        if body.strip() and parses(body):
             return body
     m = _CODE_START.search(completion)
     if m is None:
@@ -61,12 +69,28 @@ def extract_code(completion: str) -> str | None:
     lines = completion[m.start() :].splitlines()
     for end in range(len(lines), 0, -1):  # drop trailing prose until the rest parses
         text = "\n".join(lines[:end]).rstrip()
-        if _parses(text):
+        if parses(text):
             return text
     return None
 
 
-def _parses(text: str) -> bool:
+def defines(code: str, name: str) -> bool:
+    """Whether ``code`` parses and defines function ``name`` at top level.
+
+    >>> defines("def f(x):\\n    return x", "f"), defines("print(f(1))", "f")
+    (True, False)
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name
+        for node in tree.body
+    )
+
+
+def parses(text: str) -> bool:
     try:
         ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -98,7 +122,7 @@ def _no_code(problem: Problem) -> Score:
 
 
 @dataclass
-class _CodeScorer:
+class CodeScorer:
     """Shared scoring for code tasks (one code path for reward and evaluation)."""
 
     reward: str = "pass_rate"
@@ -114,9 +138,14 @@ class _CodeScorer:
                 raise option_error(self, "timeout_s", self.timeout_s, "a number of seconds > 0")
             self.limits = replace(self.limits, timeout_s=float(self.timeout_s))
 
+    def program(self, problem: Problem, completion: str) -> str | None:
+        """The program a completion stands for (None: it holds no code): the code
+        :func:`extract_code` finds, preferring a block that defines the entry point."""
+        return extract_code(completion, problem.answer["entrypoint"])
+
     def score(self, problem: Problem, completion: str) -> Score:
         """Extract the code and run the problem's hidden tests; never raises."""
-        code = extract_code(completion)
+        code = self.program(problem, completion) if isinstance(completion, str) else None
         if code is None:
             return _no_code(problem)
         entry, tests = problem.answer["entrypoint"], problem.answer["tests"]
@@ -131,7 +160,10 @@ class _CodeScorer:
         """:meth:`score` for many pairs, sandboxes run in parallel (bounded pool)."""
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
-        codes = [extract_code(c) for c in completions]
+        codes = [
+            self.program(p, c) if isinstance(c, str) else None
+            for p, c in zip(problems, completions)
+        ]
         todo = [i for i, c in enumerate(codes) if c is not None]
         jobs = [
             (codes[i], problems[i].answer["entrypoint"], problems[i].answer["tests"]) for i in todo
@@ -145,7 +177,7 @@ class _CodeScorer:
 
 @register_task("code")
 @dataclass
-class CodeTask(_CodeScorer):
+class CodeTask(CodeScorer):
     """Built-in procedural function-writing problems (see :mod:`passk.tasks.code.problems`).
 
     Options: ``difficulty`` 1-3, ``reward`` "pass_rate" (dense) or "full_pass" (sparse),
@@ -186,7 +218,7 @@ _INSTRUCTION = "\n\nReply with the complete function `{entrypoint}` in a ```pyth
 
 @register_task("code_jsonl")
 @dataclass
-class CodeJsonlTask(_CodeScorer):
+class CodeJsonlTask(CodeScorer):
     """Code problems from a JSONL file, one object a line: ``prompt`` (str), ``entrypoint``
     (str), ``tests`` (list of assertion strings), optional ``id`` and ``split``.
 
