@@ -2,6 +2,8 @@
 
     python scripts/countdown_warmup.py --out runs/countdown-sft --rare-share 0.1 --steps 120
     python scripts/countdown_warmup.py --check runs/countdown-sft   # the checkpoint's checks
+    python scripts/countdown_warmup.py --out runs/countdown-sft --rare-share 0.1 --steps 120 --resume
+                                            # continue one cut short (checkpoints every 10 steps)
 
 The untrained SmolLM2-135M-Instruct does not answer this task in the asked format (no
 boxed expression in about 35-43% of samples, with or without worked examples in the
@@ -64,8 +66,14 @@ def train(args: argparse.Namespace) -> None:
 
     from passk.rollout.models import bf16_supported, build_embedded_cache
 
-    if args.out.exists() and any(args.out.iterdir()):
-        raise SystemExit(f"--out {str(args.out)!r} is not empty; give a new directory")
+    checkpoints = sorted((args.out / "trainer").glob("checkpoint-*"))
+    if args.resume and not checkpoints:
+        raise SystemExit(f"--resume: {str(args.out)!r} holds no warm-up checkpoint to continue")
+    if not args.resume and args.out.exists() and any(args.out.iterdir()):
+        raise SystemExit(
+            f"--out {str(args.out)!r} is not empty; give a new directory (or --resume to "
+            "continue a warm-up cut short there)"
+        )
     torch.manual_seed(args.seed)
     source = build_embedded_cache()
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -81,7 +89,9 @@ def train(args: argparse.Namespace) -> None:
         lr_scheduler_type="constant_with_warmup",
         warmup_steps=min(10, args.steps // 5),
         logging_steps=10,
-        save_strategy="no",
+        save_strategy="steps",  # a cut run continues with --resume (HF restores the data
+        save_steps=args.save_every,  # order and RNG states of its last checkpoint)
+        save_total_limit=1,
         report_to=[],
         seed=args.seed,
         bf16=bf16,
@@ -90,7 +100,7 @@ def train(args: argparse.Namespace) -> None:
         use_cpu=True,
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=bool(args.resume))
     model_dir = args.out / "model"
     trainer.model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
@@ -165,6 +175,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--resume", action="store_true", help="continue the warm-up in --out from its checkpoint"
+    )
+    ap.add_argument("--save-every", type=int, default=10, help="checkpoint interval (steps)")
     ap.add_argument(
         "--test-fraction",
         type=float,
