@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from passk.core.defaults import NUM_RESAMPLES
-from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
+from passk.rollout.choices import DEVICE_CHOICES, DTYPE_CHOICES
 
 DEFAULT_TASK = "mul1"
 DEFAULT_MODEL = "embedded"
