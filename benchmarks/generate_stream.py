@@ -25,6 +25,8 @@ import time
 
 import torch
 
+from machine import write_result
+
 
 def _rss_bytes() -> int:
     try:
@@ -56,7 +58,26 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--layers",
+        type=int,
+        default=0,
+        help="keep only the first LAYERS decoder layers (0: all): a cheap model for memory "
+        "diagnostics on a busy machine; its samples mean nothing",
+    )
+    ap.add_argument(
+        "--extra-stops",
+        type=int,
+        default=0,
+        help="treat token ids 1000 .. 1000+EXTRA_STOPS-1 as stops too, so that a truncated "
+        "model's sequences end at varied lengths and the stream refills as a real one does",
+    )
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    ap.add_argument(
+        "--result-name",
+        default="generate_stream",
+        help="benchmarks/results/NAME.json receives the result (with the machine's facts)",
+    )
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -68,6 +89,9 @@ def main() -> None:
 
     loaded = load_model(args.model, dtype=args.dtype, device=args.device)
     model, tok = loaded.model, loaded.tokenizer
+    if args.layers:
+        model.model.layers = model.model.layers[: args.layers]
+        model.config.num_hidden_layers = args.layers
     total = args.waves * args.batch_size
     task = get_task("mul1") if args.prompts == "mul1" else get_task("add", digits=2)
     if args.n is None:  # as few samples per problem as the task's train split allows
@@ -130,7 +154,7 @@ def main() -> None:
         [prompt_ids[i] for i, _ in rows],
         seeds,
         gen.SamplingParams(max_new_tokens=args.max_new_tokens),
-        stop_ids=gen.stop_token_ids(model, tok),
+        stop_ids=gen.stop_token_ids(model, tok) + list(range(1000, 1000 + args.extra_stops)),
         pad_id=pad,
         batch_size=args.batch_size,
         on_done=on_done,
@@ -156,6 +180,8 @@ def main() -> None:
     )
     if args.json:
         print(json.dumps(result))
+    result["settings"] = vars(args) | {"sequences": total}
+    print(f"wrote {write_result(args.result_name, result)}")
 
 
 if __name__ == "__main__":

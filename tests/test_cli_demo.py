@@ -56,6 +56,6 @@ def test_ctrl_c_before_a_command_handles_it_exits_130(monkeypatch, capsys):
     args = parser.parse_args(["tasks"])
     args.func = interrupted  # e.g. Ctrl-C while the command still imports torch
     monkeypatch.setattr(parser, "parse_args", lambda argv: args)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda commands=None: parser)
     assert cli.main(["tasks"]) == 130
     assert "passk tasks: interrupted" in capsys.readouterr().err

@@ -8,22 +8,55 @@ The numerics core is importable without any trainer machinery::
     tensor([[ 1.0000, -0.3333, -0.3333, -0.3333]])
 """
 
-from passk.core.advantages import (
-    EstimatorSpec,
-    compute_advantages,
-    eta_curve,
-    get_estimator,
-    list_estimators,
-    register_estimator,
-)
-from passk.core.metrics import (
-    answer_diversity,
-    dang_bound,
-    default_ks,
-    pass_at_k,
-    pass_at_k_ci,
-    pass_at_k_curve,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from passk.core.advantages import (
+        EstimatorSpec,
+        compute_advantages,
+        eta_curve,
+        get_estimator,
+        list_estimators,
+        register_estimator,
+    )
+    from passk.core.metrics import (
+        answer_diversity,
+        dang_bound,
+        default_ks,
+        pass_at_k,
+        pass_at_k_ci,
+        pass_at_k_curve,
+    )
+
+# name -> module; imported on first use, so that ``import passk`` (every ``passk``
+# command) does not pay for torch when the command needs none
+_LAZY: dict[str, str] = {
+    "EstimatorSpec": "passk.core.advantages",
+    "compute_advantages": "passk.core.advantages",
+    "eta_curve": "passk.core.advantages",
+    "get_estimator": "passk.core.advantages",
+    "list_estimators": "passk.core.advantages",
+    "register_estimator": "passk.core.advantages",
+    "answer_diversity": "passk.core.metrics",
+    "dang_bound": "passk.core.metrics",
+    "default_ks": "passk.core.metrics",
+    "pass_at_k": "passk.core.metrics",
+    "pass_at_k_ci": "passk.core.metrics",
+    "pass_at_k_curve": "passk.core.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'passk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

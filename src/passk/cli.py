@@ -11,22 +11,36 @@ import importlib
 import os
 import sys
 import warnings
+from collections.abc import Collection, Sequence
 
-# sub-command -> module exposing add_parser(subparsers) which sets `func` on its parser
-COMMANDS: dict[str, str] = {
-    "demo": "passk.demo",
-    "diff": "passk.eval.diff",
-    "eval": "passk.eval.cli",
-    "export": "passk.eval.export",
-    "plot": "passk.plots",
-    "simulate": "passk.sim.cli",
-    "sweep": "passk.sweep.cli",
-    "tasks": "passk.tasks.cli",
-    "train": "passk.train.cli",
+# sub-command -> (module exposing add_parser(subparsers) which sets `func` on its parser,
+# the one-line help ``passk --help`` shows: the module's own, held to it by a test)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("passk.demo", "print advantages and eta curves of the core estimators"),
+    "diff": (
+        "passk.eval.diff",
+        "compare two arms of evaluation reports (B - A) with seed-aware intervals",
+    ),
+    "eval": ("passk.eval.cli", "pass@k evaluation with bootstrap confidence intervals"),
+    "export": (
+        "passk.eval.export",
+        "merge a LoRA checkpoint into its base model (a full checkpoint directory)",
+    ),
+    "plot": ("passk.plots.cli", "figures from logged files"),
+    "simulate": (
+        "passk.sim.cli",
+        "exact model of what an advantage design does to exploration (no model)",
+    ),
+    "sweep": ("passk.sweep.cli", "train arms x seeds from a sweep file and compare them"),
+    "tasks": ("passk.tasks.cli", "list the registered tasks"),
+    "train": ("passk.train.cli", "train a policy with Pass@k Training and its relatives"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``passk`` parser with ``commands`` (default: all) built in full; every other
+    sub-command is a stub carrying its one-line help, so that its module (and what it
+    imports: torch, transformers, matplotlib) is not loaded to parse another command."""
     from passk import __version__
 
     parser = argparse.ArgumentParser(
@@ -34,9 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"passk {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS.values():
-        importlib.import_module(module).add_parser(sub)
+    for name, (module, help_line) in COMMANDS.items():
+        if commands is None or name in commands:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_line)
     return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word that is not an option), if any."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
 
 
 def _plain_warnings() -> None:
@@ -52,7 +79,9 @@ def _plain_warnings() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command_of(argv)
+    parser = build_parser(() if command is None else (command,))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -14,6 +14,7 @@ import pytest
 
 from passk.core.majority import maj_at_k
 from passk.core.metrics import pass_at_k, pass_hat_k
+from passk.eval.endpoint import EndpointStats
 from passk.eval.evaluate import EvalConfig
 from passk.eval.samples import (
     SamplesError,
@@ -395,7 +396,7 @@ def _fake_endpoint(monkeypatch, *, fail_after=None, interrupt_after=None):
     cache: dict[str, list[str]] = {}
 
     def sample_endpoint(cfg, requests, *, n, temperature, top_p, max_tokens, seed,
-                        cache_path, progress=None):  # fmt: skip
+                        cache_path, progress=None, stats=None):  # fmt: skip
         calls.append({"cfg": cfg, "requests": list(requests), "n": n, "temperature": temperature,
                       "top_p": top_p, "max_tokens": max_tokens, "seed": seed,
                       "cache_path": Path(cache_path)})  # fmt: skip
@@ -419,6 +420,7 @@ def _fake_endpoint(monkeypatch, *, fail_after=None, interrupt_after=None):
     module.EndpointConfig = FakeConfig
     module.EndpointRequest = FakeRequest
     module.EndpointError = FakeEndpointError
+    module.EndpointStats = EndpointStats
     module.sample_endpoint = sample_endpoint
     module.served_model_info = lambda cfg: {
         "id": cfg.model,

@@ -21,14 +21,17 @@ Problems may have different sample counts n: per-problem arrays hold NaN at ever
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from passk.core.defaults import NUM_RESAMPLES
 from passk.core.majority import maj_at_k_per_problem
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "answer_diversity",
@@ -40,14 +43,81 @@ __all__ = [
     "pass_at_k_ci",
     "pass_at_k_curve",
     "pass_at_k_per_problem",
+    "pass_at_k_table",
     "pass_hat_k",
     "pass_hat_k_ci",
     "pass_hat_k_curve",
     "pass_hat_k_per_problem",
+    "pass_hat_k_table",
     "per_problem_metrics",
     "problems_per_k",
     "summarize_per_problem",
 ]
+
+
+def _is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch: the numbers are computed
+    with numpy so that reports read from files (``passk eval --samples``, ``passk diff``)
+    never load it; tensors in give tensors out."""
+    torch_module = sys.modules.get("torch")
+    return torch_module is not None and isinstance(x, torch_module.Tensor)
+
+
+def _as_tensor(values: np.ndarray, like: Any = None) -> torch.Tensor:
+    import torch
+
+    out = torch.from_numpy(np.ascontiguousarray(values))
+    return out if like is None else out.to(like.device)
+
+
+def _as_int_array(x: Any) -> np.ndarray:
+    if _is_tensor(x):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.int64)
+
+
+def _check_count_arrays(n: np.ndarray, c: np.ndarray, k: int) -> None:
+    if (n < 1).any() or (c < 0).any() or (c > n).any():
+        raise ValueError(f"need n >= 1 and 0 <= c <= n elementwise; got n={n}, c={c}")
+    if not 1 <= k <= int(n.min()):
+        raise ValueError(f"k must be in [1, min(n)={int(n.min())}], got {k}")
+
+
+def _pass_at_k_array(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """Vectorised :func:`pass_at_k` of integer arrays (float64), with a log-space prefix sum."""
+    n, c = np.broadcast_arrays(n, c)
+    if n.size == 0:
+        return np.zeros(n.shape, dtype=np.float64)
+    _check_count_arrays(n, c, k)
+    n_max = int(n.max())
+    # S[m] = sum_{i=k+1}^{m} log(1 - k/i) for m >= k (0 below); log(1 - pass) = S[n] - S[n-c]
+    i = np.arange(1, n_max + 1, dtype=np.float64)
+    terms = np.zeros_like(i)
+    terms[k:] = np.log1p(-k / i[k:])  # i > k
+    prefix = np.concatenate([np.zeros(1), np.cumsum(terms)])  # [n_max + 1]
+    log_fail = prefix[n] - prefix[n - c]
+    return np.where(n - c < k, 1.0, -np.expm1(log_fail))
+
+
+_lgamma = np.frompyfunc(math.lgamma, 1, 1)
+
+
+def _pass_hat_k_array(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
+    """Vectorised :func:`pass_hat_k` of integer arrays (float64), with log-gamma differences."""
+    n, c = np.broadcast_arrays(n, c)
+    if n.size == 0:
+        return np.zeros(n.shape, dtype=np.float64)
+    _check_count_arrays(n, c, k)
+    nf = n.astype(np.float64)
+    ok = c >= k
+    cf = np.where(ok, c, n).astype(np.float64)  # placeholder where the value is 0 anyway
+
+    def lg(x: np.ndarray) -> np.ndarray:
+        return np.asarray(_lgamma(x), dtype=np.float64).reshape(x.shape)
+
+    log_p = (lg(cf + 1) - lg(cf - k + 1) - lg(nf + 1)) + lg(nf - k + 1)
+    value = np.where(ok, np.exp(np.minimum(log_p, 0.0)), 0.0)
+    return np.where(c == n, 1.0, value)  # exact where all correct
 
 
 def _check_counts(n: int, c: int, k: int) -> None:
@@ -67,24 +137,9 @@ def pass_at_k(n: int | torch.Tensor, c: int | torch.Tensor, k: int) -> float | t
     float64 rounding. ``n`` and ``c`` may be ints (returns a float) or integer tensors of
     the same shape (returns a float64 tensor, vectorised with a log-space prefix sum).
     """
-    if isinstance(n, torch.Tensor) or isinstance(c, torch.Tensor):
-        n_t = torch.as_tensor(n)
-        c_t = torch.as_tensor(c)
-        n_t, c_t = torch.broadcast_tensors(n_t, c_t)
-        if n_t.numel() == 0:
-            return torch.zeros(n_t.shape, dtype=torch.float64, device=n_t.device)
-        n_t, c_t = n_t.long(), c_t.long()
-        if (n_t < 1).any() or (c_t < 0).any() or (c_t > n_t).any():
-            raise ValueError(f"need n >= 1 and 0 <= c <= n elementwise; got n={n_t}, c={c_t}")
-        if not 1 <= k <= int(n_t.min()):
-            raise ValueError(f"k must be in [1, min(n)={int(n_t.min())}], got {k}")
-        n_max = int(n_t.max())
-        # S[m] = sum_{i=k+1}^{m} log(1 - k/i) for m >= k (0 below); log(1 - pass) = S[n] - S[n-c]
-        i = torch.arange(1, n_max + 1, dtype=torch.float64, device=n_t.device)
-        terms = torch.where(i > k, torch.log1p(-k / i), torch.zeros_like(i))
-        prefix = torch.cat([terms.new_zeros(1), torch.cumsum(terms, 0)])  # [n_max + 1]
-        log_fail = prefix[n_t] - prefix[n_t - c_t]
-        return torch.where(n_t - c_t < k, torch.ones_like(log_fail), -torch.expm1(log_fail))
+    if _is_tensor(n) or _is_tensor(c):
+        like = n if _is_tensor(n) else c
+        return _as_tensor(_pass_at_k_array(_as_int_array(n), _as_int_array(c), k), like)
     n, c = int(n), int(c)
     _check_counts(n, c, k)
     if n - c < k:
@@ -107,19 +162,22 @@ def default_ks(n: int) -> list[int]:
     return ks
 
 
-def _as_counts(n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor) -> tuple:
-    n_t = torch.as_tensor(n, dtype=torch.long).reshape(-1)
-    c_t = torch.as_tensor(c, dtype=torch.long).reshape(-1)
+def _as_counts(
+    n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    n_t = _as_int_array(n).reshape(-1)
+    c_t = _as_int_array(c).reshape(-1)
     if n_t.shape != c_t.shape:
         raise ValueError(f"n and c must have the same length, got {len(n_t)} and {len(c_t)}")
-    if n_t.numel() == 0:
+    if n_t.size == 0:
         raise ValueError("need at least one problem")
     return n_t, c_t
 
 
-def _per_problem(fn: Callable, n_t: torch.Tensor, c_t: torch.Tensor, ks: Sequence[int]) -> Any:
-    """``fn(n, c, k)`` per problem and k, ``[P, K]`` float64, NaN where ``n < k``."""
-    out = torch.full((len(n_t), len(ks)), math.nan, dtype=torch.float64)
+def _per_problem(fn: Callable, n_t: np.ndarray, c_t: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """``fn(n, c, k)`` (an array function) per problem and k, ``[P, K]`` float64, NaN where
+    ``n < k``."""
+    out = np.full((len(n_t), len(ks)), math.nan, dtype=np.float64)
     for j, k in enumerate(ks):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -129,7 +187,7 @@ def _per_problem(fn: Callable, n_t: torch.Tensor, c_t: torch.Tensor, ks: Sequenc
     return out
 
 
-def _default_or_checked_ks(n_t: torch.Tensor, ks: Sequence[int] | None) -> list[int]:
+def _default_or_checked_ks(n_t: np.ndarray, ks: Sequence[int] | None) -> list[int]:
     ks = list(ks) if ks is not None else default_ks(int(n_t.min()))
     n_max = int(n_t.max())
     too_big = [k for k in ks if k > n_max]
@@ -144,16 +202,28 @@ def problems_per_k(n: Sequence[int] | torch.Tensor, ks: Sequence[int]) -> dict[i
     >>> problems_per_k([2, 4, 8], [1, 4, 8])
     {1: 3, 4: 2, 8: 1}
     """
-    n_t = torch.as_tensor(n, dtype=torch.long).reshape(-1)
+    n_t = _as_int_array(n).reshape(-1)
     return {k: int((n_t >= k).sum()) for k in ks}
 
 
 def pass_at_k_per_problem(
     n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor, ks: Sequence[int]
 ) -> torch.Tensor:
-    """Per-problem unbiased pass@k, shape ``[P, len(ks)]`` (float64; NaN where n < k)."""
+    """Per-problem unbiased pass@k, shape ``[P, len(ks)]`` (float64 tensor; NaN where n < k)."""
+    return _as_tensor(pass_at_k_table(n, c, ks))
+
+
+def pass_at_k_table(
+    n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor, ks: Sequence[int]
+) -> np.ndarray:
+    """:func:`pass_at_k_per_problem` as a numpy array (no torch needed).
+
+    >>> pass_at_k_table([4, 2], [1, 2], [1, 4])
+    array([[0.25, 1.  ],
+           [1.  ,  nan]])
+    """
     n_t, c_t = _as_counts(n, c)
-    return _per_problem(pass_at_k, n_t, c_t, ks)
+    return _per_problem(_pass_at_k_array, n_t, c_t, ks)
 
 
 def pass_at_k_curve(
@@ -166,7 +236,7 @@ def pass_at_k_curve(
     A problem with fewer than k samples is left out at that k."""
     n_t, c_t = _as_counts(n, c)
     ks = _default_or_checked_ks(n_t, ks)
-    values = pass_at_k_per_problem(n_t, c_t, ks).nanmean(0)
+    values = np.nanmean(pass_at_k_table(n_t, c_t, ks), axis=0)
     return {k: float(v) for k, v in zip(ks, values)}
 
 
@@ -186,7 +256,7 @@ def pass_at_k_ci(
     """
     n_t, c_t = _as_counts(n, c)
     ks = _default_or_checked_ks(n_t, ks)
-    per_problem = pass_at_k_per_problem(n_t, c_t, ks).numpy()  # [P, K]
+    per_problem = pass_at_k_table(n_t, c_t, ks)  # [P, K]
     lo, hi = bootstrap_mean_ci(per_problem, num_resamples, confidence=confidence, seed=seed)
     return {k: (float(a), float(b)) for k, a, b in zip(ks, lo, hi)}
 
@@ -202,23 +272,9 @@ def pass_hat_k(n: int | torch.Tensor, c: int | torch.Tensor, k: int) -> float | 
     >>> pass_hat_k(4, 4, 4), pass_hat_k(4, 3, 4), round(pass_hat_k(4, 3, 2), 4)
     (1.0, 0.0, 0.5)
     """
-    if isinstance(n, torch.Tensor) or isinstance(c, torch.Tensor):
-        n_t, c_t = torch.broadcast_tensors(torch.as_tensor(n), torch.as_tensor(c))
-        if n_t.numel() == 0:
-            return torch.zeros(n_t.shape, dtype=torch.float64, device=n_t.device)
-        n_t, c_t = n_t.long(), c_t.long()
-        if (n_t < 1).any() or (c_t < 0).any() or (c_t > n_t).any():
-            raise ValueError(f"need n >= 1 and 0 <= c <= n elementwise; got n={n_t}, c={c_t}")
-        if not 1 <= k <= int(n_t.min()):
-            raise ValueError(f"k must be in [1, min(n)={int(n_t.min())}], got {k}")
-        nf, cf = n_t.double(), c_t.double()
-        ok = c_t >= k
-        cf = torch.where(ok, cf, nf)  # placeholder where the value is 0 anyway
-        log_p = (
-            torch.lgamma(cf + 1) - torch.lgamma(cf - k + 1) - torch.lgamma(nf + 1)
-        ) + torch.lgamma(nf - k + 1)
-        value = torch.where(ok, torch.exp(torch.clamp(log_p, max=0.0)), torch.zeros_like(nf))
-        return torch.where(c_t == n_t, torch.ones_like(value), value)  # exact where all correct
+    if _is_tensor(n) or _is_tensor(c):
+        like = n if _is_tensor(n) else c
+        return _as_tensor(_pass_hat_k_array(_as_int_array(n), _as_int_array(c), k), like)
     n, c = int(n), int(c)
     _check_counts(n, c, k)
     if c < k:
@@ -231,9 +287,16 @@ def pass_hat_k(n: int | torch.Tensor, c: int | torch.Tensor, k: int) -> float | 
 def pass_hat_k_per_problem(
     n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor, ks: Sequence[int]
 ) -> torch.Tensor:
-    """Per-problem pass^k, shape ``[P, len(ks)]`` (float64; NaN where n < k)."""
+    """Per-problem pass^k, shape ``[P, len(ks)]`` (float64 tensor; NaN where n < k)."""
+    return _as_tensor(pass_hat_k_table(n, c, ks))
+
+
+def pass_hat_k_table(
+    n: Sequence[int] | torch.Tensor, c: Sequence[int] | torch.Tensor, ks: Sequence[int]
+) -> np.ndarray:
+    """:func:`pass_hat_k_per_problem` as a numpy array (no torch needed)."""
     n_t, c_t = _as_counts(n, c)
-    return _per_problem(pass_hat_k, n_t, c_t, ks)
+    return _per_problem(_pass_hat_k_array, n_t, c_t, ks)
 
 
 def pass_hat_k_curve(
@@ -248,7 +311,7 @@ def pass_hat_k_curve(
     """
     n_t, c_t = _as_counts(n, c)
     ks = _default_or_checked_ks(n_t, ks)
-    values = pass_hat_k_per_problem(n_t, c_t, ks).nanmean(0)
+    values = np.nanmean(pass_hat_k_table(n_t, c_t, ks), axis=0)
     return {k: float(v) for k, v in zip(ks, values)}
 
 
@@ -369,14 +432,16 @@ def dang_bound(pass1: Sequence[float] | torch.Tensor, k: int) -> float:
     >>> round(dang_bound([0.5, 0.5], 2), 4)
     0.75
     """
-    rho = torch.as_tensor(pass1, dtype=torch.float64).reshape(-1)
-    if rho.numel() == 0:
+    if _is_tensor(pass1):
+        pass1 = pass1.detach().cpu().numpy()
+    rho = np.asarray(pass1, dtype=np.float64).reshape(-1)
+    if rho.size == 0:
         raise ValueError("need at least one problem")
     if ((rho < 0) | (rho > 1)).any():
         raise ValueError("pass1 values must be in [0, 1]")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    second_moment = (1 - rho.mean()) ** 2 + rho.var(unbiased=False)
+    second_moment = (1 - rho.mean()) ** 2 + rho.var()  # population variance
     return float(1 - second_moment ** (k / 2))
 
 
@@ -492,8 +557,8 @@ def per_problem_metrics(
     cs = [sum(bool(x) for x in c) for c in correct]
     per: dict[str, np.ndarray] = {
         "n": np.array(ns),
-        "pass_at_k": pass_at_k_per_problem(ns, cs, ks).numpy(),
-        "pass_hat_k": pass_hat_k_per_problem(ns, cs, ks).numpy(),
+        "pass_at_k": pass_at_k_table(ns, cs, ks),
+        "pass_hat_k": pass_hat_k_table(ns, cs, ks),
     }
     if answers is not None:
         maj, err, methods = maj_at_k_per_problem(answers, correct, ks, seed=seed)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from passk.core.defaults import EVAL_SAMPLES, NUM_RESAMPLES
-from passk.rollout.models import DEVICE_CHOICES, DTYPE_CHOICES
+from passk.rollout.choices import DEVICE_CHOICES, DTYPE_CHOICES
 
 DEFAULT_TASK = "mul1"
 DEFAULT_MODEL = "embedded"
@@ -292,6 +292,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "without that route is noted and used anyway)",
     )
     ep.add_argument(
+        "--tokenizer",
+        default=None,
+        metavar="DIR",
+        help="a local tokenizer (a checkpoint directory) that counts the completion tokens "
+        "of answers the server gives no 'usage' for (without it their tokens are reported "
+        "unknown)",
+    )
+    ep.add_argument(
         "--refresh-cache",
         action="store_true",
         help="delete OUT/endpoint_cache.jsonl first and ask the server for every sample "
@@ -389,6 +397,10 @@ def check_args(args: argparse.Namespace) -> None:
         (
             args.endpoint is None or bool(args.served_model),
             "--endpoint needs --served-model NAME (the model name the server serves)",
+        ),
+        (
+            getattr(args, "tokenizer", None) is None or args.endpoint is not None,
+            "--tokenizer counts the tokens of an --endpoint's answers; it goes with --endpoint",
         ),
         (args.concurrency >= 1, f"--concurrency must be >= 1, got {args.concurrency}"),
         (args.request_timeout > 0, f"--request-timeout must be > 0, got {args.request_timeout}"),

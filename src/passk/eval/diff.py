@@ -112,7 +112,7 @@ def arm_arrays(
     """Per seed and problem: ``n``, ``c`` ``[S, P]`` and each metric ``[S, P, K]`` (NaN
     where a problem has fewer than k samples)."""
     from passk.core.majority import maj_at_k_per_problem
-    from passk.core.metrics import pass_at_k_per_problem, pass_hat_k_per_problem
+    from passk.core.metrics import pass_at_k_table, pass_hat_k_table
 
     out: dict[str, list[Any]] = {m: [] for m in ("n", "c", "pass_at_k", "pass_hat_k")}
     out |= {"cover_at_tau": []} | ({"maj_at_k": []} if answers else {})
@@ -122,8 +122,8 @@ def arm_arrays(
         ns, cs = [int(p["n"]) for p in per], [int(p["c"]) for p in per]
         out["n"].append(ns)
         out["c"].append(cs)
-        out["pass_at_k"].append(pass_at_k_per_problem(ns, cs, ks).numpy())
-        out["pass_hat_k"].append(pass_hat_k_per_problem(ns, cs, ks).numpy())
+        out["pass_at_k"].append(pass_at_k_table(ns, cs, ks))
+        out["pass_hat_k"].append(pass_hat_k_table(ns, cs, ks))
         out["cover_at_tau"].append(cover_at_tau(np.array(cs), np.array(ns), taus))
         if answers:
             # the report's own seed breaks ties among k-subsets drawn for very large n

@@ -39,7 +39,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ __all__ = [
     "EndpointConfig",
     "EndpointError",
     "EndpointRequest",
+    "EndpointStats",
     "sample_endpoint",
     "served_model_info",
 ]
@@ -344,6 +345,22 @@ def _choice_texts(answer: dict[str, Any], api: str) -> list[str]:
 
 
 @dataclass
+class EndpointStats:
+    """What one :func:`sample_endpoint` call (or several, added up) asked the server for:
+    the throughput a report states. Cached samples cost no server time and are counted
+    apart."""
+
+    samples: int = 0
+    """Samples the server returned in this run."""
+    cached_samples: int = 0
+    """Samples taken from the cache."""
+    completion_tokens: int = 0
+    """Completion tokens of the answers that carried ``usage``."""
+    unmetered: list[str] = field(default_factory=list)
+    """Texts of the answers without ``usage``: counted with a tokenizer if there is one."""
+
+
+@dataclass
 class _Job:
     request: EndpointRequest
     key: str
@@ -351,6 +368,10 @@ class _Job:
     cached: int = 0
     """How many of ``responses`` came from the cache."""
     completion_tokens: int = 0
+    fresh_tokens: int = 0
+    """Completion tokens of this run's answers (``usage``), apart from the cached ones."""
+    unmetered: list[str] = field(default_factory=list)
+    """This run's texts whose answer carried no ``usage``."""
 
 
 def _sample_one(
@@ -377,6 +398,9 @@ def _sample_one(
         usage = answer.get("usage")
         if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
             job.completion_tokens += usage["completion_tokens"]
+            job.fresh_tokens += usage["completion_tokens"]
+        else:
+            job.unmetered.extend(texts)
         if not texts:
             empty += 1
             if empty > cfg.retries:
@@ -398,11 +422,13 @@ def sample_endpoint(
     seed: int | None,
     cache_path: Path,
     progress: Callable[[int, int], None] | None = None,
+    stats: EndpointStats | None = None,
 ) -> dict[str, list[str]]:
     """``n`` response texts per problem, ``{problem_id: [text, ...]}`` in request order.
 
     ``progress(done, total)`` counts samples (cached ones included) and is called from
-    the calling thread: once at the start, then after each finished request.
+    the calling thread: once at the start, then after each finished request. ``stats``,
+    when given, is added to: the samples and completion tokens of this call.
 
     Raises :class:`EndpointError` when a request fails for good (the cache keeps every
     request finished before); ``KeyboardInterrupt`` propagates with the cache flushed.
@@ -433,6 +459,8 @@ def sample_endpoint(
         jobs.append(_Job(req, key, have, cached=len(have), completion_tokens=tokens))
     total = n * len(jobs)
     done = sum(len(j.responses) for j in jobs if len(j.responses) == n)
+    if stats is not None:
+        stats.cached_samples += sum(j.cached for j in jobs)
     if progress is not None:
         progress(done, total)
     todo: queue.Queue[_Job] = queue.Queue()
@@ -465,6 +493,10 @@ def sample_endpoint(
         def record(job: _Job) -> None:
             if len(job.responses) == job.cached:  # nothing new to keep
                 return
+            if stats is not None:
+                stats.samples += len(job.responses) - job.cached
+                stats.completion_tokens += job.fresh_tokens
+                stats.unmetered.extend(job.unmetered)
             entry = {
                 "key": job.key,
                 "problem_id": job.request.problem_id,

@@ -37,6 +37,34 @@ def completion_prompt(prompt: str, system_prompt: str | None) -> str:
     return prompt if system_prompt is None else f"{system_prompt}\n\n{prompt}"
 
 
+def count_tokens(stats: Any, tokenizer: str | None) -> dict[str, Any]:
+    """``tokens`` (this run's completion tokens) and ``tokens_counted_by``: the server's
+    ``usage``; a local tokenizer (``--tokenizer``) for answers that carried none; or
+    ``unknown`` (``tokens`` None) when some answers carried none and no tokenizer was given.
+
+    >>> from passk.eval.endpoint import EndpointStats
+    >>> count_tokens(EndpointStats(samples=4, completion_tokens=96), None)
+    {'tokens': 96, 'tokens_counted_by': 'usage'}
+    >>> count_tokens(EndpointStats(samples=4, unmetered=["a"] * 4), None)
+    {'tokens': None, 'tokens_counted_by': 'unknown'}
+    """
+    if not stats.samples:
+        return {"tokens": 0, "tokens_counted_by": "none sampled"}
+    if not stats.unmetered:
+        return {"tokens": stats.completion_tokens, "tokens_counted_by": "usage"}
+    if tokenizer is None:
+        return {"tokens": None, "tokens_counted_by": "unknown"}
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--tokenizer {tokenizer}: cannot load a tokenizer there ({e})") from None
+    counted = sum(len(tok(text, add_special_tokens=False)["input_ids"]) for text in stats.unmetered)
+    by = "tokenizer" if stats.completion_tokens == 0 else "usage + tokenizer"
+    return {"tokens": stats.completion_tokens + counted, "tokens_counted_by": by}
+
+
 def run_endpoint(args: argparse.Namespace) -> int:
     """``--endpoint URL``: sample the server (cached, resumable), then score like
     ``--samples`` with responses."""
@@ -54,6 +82,7 @@ def run_endpoint(args: argparse.Namespace) -> int:
         EndpointConfig,
         EndpointError,
         EndpointRequest,
+        EndpointStats,
         sample_endpoint,
         served_model_info,
     )
@@ -112,6 +141,7 @@ def run_endpoint(args: argparse.Namespace) -> int:
         )
     responses: dict[str, list[str]] = {}
     interrupted, failure = False, None
+    stats = EndpointStats()
     t0 = time.perf_counter()
     columns = (
         TextColumn("[bold]sampling"),
@@ -137,6 +167,7 @@ def run_endpoint(args: argparse.Namespace) -> int:
                     seed=None if args.no_request_seed else args.seed,
                     cache_path=cache_path,
                     progress=lambda done, total, base=base: bar.update(job, completed=base + done),
+                    stats=stats,
                 )
             except KeyboardInterrupt:
                 interrupted = True
@@ -146,6 +177,18 @@ def run_endpoint(args: argparse.Namespace) -> int:
                 break
             responses |= {req.problem_id: list(got[req.problem_id]) for req in chunk}
     sampling_s = time.perf_counter() - t0
+    sampling = {"sampling_s": sampling_s, "samples": stats.samples}
+    sampling |= {"cached_samples": stats.cached_samples} | count_tokens(
+        stats, getattr(args, "tokenizer", None)
+    )
+    rate = sampling["tokens"] / sampling_s if sampling["tokens"] and sampling_s > 0 else None
+    console.print(
+        f"sampled {stats.samples} samples ({stats.cached_samples} cached) in {sampling_s:.2f}s"
+        f" | {sampling['tokens'] if sampling['tokens'] is not None else 'unknown'} completion "
+        f"tokens ({sampling['tokens_counted_by']})"
+        + (f" | {rate:.1f} tokens/s" if rate is not None else ""),
+        markup=False,
+    )
     by_id = {p.id: p for p in problems}
 
     def source(pid: str) -> str | None:
@@ -179,6 +222,7 @@ def run_endpoint(args: argparse.Namespace) -> int:
         title=f"{task.name} | {args.served_model}",
         interrupted=interrupted or failure is not None,
         extra={"served_model": served},
+        sampling=sampling,
     )
     if failure is not None:
         raise ValueError(

@@ -35,13 +35,7 @@ from passk.core.metrics import (
     per_problem_metrics,
 )
 from passk.eval.report import tidy_floats
-from passk.rollout.generate import (
-    SamplingParams,
-    auto_batch_size,
-    chat_prompt_ids,
-    sample_stream,
-    stop_token_ids,
-)
+from passk.rollout.params import SamplingParams
 from passk.seeds import derive_seed
 from passk.tasks.base import Problem, Task
 from passk.tasks.guard import SafeScorer
@@ -274,6 +268,13 @@ def evaluate(
     Raises:
         EvalInterrupted: on Ctrl-C, carrying the partial result.
     """
+    from passk.rollout.generate import (
+        auto_batch_size,
+        chat_prompt_ids,
+        sample_stream,
+        stop_token_ids,
+    )
+
     config = config or EvalConfig()
     if overrides:
         config = EvalConfig(**(asdict(config) | overrides))

@@ -79,6 +79,29 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
+def sampled_throughput(sampling: dict[str, Any], scoring_s: float) -> dict[str, Any]:
+    """The report entries of a run that sampled a server: ``elapsed_s`` is sampling and
+    scoring, each also apart; ``tokens`` the completion tokens this run sampled (None:
+    unknown, the server gave no ``usage`` and no tokenizer counted them) and
+    ``tokens_per_s`` those over the sampling time alone.
+
+    >>> sampled_throughput({"sampling_s": 2.0, "tokens": 500, "tokens_counted_by": "usage",
+    ...                     "samples": 8, "cached_samples": 0}, 0.5)["tokens_per_s"]
+    250.0
+    """
+    sampling_s, tokens = float(sampling["sampling_s"]), sampling["tokens"]
+    return {
+        "elapsed_s": round(sampling_s + scoring_s, 3),
+        "sampling_s": round(sampling_s, 3),
+        "scoring_s": round(scoring_s, 3),
+        "tokens": tokens,
+        "tokens_per_s": tokens / sampling_s if tokens and sampling_s > 0 else None,
+        "tokens_counted_by": sampling["tokens_counted_by"],
+        "samples_sampled": sampling["samples"],
+        "samples_cached": sampling["cached_samples"],
+    }
+
+
 def summary_table(report: dict[str, Any], title: str = "passk eval") -> Any:
     """A rich renderable: pass@k, pass^k and maj@k side by side (each with its bootstrap
     interval), the problems behind each k and the Dang bound, then a line of facts.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from passk.eval.evaluate import EvalConfig, EvalInterrupted, EvalResult, ProblemResult
-from passk.eval.report import printable, summary_table, write_json_atomic
+from passk.eval.report import printable, sampled_throughput, summary_table, write_json_atomic
 
 # refresh eval.json at most this often while running
 CHECKPOINT_EVERY_S = 20.0
@@ -103,10 +103,12 @@ def score_and_report(
     title: str,
     interrupted: bool = False,
     extra: dict[str, Any] | None = None,
+    sampling: dict[str, Any] | None = None,
 ) -> int:
     """Score saved or freshly sampled records (one code path) and write the report;
     ``extra`` entries replace the report's own (e.g. a ``config`` that says what is not
-    known about saved samples)."""
+    known about saved samples); ``sampling`` (a server's run: its time and tokens) makes
+    the report's throughput :func:`~passk.eval.report.sampled_throughput`."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -120,7 +122,8 @@ def score_and_report(
     last_write = [time.perf_counter()]
 
     def write(result: EvalResult) -> dict[str, Any]:
-        report = result.to_dict(run=run_info, model=model_info, **(extra or {}))
+        throughput = {} if sampling is None else sampled_throughput(sampling, result.elapsed_s)
+        report = result.to_dict(run=run_info, model=model_info, **(extra or {}) | throughput)
         write_json_atomic(eval_path, report)
         return report
 

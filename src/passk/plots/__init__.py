@@ -14,21 +14,60 @@ One module per figure family: :mod:`~passk.plots.eval_curves` (evaluation report
 :mod:`~passk.plots.cli` holds the sub-commands.
 """
 
-from passk.plots.cli import add_parser
-from passk.plots.eta import DEFAULT_ETA_ESTIMATORS, eta_estimators, plot_eta
-from passk.plots.eval_curves import (
-    DANG_LINES,
-    EVAL_METRICS,
-    eval_report_path,
-    load_eval,
-    plot_compare,
-    plot_eval_dir,
-    plot_maj_curve,
-    plot_pass1_hist,
-    plot_passk_curve,
-)
-from passk.plots.run import load_metrics, plot_run
-from passk.plots.sweep import plot_sweep, plot_sweep_curves, plot_sweep_entropy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from passk.plots.cli import add_parser
+    from passk.plots.eta import DEFAULT_ETA_ESTIMATORS, eta_estimators, plot_eta
+    from passk.plots.eval_curves import (
+        DANG_LINES,
+        EVAL_METRICS,
+        eval_report_path,
+        load_eval,
+        plot_compare,
+        plot_eval_dir,
+        plot_maj_curve,
+        plot_pass1_hist,
+        plot_passk_curve,
+    )
+    from passk.plots.run import load_metrics, plot_run
+    from passk.plots.sweep import plot_sweep, plot_sweep_curves, plot_sweep_entropy
+
+# name -> module, imported on first use: matplotlib (and torch, for the eta curves) load
+# only when a figure is drawn
+_LAZY: dict[str, str] = {
+    "DANG_LINES": "passk.plots.eval_curves",
+    "DEFAULT_ETA_ESTIMATORS": "passk.plots.eta",
+    "EVAL_METRICS": "passk.plots.eval_curves",
+    "add_parser": "passk.plots.cli",
+    "eta_estimators": "passk.plots.eta",
+    "eval_report_path": "passk.plots.eval_curves",
+    "load_eval": "passk.plots.eval_curves",
+    "load_metrics": "passk.plots.run",
+    "plot_compare": "passk.plots.eval_curves",
+    "plot_eta": "passk.plots.eta",
+    "plot_eval_dir": "passk.plots.eval_curves",
+    "plot_maj_curve": "passk.plots.eval_curves",
+    "plot_pass1_hist": "passk.plots.eval_curves",
+    "plot_passk_curve": "passk.plots.eval_curves",
+    "plot_run": "passk.plots.run",
+    "plot_sweep": "passk.plots.sweep",
+    "plot_sweep_curves": "passk.plots.sweep",
+    "plot_sweep_entropy": "passk.plots.sweep",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'passk.plots' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DANG_LINES",

