@@ -16,8 +16,9 @@ One module per figure family: :mod:`~passk.plots.eval_curves` (evaluation report
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from passk.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from passk.plots.cli import add_parser
@@ -60,13 +61,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'passk.plots' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [
