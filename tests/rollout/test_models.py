@@ -121,6 +121,30 @@ def test_failed_cache_build_leaves_nothing(monkeypatch, tmp_path):
     assert list(root.iterdir()) == []  # no half-written temp directory either
 
 
+def test_cache_stays_valid_for_an_identical_file_with_another_mtime(tmp_path):
+    """A second installation of the package (another virtualenv) has the same GGUF bytes
+    with its own mtime: the cache built from the first stays valid for it, by content."""
+    import json
+
+    gguf = tmp_path / "a.gguf"
+    gguf.write_bytes(b"weights" * 100)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    meta = models._source_stamp(gguf) | {"sha256": models.sha256_file(gguf)}
+    (cache / models._SOURCE_FILE).write_text(json.dumps(meta))
+    assert models._cache_is_valid(cache, gguf)
+    os.utime(gguf, ns=(meta["mtime_ns"] + 10**9, meta["mtime_ns"] + 10**9))
+    assert models._cache_is_valid(cache, gguf)  # same bytes, other mtime
+    gguf.write_bytes(b"WEIGHTS" * 100)  # same size, other bytes
+    assert not models._cache_is_valid(cache, gguf)
+    gguf.write_bytes(b"weights" * 101)  # another size: no hashing needed
+    assert not models._cache_is_valid(cache, gguf)
+    meta.pop("sha256")  # a stamp without a digest cannot vouch for other bytes
+    (cache / models._SOURCE_FILE).write_text(json.dumps(meta))
+    gguf.write_bytes(b"weights" * 100)
+    assert not models._cache_is_valid(cache, gguf)
+
+
 @pytest.mark.embedded
 def test_embedded_model_gguf_to_cache_to_reload(monkeypatch, tmp_path):
     if not embedded_available():

@@ -192,11 +192,22 @@ def _read_cache_meta(cache: Path) -> dict[str, Any] | None:
 
 
 def _cache_is_valid(cache: Path, gguf: Path) -> bool:
+    """Whether ``cache`` was built from ``gguf``'s bytes by this cache format.
+
+    Same size and mtime is taken as the same file. Another installation of the same
+    package (a second virtualenv, a fresh clone's CI) holds an identical file with its own
+    mtime: then the content decides (one sha256 of the file, ~0.3 s), so environments
+    sharing the user cache do not rebuild it for each other in turn.
+    """
     meta = _read_cache_meta(cache)
     if meta is None:
         return False
     stamp = _source_stamp(gguf)
-    return all(meta.get(key) == stamp[key] for key in ("format", "size", "mtime_ns"))
+    if any(meta.get(key) != stamp[key] for key in ("format", "size")):
+        return False
+    if meta.get("mtime_ns") == stamp["mtime_ns"]:
+        return True
+    return meta.get("sha256") is not None and meta["sha256"] == sha256_file(gguf)
 
 
 def build_embedded_cache(*, force: bool = False) -> Path:
