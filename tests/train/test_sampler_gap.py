@@ -164,4 +164,5 @@ def test_the_behaviour_pass_time_is_not_counted_twice(tiny_model, tiny_tokenizer
     plan = update.mini_batch_plan(len(batch), optim, torch.Generator().manual_seed(0))
     forwards = sum(len(micro_batch_rows(batch.rows(rows), 4)) for rows in plan[0])
     assert m["time/behaviour_pass"] == forwards  # one second per forward of the pass
-    assert m["time/forward_backward"] == forwards  # the training forwards only
+    # each training forward and each backward (one second apiece), not the behaviour pass
+    assert m["time/forward_backward"] == 2 * forwards

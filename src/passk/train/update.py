@@ -203,7 +203,7 @@ def policy_update(
                     if not torch.isfinite(value):
                         finite = False
                         break
-                    value.backward()
+                    run.timed(value.backward)
                     run.record(m, rows[micro], mb, out)
                     kl.add({"kl": m.get("actor/approx_kl", 0.0)}, float(mask.sum()))
                 finite = finite and run.dph_backward(dph, dph_batch)
