@@ -6,12 +6,17 @@ that rule and those endpoints as code, written before the data::
     python benchmarks/countdown_modes.py pilot RUNS       # the pilot's verdict (pass1, seed 0)
     python benchmarks/countdown_modes.py build RUNS       # -> benchmarks/results/countdown_modes.json
     python benchmarks/countdown_modes.py build RUNS --out FILE
+    python benchmarks/countdown_modes.py tables --write docs/results.md   # (--check: exit 1 if stale)
+    python benchmarks/countdown_modes.py collect RUNS   # what git keeps -> benchmarks/results/...
 
+The verdict and the endpoints read only step 200 (the registered final step): before it,
+``pilot`` prints the rule's reading at the last evaluation and says it is not a verdict,
+and a run still in progress is left out of every endpoint.
 ``RUNS`` is the ``passk sweep configs/sweeps/countdown_modes.yaml`` directory: each seed's
 start evaluation in ``before_sSEED/evals/step_000000.json`` and each run's evaluations in
 ``ARM_sSEED/evals/step_N.json``. Only the evaluation reports are read (``per_problem``:
-``id``, ``source``, ``c``, ``n``), so the JSON carries no machine paths and every number of
-the study's doc is rebuilt from it.
+``id``, ``source``, ``c``, ``n``, ``extracted`` for the template readout), so the JSON
+carries no machine paths and every number of the study's doc is rebuilt from it.
 
 **Statistics.** A metric is computed per problem from its correct count (unbiased pass@k),
 on the rare subset (``source == "rare"``) or on every problem. A comparison of arm B with
@@ -36,6 +41,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, run or imported
+import doc_blocks
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "countdown_modes.json"
 RARE = "rare"
@@ -46,7 +54,10 @@ PILOT_RARE_DROP = 0.10  # rare-subset pass@32 lower by at least this
 PILOT_SOLVED_TO_NEVER = 4  # or at least this many rare problems solved -> never
 PILOT_PASS1_RISE = 0.10  # and overall pass@1 higher by at least this
 PRIMARY_MIN_DIFF = 0.05
+FINAL_STEP = 200  # the registered final step: the pilot's verdict and every endpoint
 STEP_FILE = re.compile(r"step_(\d+)\.json$")
+TABLE_BEGIN = "<!-- countdown_modes tables: begin (python benchmarks/countdown_modes.py tables) -->"
+TABLE_END = "<!-- countdown_modes tables: end -->"
 
 Reports = dict[str, dict[int, dict[int, Mapping[str, Any]]]]  # arm -> seed -> step -> report
 
@@ -144,8 +155,13 @@ def _compare(a: np.ndarray, b: np.ndarray, confidence: float) -> dict[str, Any]:
 
 
 def final_reports(reports: Reports, arm: str, seeds: Sequence[int]) -> list[Mapping[str, Any]]:
-    """Each seed's last evaluation of ``arm``."""
-    return [reports[arm][s][max(reports[arm][s])] for s in seeds]
+    """Each seed's evaluation of ``arm`` at the registered final step."""
+    return [reports[arm][s][FINAL_STEP] for s in seeds]
+
+
+def finished(reports: Reports, arm: str) -> set[int]:
+    """Seeds of ``arm`` whose run has its final evaluation (a run in progress has not)."""
+    return {s for s, steps in reports.get(arm, {}).items() if FINAL_STEP in steps}
 
 
 def endpoints(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
@@ -153,8 +169,7 @@ def endpoints(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict
     out: dict[str, Any] = {}
 
     def seeds_of(*arms: str) -> list[int]:
-        common = set.intersection(*(set(reports.get(a, {})) for a in arms))
-        return sorted(common)
+        return sorted(set.intersection(*(finished(reports, a) for a in arms)))
 
     seeds = seeds_of("pass1", "passk")
     if seeds:
@@ -174,7 +189,7 @@ def endpoints(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict
             b, _ = matrix(final_reports(reports, arm_b, s), k, subset)
             what = f"{'rare' if subset else 'overall'} pass@{k}, {arm_b} - {arm_a}"
             family.append((name, what, s, a, b))
-    s = sorted(set(reports.get("pass1", {})) & set(starts))
+    s = sorted(finished(reports, "pass1") & set(starts))
     if s:
         a, _ = matrix([starts[x] for x in s], 64, RARE)
         b, _ = matrix(final_reports(reports, "pass1", s), 64, RARE)
@@ -246,16 +261,164 @@ def trajectories(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> d
                 steps[0] = starts[seed]
             rows = []
             for step, r in sorted(steps.items()):
-                rows.append(
-                    {
-                        "step": step,
-                        "rare_pass@32": float(np.nanmean(list(pass_at_k_of(r, 32, RARE).values()))),
-                        "rare_pass@64": float(np.nanmean(list(pass_at_k_of(r, 64, RARE).values()))),
-                        "pass@1": float(np.mean(list(pass_at_k_of(r, 1).values()))),
-                    }
-                )
+                rows.append({"step": step, **readout(r)})
             out.setdefault(arm, {})[str(seed)] = rows
     return out
+
+
+def _mean_pass(report: Mapping[str, Any], k: int, subset: str | None = None) -> float:
+    return float(np.nanmean(list(pass_at_k_of(report, k, subset).values())))
+
+
+def template_of(extracted: str | None) -> str:
+    """The task's shape of an extracted answer (``none`` without one, ``invalid`` unparsed)."""
+    from passk.tasks.countdown import parse_expression
+
+    if extracted is None:
+        return "none"
+    try:
+        return parse_expression(extracted)[2]
+    except ValueError:
+        return "invalid"
+
+
+def templates(report: Mapping[str, Any], subset: str | None = None) -> dict[str, int]:
+    """Answers per template on a subset (the reports' per-sample ``extracted``)."""
+    out: dict[str, int] = {}
+    for p in report["per_problem"]:
+        if subset is None or p.get("source") == subset:
+            for e in p.get("extracted") or []:
+                t = template_of(e)
+                out[t] = out.get(t, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def readout(report: Mapping[str, Any]) -> dict[str, Any]:
+    """One evaluation's numbers of the study: pass@k per subset, rare problems solved,
+    template counts per subset, entropy."""
+    rare = counts(report, RARE)
+    out: dict[str, Any] = {
+        "pass@1": _mean_pass(report, 1),
+        "common_pass@1": _mean_pass(report, 1, "common"),
+        "rare_pass@1": _mean_pass(report, 1, RARE),
+        "rare_pass@4": _mean_pass(report, 4, RARE),
+        "rare_pass@32": _mean_pass(report, 32, RARE),
+        "rare_pass@64": _mean_pass(report, 64, RARE),
+        "pass@64": _mean_pass(report, 64),
+        "rare_solved": sum(c > 0 for c, _ in rare.values()),
+        "rare_problems": len(rare),
+        "mean_entropy": report.get("mean_entropy"),
+    }
+    if any("extracted" in p for p in report["per_problem"]):
+        out["templates"] = {
+            "common": templates(report, "common"),
+            "rare": templates(report, RARE),
+        }
+    return out
+
+
+# --- the doc's tables ---------------------------------------------------------------------------
+
+
+def _f(x: float | None, fmt: str = ".3f") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def _interval(ci: Sequence[float] | None) -> str:
+    return "-" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def markdown_tables(result: Mapping[str, Any]) -> str:
+    """The study's tables for docs/results.md, from the study JSON alone."""
+    lines: list[str] = []
+    traj = result.get("trajectories", {})
+    pilot_rows = traj.get(PILOT_ARM, {}).get(str(PILOT_SEED), [])
+    if pilot_rows:
+        lines += [
+            f"The pilot (Pass@1, seed {PILOT_SEED}) at each evaluation of the test split "
+            "(78 problems, 58 common + 20 rare, x 64 samples, temperature 1.0); "
+            r"*x\*y-z answers* counts the answers of that shape, on the rare problems and on all.",
+            "",
+            "| step | pass@1 | common pass@1 | rare pass@1 | rare pass@4 | rare pass@32 "
+            r"| rare pass@64 | rare solved | x\*y-z answers (rare / all) | entropy |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in pilot_rows:
+            t = r.get("templates", {})
+            pm = [t.get(part, {}).get("product_minus", 0) for part in ("rare", "common")]
+            shape = f"{pm[0]} / {pm[0] + pm[1]}" if t else "-"
+            lines.append(
+                f"| {r['step']} | {_f(r['pass@1'])} | {_f(r['common_pass@1'])} | "
+                f"{_f(r['rare_pass@1'])} | {_f(r['rare_pass@4'])} | {_f(r['rare_pass@32'])} | "
+                f"{_f(r['rare_pass@64'])} | {r['rare_solved']} of {r['rare_problems']} | "
+                f"{shape} | {_f(r['mean_entropy'])} |"
+            )
+        lines.append("")
+    for key, title in (("pilot", "verdict"), ("pilot_interim", "interim reading (no verdict)")):
+        if key not in result:
+            continue
+        v = result[key]
+        go = "**go**" if v["go"] else "**no-go**"
+        lines += [
+            f"Pilot {title}, step {v['step']} against step 0: rare-subset pass@32 "
+            f"{_f(v['rare_pass@32']['start'])} -> {_f(v['rare_pass@32']['final'])} "
+            f"({v['rare_pass@32']['change']:+.3f}; registered: <= -0.10), "
+            f"{len(v['solved_to_never'])} of {v['rare_problems']} rare problems solved -> never "
+            f"(registered: >= 4), {len(v['never_to_solved'])} never -> solved; overall pass@1 "
+            f"{_f(v['pass@1']['start'])} -> {_f(v['pass@1']['final'])} "
+            f"({v['pass@1']['change']:+.3f}; registered: >= +0.10). Coverage lost: "
+            f"{'yes' if v['coverage_lost'] else 'no'}; pass@1 rose: "
+            f"{'yes' if v['pass1_rose'] else 'no'}" + (f": {go}." if key == "pilot" else "."),
+            "",
+        ]
+    ends = result.get("endpoints", {})
+    tested = ([("primary", ends["primary"])] if "primary" in ends else []) + sorted(
+        ends.get("secondary", {}).items(), key=lambda kv: kv[1]["holm_rank"]
+    )
+    if tested:
+        lines += [
+            f"Endpoints at step {FINAL_STEP} (per-seed differences B - A; the t-interval is over "
+            "training runs, the bootstrap over seeds x problems; supported only when both "
+            "exclude 0, the primary also needing >= +0.05; secondaries Holm-corrected):",
+            "",
+            "| endpoint | seeds | per seed | B - A | t-interval | bootstrap | level | supported |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, e in tested:
+            per = ", ".join(f"{x:+.3f}" for x in e["per_seed"])
+            level = e.get("confidence", 1 - ALPHA)
+            lines.append(
+                f"| {name}: {e['what']} | {len(e['seed_ids'])} | {per} | {e['diff']:+.3f} | "
+                f"{_interval(e['t_ci'])} | {_interval(e['boot_ci'])} | {level:.4g} | "
+                f"{'yes' if e['supported'] else 'no'} |"
+            )
+        lines.append("")
+    others = {a: v for a, v in traj.items() if a != PILOT_ARM or len(v) > 1}
+    if others:
+        lines += [
+            "Every run's evaluations: rare-subset pass@64 and overall pass@1 by step.",
+            "",
+            "| arm | seed | " + " | ".join(f"step {s}" for s in _steps(traj)) + " |",
+            "|---|---|" + "---|" * len(_steps(traj)),
+        ]
+        for arm, by_seed in sorted(others.items()):
+            for seed, rows in sorted(by_seed.items(), key=lambda kv: int(kv[0])):
+                at = {r["step"]: r for r in rows}
+                cells = [
+                    f"{_f(at[s]['rare_pass@64'], '.2f')} / {_f(at[s]['pass@1'], '.2f')}"
+                    if s in at
+                    else ""
+                    for s in _steps(traj)
+                ]
+                lines.append(f"| {arm} | {seed} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _steps(traj: Mapping[str, Any]) -> list[int]:
+    return sorted(
+        {r["step"] for by_seed in traj.values() for rows in by_seed.values() for r in rows}
+    )
 
 
 def build(root: Path) -> dict[str, Any]:
@@ -268,10 +431,36 @@ def build(root: Path) -> dict[str, Any]:
     }
     pilot = reports.get(PILOT_ARM, {}).get(PILOT_SEED)
     start = (pilot or {}).get(0) or starts.get(PILOT_SEED)
-    if pilot and start is not None and max(pilot) > 0:
-        result["pilot"] = {"step": max(pilot), **pilot_verdict(start, pilot[max(pilot)])}
+    if pilot and start is not None and FINAL_STEP in pilot:
+        result["pilot"] = {"step": FINAL_STEP, **pilot_verdict(start, pilot[FINAL_STEP])}
+    elif pilot and start is not None and max(pilot) > 0:  # not a verdict: the rule's reading
+        result["pilot_interim"] = {"step": max(pilot), **pilot_verdict(start, pilot[max(pilot)])}
     result["endpoints"] = endpoints(reports, starts)
     return result
+
+
+DEFAULT_COMMITTED = ROOT / "benchmarks" / "results" / "countdown_modes" / "runs"
+COLLECTED = ("config.yaml", "metrics.jsonl", "done.json")
+
+
+def collect(runs: Path, into: Path) -> list[Path]:
+    """Copy what git keeps of each run in ``runs`` (evaluation reports, metrics, config;
+    never checkpoints or samples) to ``into``, in the same layout, with the absolute path
+    of the repository made relative, so the committed files name no machine."""
+    prefix = str(ROOT) + "/"
+    written = []
+    for run in sorted(p for p in runs.iterdir() if p.is_dir() and re.fullmatch(r".+_s\d+", p.name)):
+        files = [run / name for name in COLLECTED if (run / name).is_file()]
+        files += sorted((run / "evals").glob("step_*.json"))
+        for src in files:
+            dst = into / src.relative_to(runs)
+            text = src.read_text(encoding="utf-8").replace(prefix, "")
+            if dst.is_file() and dst.read_text(encoding="utf-8") == text:
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(text, encoding="utf-8")
+            written.append(dst)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,7 +471,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = sub.add_parser("build", help="the study JSON")
     b.add_argument("runs", type=Path)
     b.add_argument("--out", type=Path, default=DEFAULT_JSON)
+    c = sub.add_parser("collect", help="copy the runs' reports and metrics for git")
+    c.add_argument("runs", type=Path)
+    c.add_argument("--into", type=Path, default=DEFAULT_COMMITTED)
+    t = sub.add_parser("tables", help="docs/results.md's tables, from the study JSON")
+    t.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    t.add_argument("--check", type=Path, help="exit 1 if this document's tables differ")
+    t.add_argument("--write", type=Path, help="replace this document's tables")
     args = ap.parse_args(argv)
+    if args.command == "collect":
+        if not args.runs.is_dir():
+            print(f"countdown_modes: error: {args.runs} is not a directory", file=sys.stderr)
+            return 2
+        for path in collect(args.runs, args.into):
+            print(f"wrote {path}")
+        return 0
+    if args.command == "tables":
+        text = markdown_tables(json.loads(args.json.read_text(encoding="utf-8")))
+        if args.check or args.write:
+            return doc_blocks.write_or_check(
+                args.check or args.write,
+                TABLE_BEGIN,
+                TABLE_END,
+                text,
+                check=bool(args.check),
+                what="countdown_modes tables",
+            )
+        print(text, end="")
+        return 0
     try:
         result = build(args.runs)
     except ValueError as e:
@@ -290,7 +506,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "pilot":
         if "pilot" not in result:
-            print("countdown_modes: the pilot (pass1, seed 0) has no final evaluation yet")
+            print(
+                f"countdown_modes: the pilot (pass1, seed 0) has no evaluation at step "
+                f"{FINAL_STEP} yet, so no verdict; the rule read at its last evaluation:"
+            )
+            print(json.dumps(result.get("pilot_interim"), indent=1))
             return 1
         print(json.dumps(result["pilot"], indent=1))
         return 0

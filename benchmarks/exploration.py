@@ -40,6 +40,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, run or imported
+import doc_blocks
+
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "configs" / "sweeps" / "exploration.yaml"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -617,11 +620,7 @@ def _part_and_histogram_tables(rows: Sequence[tuple[str, Mapping[str, Any]]], n:
 
 def splice(doc: str, tables: str) -> str:
     """``doc`` with the text between the table markers replaced by ``tables``."""
-    if TABLE_BEGIN not in doc or TABLE_END not in doc:
-        raise ValueError("the document has no exploration table markers")
-    head, rest = doc.split(TABLE_BEGIN, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    return f"{head}{TABLE_BEGIN}\n{tables}{TABLE_END}{tail}"
+    return doc_blocks.splice(doc, TABLE_BEGIN, TABLE_END, tables)
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -660,18 +659,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "tables":
         tables = markdown_tables(result)
         if args.check or args.write:
-            path = args.check or args.write
-            doc = path.read_text(encoding="utf-8")
-            new = splice(doc, tables)
-            if args.check:
-                if new != doc:
-                    print(
-                        f"{path}: the exploration tables differ from {args.json}", file=sys.stderr
-                    )
-                    return 1
-                return 0
-            path.write_text(new, encoding="utf-8")
-            return 0
+            return doc_blocks.write_or_check(
+                args.check or args.write,
+                TABLE_BEGIN,
+                TABLE_END,
+                tables,
+                check=bool(args.check),
+                what="exploration tables",
+            )
         print(tables, end="")
         return 0
     from exploration_figures import write_figures

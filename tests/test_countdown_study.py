@@ -141,3 +141,88 @@ def test_unpaired_reports_and_empty_directories_are_refused(tmp_path):
         study.build(tmp_path)
     assert study.main(["build", str(tmp_path / "missing"), "--out", str(tmp_path / "o.json")]) == 2
     assert not (tmp_path / "o.json").exists()
+
+
+def test_no_verdict_and_no_endpoint_before_the_final_step(tmp_path):
+    starts = [report([20] * 4, [4, 4, 4, 4, 4]) for _ in range(2)]
+    finals = {"pass1": [report([50] * 4, [0] * 5)] * 2, "passk": [report([45] * 4, [5] * 5)] * 2}
+    _write_sweep(tmp_path, finals, starts)
+    # passk seed 1 is still running: its evaluations stop at step 50
+    (tmp_path / "passk_s1" / "evals" / "step_000200.json").rename(
+        tmp_path / "passk_s1" / "evals" / "step_000050.json"
+    )
+    result = study.build(tmp_path)
+    assert result["endpoints"]["primary"]["seed_ids"] == [0]  # not seed 1's step 50
+    # the pilot's run in progress: the rule is read, never called a verdict
+    (tmp_path / "pass1_s0" / "evals" / "step_000200.json").unlink()
+    result = study.build(tmp_path)
+    assert "pilot" not in result and result["pilot_interim"]["step"] == 25
+    assert study.main(["pilot", str(tmp_path)]) == 1
+
+
+def test_readout_counts_templates_per_subset():
+    r = report([64, 10], [2, 0])
+    r["per_problem"][0]["extracted"] = ["1+2+3", "3+2+1", None]
+    r["per_problem"][2]["extracted"] = ["7*8-5", "(7+8)*5", "7/8", "8*7-5"]
+    out = study.readout(r)
+    assert out["templates"] == {
+        "common": {"none": 1, "sum": 2},
+        "rare": {"invalid": 1, "other": 1, "product_minus": 2},
+    }
+    assert out["rare_solved"] == 1 and out["rare_problems"] == 2
+    assert out["pass@1"] == pytest.approx((64 + 10 + 2 + 0) / (4 * N))
+    assert out["rare_pass@64"] == pytest.approx(0.5)
+
+
+def test_tables_splice_into_a_doc_and_check_it(tmp_path):
+    starts = [report([20] * 4, [4, 4, 4, 4, 4]) for _ in range(3)]
+    finals = {
+        "pass1": [report([50] * 4, [0, 0, 0, 1, 0])] * 3,
+        "passk": [report([45] * 4, r) for r in ([5, 3, 4, 2, 6], [4, 5, 3, 3, 2], [6, 2, 4, 5, 3])],
+    }
+    _write_sweep(tmp_path / "runs", finals, starts)
+    out = tmp_path / "study.json"
+    assert study.main(["build", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    doc = tmp_path / "results.md"
+    doc.write_text(f"intro\n{study.TABLE_BEGIN}\nold\n{study.TABLE_END}\nend\n", encoding="utf-8")
+    assert study.main(["tables", "--json", str(out), "--check", str(doc)]) == 1
+    assert study.main(["tables", "--json", str(out), "--write", str(doc)]) == 0
+    assert study.main(["tables", "--json", str(out), "--check", str(doc)]) == 0
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("intro\n") and text.endswith(f"{study.TABLE_END}\nend\n")
+    assert "Pilot verdict, step 200" in text and ": **go**." in text
+    primary = json.loads(out.read_text())["endpoints"]["primary"]
+    assert f"| {primary['diff']:+.3f} |" in text
+    assert "| 0 | 0.174 |" in text  # the pilot's start row: pass@1 (4*20 + 5*4) / (9*64)
+
+
+def test_the_docs_tables_are_those_of_the_committed_json():
+    doc = ROOT / "docs" / "results.md"
+    if study.TABLE_BEGIN not in doc.read_text(encoding="utf-8"):
+        pytest.skip("docs/results.md has no countdown_modes tables yet")
+    assert study.main(["tables", "--check", str(doc)]) == 0
+
+
+def test_collect_copies_reports_and_metrics_without_machine_paths(tmp_path):
+    runs = tmp_path / "runs"
+    starts = [report([20] * 2, [4, 4])]
+    _write_sweep(runs, {"pass1": [report([50] * 2, [0, 1])]}, starts)
+    run = runs / "pass1_s0"
+    (run / "metrics.jsonl").write_text(json.dumps({"model": f"{ROOT}/runs/x/model"}) + "\n")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "weights.bin").write_bytes(b"x")
+    (run / "samples.jsonl").write_text("{}\n")
+    into = tmp_path / "committed"
+    assert study.main(["collect", str(runs), "--into", str(into)]) == 0
+    got = sorted(str(p.relative_to(into)) for p in into.rglob("*") if p.is_file())
+    assert got == [
+        "before_s0/evals/step_000000.json",
+        "pass1_s0/evals/step_000025.json",
+        "pass1_s0/evals/step_000200.json",
+        "pass1_s0/metrics.jsonl",
+    ]
+    assert json.loads((into / "pass1_s0" / "metrics.jsonl").read_text()) == {
+        "model": "runs/x/model"
+    }
+    assert study.collect(runs, into) == []  # nothing new the second time
+    assert study.build(into)["pilot"]["go"] is True  # the study reads the copy alone
