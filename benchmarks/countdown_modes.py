@@ -354,6 +354,25 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
                 f"{shape} | {_f(r['mean_entropy'])} |"
             )
         lines.append("")
+    if "lab" in result:
+        lines += [
+            "The lab's prediction, made before any LM run (`passk simulate "
+            "configs/simulate/countdown_modes.yaml`: the task's mix, the warm-up's template "
+            "shares, one logit vector shared by every problem, exact expected updates, N = 16). "
+            "Rare-subset pass@32 / overall pass@1 by lab step; its steps are not LM steps, "
+            "so the prediction is the direction and the ordering of the arms.",
+            "",
+            "| lab estimator | " + " | ".join(f"step {s}" for s in LAB_STEPS) + " |",
+            "|---|" + "---|" * len(LAB_STEPS),
+        ]
+        for est in result["lab"]:
+            label, at = est["label"], {r["step"]: r for r in est["steps"]}
+            cells = [
+                f"{at[s]['rare_pass@32']:.2f} / {at[s]['pass@1']:.2f}" if s in at else ""
+                for s in LAB_STEPS
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
     for key, title in (("pilot", "verdict"), ("pilot_interim", "interim reading (no verdict)")):
         if key not in result:
             continue
@@ -421,7 +440,35 @@ def _steps(traj: Mapping[str, Any]) -> list[int]:
     )
 
 
-def build(root: Path) -> dict[str, Any]:
+LAB_JSON = ROOT / "benchmarks" / "results" / "countdown_modes" / "lab.json"
+LAB_STEPS = (0, 25, 50, 100, 200, 400)
+
+
+def lab_prediction(path: Path = LAB_JSON) -> list[dict[str, Any]] | None:
+    """The lab's prediction (``passk simulate configs/simulate/countdown_modes.yaml``'s
+    ``result.json``): per estimator, rare pass@32 / pass@64 and overall pass@1 by lab step."""
+    if not path.is_file():
+        return None
+    lab = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for est in lab["estimators"]:
+        t = est["runs"][0]["trajectory"]
+        rare = t["by_group"][RARE]["pass_at_k"]
+        rows = [
+            {
+                "step": step,
+                "rare_pass@32": rare["32"][i],
+                "rare_pass@64": rare["64"][i],
+                "pass@1": t["pass_at_k"]["1"][i],
+            }
+            for i, step in enumerate(t["step"])
+            if step in LAB_STEPS
+        ]
+        out.append({"label": est["label"], "steps": rows})
+    return out
+
+
+def build(root: Path, lab: Path = LAB_JSON) -> dict[str, Any]:
     reports, starts = read_sweep(root)
     result: dict[str, Any] = {
         "format": "passk.countdown_modes/1",
@@ -429,6 +476,9 @@ def build(root: Path) -> dict[str, Any]:
         "arms": {arm: sorted(by_seed) for arm, by_seed in sorted(reports.items())},
         "trajectories": trajectories(reports, starts),
     }
+    prediction = lab_prediction(lab)
+    if prediction is not None:
+        result["lab"] = prediction
     pilot = reports.get(PILOT_ARM, {}).get(PILOT_SEED)
     start = (pilot or {}).get(0) or starts.get(PILOT_SEED)
     if pilot and start is not None and FINAL_STEP in pilot:

@@ -226,3 +226,24 @@ def test_collect_copies_reports_and_metrics_without_machine_paths(tmp_path):
     }
     assert study.collect(runs, into) == []  # nothing new the second time
     assert study.build(into)["pilot"]["go"] is True  # the study reads the copy alone
+
+
+def test_the_lab_prediction_is_read_from_a_simulate_result(tmp_path):
+    lab = tmp_path / "lab.json"
+    curve = {"32": [0.6, 0.1, 0.0], "64": [0.7, 0.2, 0.0]}
+    traj = {"step": [0, 25, 30], "pass_at_k": {"1": [0.5, 0.7, 0.8]}}
+    traj["by_group"] = {"rare": {"pass_at_k": curve}}
+    lab.write_text(json.dumps({"estimators": [{"label": "P1", "runs": [{"trajectory": traj}]}]}))
+    got = study.lab_prediction(lab)
+    assert got == [
+        {
+            "label": "P1",
+            "steps": [  # step 30 is not one of the table's steps
+                {"step": 0, "rare_pass@32": 0.6, "rare_pass@64": 0.7, "pass@1": 0.5},
+                {"step": 25, "rare_pass@32": 0.1, "rare_pass@64": 0.2, "pass@1": 0.7},
+            ],
+        }
+    ]
+    assert study.lab_prediction(tmp_path / "missing.json") is None
+    text = study.markdown_tables({"lab": got})
+    assert "| P1 | 0.60 / 0.50 | 0.10 / 0.70 |" in text
