@@ -174,3 +174,40 @@ def test_ctrl_c_in_step_1_then_resume_starts_over(tiny_checkpoint, tmp_path, mon
         ]
 
     assert records(run) == records(straight)
+
+
+def test_group_weights_histogram_and_push_per_correct_count():
+    from types import SimpleNamespace
+
+    from passk.train.collect import group_weights
+
+    n_c = [(4, 0), (4, 2), (4, 2), (4, 4)]
+    trained = SimpleNamespace(  # the trained rows: the two groups with 2 of 4 correct
+        group=torch.tensor([5, 5, 5, 5, 7, 7, 7, 7]),
+        advantages=torch.tensor([1.0, -1.0, 1.0, -1.0, 0.5, -0.5, 0.5, -0.5]),
+        correct=torch.tensor([1, 0, 1, 0, 1, 0, 1, 0], dtype=torch.bool),
+    )
+    out = group_weights(n_c, trained)
+    assert {k: v for k, v in out.items() if k.startswith("groups/")} == {
+        "groups/correct_0": 1.0,
+        "groups/correct_1": 0.0,
+        "groups/correct_2": 2.0,
+        "groups/correct_3": 0.0,
+        "groups/correct_4": 1.0,
+    }
+    assert out["adv/group_abs_2"] == pytest.approx((4.0 + 2.0) / 2)
+    assert [k for k in out if k.startswith("adv/")] == ["adv/group_abs_2"]
+    empty = SimpleNamespace(group=torch.zeros(0, dtype=torch.long), advantages=None, correct=None)
+    assert "adv/group_abs_0" not in group_weights([(4, 0)], empty)
+
+
+def test_a_training_step_logs_the_groups_histogram(tiny_checkpoint, tmp_path):
+    cfg = _config(tiny_checkpoint, "steps=1", "eval.problems=0")
+    recs: list[dict] = []
+    train(cfg, tmp_path / "h", on_step=recs.append)
+    r = recs[0]
+    hist = {k: v for k, v in r.items() if k.startswith("groups/correct_")}
+    assert len(hist) == cfg.rollout.n + 1
+    assert sum(hist.values()) == r["rollout/groups"]
+    pushes = [v for k, v in r.items() if k.startswith("adv/group_abs_")]
+    assert pushes and all(v >= 0 for v in pushes)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -465,7 +466,33 @@ def rollout_metrics(collected: Collected, k: int) -> dict[str, Any]:
         "response/length_mean": _mean(lengths.tolist()),
         "response/truncated_frac": _mean(truncated.tolist()),
         "train/wrong_diversity": answer_diversity(answers, correct),
+    } | group_weights(n_c, batch.rollouts)
+
+
+def group_weights(n_c: list[tuple[int, int]], trained: Rollouts) -> dict[str, float]:
+    """Where a step's advantage goes, by a group's number of correct samples c.
+
+    ``groups/correct_{c}``: groups sampled with c correct (every c from 0 to the largest
+    group size, so the histogram has no holes); ``adv/group_abs_{c}``: the mean over the
+    trained groups with c correct of sum_i |A_i|, the push a prompt gets from the step.
+    With 0/1 rewards an estimator is a prompt weighting of GRPO's direction, and these
+    two say which prompts it weighs (the lab's ``weights`` readout, on the real batch).
+    """
+    hist = Counter(c for _, c in n_c)
+    out: dict[str, float] = {
+        f"groups/correct_{c}": float(hist.get(c, 0))
+        for c in range(max((n for n, _ in n_c), default=-1) + 1)
     }
+    adv, correct = trained.advantages, trained.correct
+    if adv is None or correct is None or not len(adv):
+        return out
+    _, g = torch.unique(trained.group, return_inverse=True)
+    size = int(g.max()) + 1
+    push = torch.zeros(size, dtype=torch.float64).index_add_(0, g, adv.abs().double())
+    c_of = torch.zeros(size, dtype=torch.long).index_add_(0, g, correct.long())
+    for c in sorted(set(c_of.tolist())):
+        out[f"adv/group_abs_{c}"] = float(push[c_of == c].mean())
+    return out
 
 
 def _response_entropy(ro: Rollouts) -> Tensor:
