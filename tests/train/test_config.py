@@ -62,6 +62,11 @@ def test_stage_list_from_yaml(tmp_path):
             "unknown advantage estimator 'nope'; valid: combine, gated, maxk_analytic",
         ),
         (["algorithm.params.k=9"], "algorithm.stages.0.params.k=9 must be between 1 and rollout"),
+        (  # the estimator's default k (4) must fit the group too
+            ["rollout.n=2"],
+            "algorithm.stages.0.params.k=4 (the default of passk_analytic) must be between 1 "
+            "and rollout.n=2",
+        ),
         (["optim.lr=-1e-6"], "optim.lr must be > 0, got -1e-06"),
         (["task.name=nope"], "unknown task 'nope'; valid: add"),
         (["task.name=''"], "task.name is missing"),

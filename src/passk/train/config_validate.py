@@ -68,10 +68,13 @@ def validate(config: TrainConfig) -> None:
                 _try_composite(spec, dict(s.params), r.n)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{where}.params: {e}") from None
-        k = s.params.get("k")
+        k, default = s.params.get("k"), ""
+        if k is None and spec.uses_k:  # the estimator's own default k must fit the group too
+            k, default = _default_k(spec), f" (the default of {s.estimator})"
         if k is not None and not 1 <= int(k) <= r.n:
             raise ValueError(
-                f"{where}.params.k={k} must be between 1 and rollout.n={r.n} (the group size)"
+                f"{where}.params.k={k}{default} must be between 1 and rollout.n={r.n} "
+                "(the group size)"
             )
         orders = {"order": s.params.get("order")} if s.params.get("order") is not None else {}
         orders.update({f"weights.{w}": w for w in dict(s.params.get("weights") or {})})
