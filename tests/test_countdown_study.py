@@ -247,3 +247,14 @@ def test_the_lab_prediction_is_read_from_a_simulate_result(tmp_path):
     assert study.lab_prediction(tmp_path / "missing.json") is None
     text = study.markdown_tables({"lab": got})
     assert "| P1 | 0.60 / 0.50 | 0.10 / 0.70 |" in text
+
+
+def test_one_seed_supports_nothing_even_when_the_bootstrap_excludes_zero():
+    # a single seed has no seed-level interval: the bootstrap over problems alone is not
+    # the registered test (an interval over problems is not one over training runs)
+    r = {"t_ci": None, "distinguishable": True, "boot_ci": [0.2, 0.4], "diff": 0.3}
+    assert not study.both_exclude_zero(r)
+    assert study.both_exclude_zero(r | {"t_ci": [0.1, 0.5]})
+    a, b = np.zeros((1, 30)), np.ones((1, 30))
+    out = study.holm([("only", "one seed", [0], a, b)])
+    assert out["only"]["boot_ci"][0] > 0 and not out["only"]["supported"]
