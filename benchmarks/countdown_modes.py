@@ -551,17 +551,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "tables":
         text = markdown_tables(json.loads(args.json.read_text(encoding="utf-8")))
-        if args.check or args.write:
-            return doc_blocks.write_or_check(
-                args.check or args.write,
-                TABLE_BEGIN,
-                TABLE_END,
-                text,
-                check=bool(args.check),
-                what="countdown_modes tables",
-            )
-        print(text, end="")
-        return 0
+        return doc_blocks.emit(
+            text,
+            TABLE_BEGIN,
+            TABLE_END,
+            check=args.check,
+            write=args.write,
+            what="countdown_modes tables",
+        )
     try:
         result = build(args.runs)
     except ValueError as e:

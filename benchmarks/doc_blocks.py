@@ -31,3 +31,16 @@ def write_or_check(path: Path, begin: str, end: str, text: str, *, check: bool, 
         return 0
     path.write_text(new, encoding="utf-8")
     return 0
+
+
+def emit(
+    text: str, begin: str, end: str, *, check: Path | None, write: Path | None, what: str
+) -> int:
+    """A ``tables`` command's output: ``text`` to stdout, or spliced into ``write``, or
+    compared with ``check``'s block (exit 1 when stale)."""
+    if check is None and write is None:
+        print(text, end="")
+        return 0
+    path = check if check is not None else write
+    assert path is not None
+    return write_or_check(path, begin, end, text, check=check is not None, what=what)

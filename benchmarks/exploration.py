@@ -657,18 +657,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = json.loads(args.json.read_text(encoding="utf-8"))
     if args.cmd == "tables":
-        tables = markdown_tables(result)
-        if args.check or args.write:
-            return doc_blocks.write_or_check(
-                args.check or args.write,
-                TABLE_BEGIN,
-                TABLE_END,
-                tables,
-                check=bool(args.check),
-                what="exploration tables",
-            )
-        print(tables, end="")
-        return 0
+        return doc_blocks.emit(
+            markdown_tables(result),
+            TABLE_BEGIN,
+            TABLE_END,
+            check=args.check,
+            write=args.write,
+            what="exploration tables",
+        )
     from exploration_figures import write_figures
 
     for path in write_figures(result, args.dir):
