@@ -447,26 +447,30 @@ def rollout_metrics(collected: Collected, k: int) -> dict[str, Any]:
             "explore/bonus_mean": float(bonus.mean()) if len(bonus) else math.nan,
             "explore/bonus_abs_mean": float(bonus.abs().mean()) if len(bonus) else math.nan,
         }
-    return explore | {
-        "train/k": k,
-        "reward/mean": _mean(rewards.tolist()),
-        "reward/std": float(rewards.std(unbiased=False)) if len(rewards) else math.nan,
-        "train/pass@1": _mean([c / n for n, c in n_c]),
-        "train/pass@k": _mean([float(pass_at_k(n, c, min(k, n))) for n, c in n_c]),
-        "adv/zero_frac": _mean(
-            [float(i not in s) for g, s in zip(gen, signal) for i in range(len(g))]
-        ),
-        "adv/abs_mean": float(adv.abs().mean()) if len(adv) else math.nan,
-        "rollout/groups": sum(len(g) for g in gen),
-        "rollout/trained_groups": len(batch),
-        "rollout/samples": len(lengths),
-        "rollout/rounds": collected.rounds,
-        "rollout/extra_samples": collected.extra_samples,
-        "rollout/entropy": _mean(entropy.tolist()),
-        "response/length_mean": _mean(lengths.tolist()),
-        "response/truncated_frac": _mean(truncated.tolist()),
-        "train/wrong_diversity": answer_diversity(answers, correct),
-    } | group_weights(n_c, batch.rollouts)
+    return (
+        explore
+        | {
+            "train/k": k,
+            "reward/mean": _mean(rewards.tolist()),
+            "reward/std": float(rewards.std(unbiased=False)) if len(rewards) else math.nan,
+            "train/pass@1": _mean([c / n for n, c in n_c]),
+            "train/pass@k": _mean([float(pass_at_k(n, c, min(k, n))) for n, c in n_c]),
+            "adv/zero_frac": _mean(
+                [float(i not in s) for g, s in zip(gen, signal) for i in range(len(g))]
+            ),
+            "adv/abs_mean": float(adv.abs().mean()) if len(adv) else math.nan,
+            "rollout/groups": sum(len(g) for g in gen),
+            "rollout/trained_groups": len(batch),
+            "rollout/samples": len(lengths),
+            "rollout/rounds": collected.rounds,
+            "rollout/extra_samples": collected.extra_samples,
+            "rollout/entropy": _mean(entropy.tolist()),
+            "response/length_mean": _mean(lengths.tolist()),
+            "response/truncated_frac": _mean(truncated.tolist()),
+            "train/wrong_diversity": answer_diversity(answers, correct),
+        }
+        | group_weights(n_c, batch.rollouts)
+    )
 
 
 def group_weights(n_c: list[tuple[int, int]], trained: Rollouts) -> dict[str, float]:
