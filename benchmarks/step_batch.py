@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         for p, recs in got.items()
     }
     base = table[args.prompts[0]]
+    n = _n(args)
     print(
         f"{'prompts':>7} {'rows':>5} {'gen tok/s':>10} {'x':>5} {'update tok/s':>12} {'x':>5} "
         f"{'step tok/s':>10} {'x':>5} {'generate s':>10} {'update s':>9}"
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         base_update = base["trained_tokens"] / base["update_s"]
         m["update_tok_s"] = update_tok_s
         print(
-            f"{p:7d} {p * _n(args):5d} {m['gen_tok_s']:10.1f} {m['gen_tok_s'] / base['gen_tok_s']:5.2f} "
+            f"{p:7d} {p * n:5d} {m['gen_tok_s']:10.1f} {m['gen_tok_s'] / base['gen_tok_s']:5.2f} "
             f"{update_tok_s:12.1f} {update_tok_s / base_update:5.2f} "
             f"{m['step_tok_s']:10.1f} {m['step_tok_s'] / base['step_tok_s']:5.2f} "
             f"{m['generate_s']:10.2f} {m['update_s']:9.2f}"
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for p, m in table.items()
         },
-        "settings": vars(args) | {"n": _n(args)},
+        "settings": vars(args) | {"n": n},
     }
     print(f"wrote {write_result(args.result_name, result)}")
     return 0

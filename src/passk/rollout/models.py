@@ -196,8 +196,8 @@ def _cache_is_valid(cache: Path, gguf: Path) -> bool:
 
     Same size and mtime is taken as the same file. Another installation of the same
     package (a second virtualenv, a fresh clone's CI) holds an identical file with its own
-    mtime: then the content decides (one sha256 of the file, ~0.3 s), so environments
-    sharing the user cache do not rebuild it for each other in turn.
+    mtime: then the content decides (one sha256 of the file: 0.15 s for the 98 MB GGUF
+    here), so environments sharing the user cache do not rebuild it for each other in turn.
     """
     meta = _read_cache_meta(cache)
     if meta is None:
