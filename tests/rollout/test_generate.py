@@ -135,16 +135,16 @@ def test_continuous_batching_refills_and_matches_static(
     monkeypatch, tiny_model_eos, tiny_tokenizer
 ):
     merges = []
-    real_merge = kv_cache.merge
+    real_admit = kv_cache.Slots.admit
 
-    def spy(*args):
-        merges.append(args[1].shape)
-        return real_merge(*args)
+    def spy(self, new, live_mask, new_mask):
+        merges.append(new_mask.shape)
+        return real_admit(self, new, live_mask, new_mask)
 
-    monkeypatch.setattr(kv_cache, "merge", spy)
+    monkeypatch.setattr(kv_cache.Slots, "admit", spy)
     params = SamplingParams(max_new_tokens=24)
     stream = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=3)
-    assert merges, "finished rows should have been refilled"
+    assert merges, "finished rows should have been refilled into the slots"
     static = generate(tiny_model_eos, tiny_tokenizer, PROMPTS, n=4, params=params, batch_size=12)
     assert stream.texts == static.texts
     assert stream.stats["rollout/static_fallback"] == 0.0

@@ -175,7 +175,9 @@ def sample_stream(
     sequences are pre-filled and join the running batch once a quarter of the slots are
     free, so short answers do not wait for the longest one. Cache columns that no live
     row attends to any more are cut, so the cache is never wider than the longest live
-    prompt plus ``max_new_tokens``, however long the stream. (With a cache type that
+    prompt plus ``max_new_tokens``, however long the stream. The cache is written in
+    place (:class:`passk.rollout.kv_cache.Slots`): a decoding step copies nothing, a
+    departure moves as many rows as left, so memory stays flat over a long stream. (With a cache type that
     cannot be merged, see :func:`passk.rollout.kv_cache.can_merge`, new sequences join
     only when the batch has emptied: same samples, slower.) Identical prompts joining
     together are pre-filled once. The model samples in eval mode (dropout off); each
@@ -211,6 +213,7 @@ def sample_stream(
     logits = attn = next_pos = None  # [A, V], [A, L], [A]
     refill_at = max(1, batch_size // 4)  # free slots that trigger a refill
     mergeable: bool | None = None  # asked of the cache the first time a refill is due
+    slots: kv_cache.Slots | None = None  # the cache written in place, where the cache allows
     max_width = 0
 
     def admit(count: int) -> tuple[Any, Tensor, Tensor, Tensor, Tensor]:
@@ -229,13 +232,23 @@ def sample_stream(
                 mergeable = kv_cache.can_merge(cache)
             if pending < N and (not len(rows) or (free >= refill_at and mergeable)):
                 c, lg, am, npos, new = admit(min(free, N - pending))
+                if slots is None and mergeable is None and kv_cache.can_merge(c, warn=False):
+                    # the first pre-fill's cache becomes the stream's slots
+                    slots = kv_cache.Slots(c, min(batch_size, N), slack=max(16, T // 4))
+                    cache, mergeable = slots.cache, True
+                elif slots is not None:
+                    am = slots.admit(c, attn if len(rows) else None, am)
+                elif len(rows):
+                    cache, am = kv_cache.merge(cache, attn, c, am)
+                else:
+                    cache = c
                 if len(rows):
-                    cache, attn = kv_cache.merge(cache, attn, c, am)
                     logits = torch.cat([logits, lg])
                     next_pos = torch.cat([next_pos, npos])
                     rows = torch.cat([rows, new])
                 else:
-                    cache, logits, attn, next_pos, rows = c, lg, am, npos, new
+                    logits, next_pos, rows = lg, npos, new
+                attn = am
                 del c, lg, am, npos
             t = lengths[rows]  # [A] tokens generated so far per row
             u = uniforms[rows, t].to(device)
@@ -253,18 +266,23 @@ def sample_stream(
                     for i in rows[done].tolist():
                         on_done(i, result)
                 keep = ~done
-                rows = rows[keep]
-                if not keep.any():
-                    cache = logits = attn = next_pos = None  # free the cache before a refill
+                # with slots, rows move into the freed slots: a new order
+                order = slots.drop(keep) if slots is not None else keep.nonzero().squeeze(1)
+                rows = rows[order]
+                if not len(rows):
+                    logits = attn = next_pos = None
+                    if slots is None:
+                        cache = None  # free the cache before a refill
                     continue
-                keep_dev = keep.to(device)
-                attn, next_pos, tok = attn[keep_dev], next_pos[keep_dev], tok[keep_dev]
+                order_dev = order.to(device)
+                attn, next_pos, tok = attn[order_dev], next_pos[order_dev], tok[order_dev]
                 # columns only the departed rows attended to: without the cut, merges
                 # left-pad to a width that grows with the length of the whole stream
                 dead = kv_cache.leading_dead_columns(attn) if mergeable else 0
-                cache = kv_cache.select_rows(
-                    cache, keep_dev.nonzero().squeeze(1), drop_columns=dead
-                )
+                if slots is not None:
+                    slots.cut(dead)
+                else:
+                    cache = kv_cache.select_rows(cache, order_dev, drop_columns=dead)
                 attn = attn[:, dead:]
             attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
             max_width = max(max_width, attn.shape[1])
@@ -274,6 +292,8 @@ def sample_stream(
                 position_ids=next_pos.unsqueeze(1),
                 **kv_cache.cache_kwargs(model, cache),
             )  # updates ``cache`` in place
+            if slots is not None:
+                slots.advance()
             logits = out.logits[:, -1]
             del out
             next_pos = next_pos + 1
@@ -324,8 +344,9 @@ def auto_batch_size(
     """Concurrent rows for sampling ``num_sequences`` sequences of up to ``max_len`` tokens.
 
     ``min(num_sequences, AUTO_BATCH_CAP, rows whose KV cache fits)``, at least 1. A row
-    is budgeted twice its ``max_len``-token KV cache (each decoding step copies the cache
-    as it appends to it) plus its float32 logits three times over (the sampling
+    is budgeted twice its ``max_len``-token KV cache (the in-place cache's buffers keep
+    spare columns and widen by copying; a cache that cannot be written in place copies
+    itself at every step) plus its float32 logits three times over (the sampling
     softmax), against ``AUTO_MEMORY_FRACTION`` of ``memory_bytes`` (default: what the
     model's device has free now).
 

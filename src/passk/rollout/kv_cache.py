@@ -103,11 +103,14 @@ def _layers(cache: Any) -> list[Any] | None:
     return list(layers)
 
 
-def can_merge(cache: Any) -> bool:
-    """Whether :func:`merge` and column trimming work on ``cache`` (else: static batches).
+def can_merge(cache: Any, *, warn: bool = True) -> bool:
+    """Whether :func:`merge`, :class:`Slots` and column trimming work on ``cache`` (else:
+    static batches).
 
-    Warns once per reason when the answer is no.
+    Warns once per reason when the answer is no, unless ``warn`` is False.
     """
+    if not warn:
+        return version_supported() and _layers(cache) is not None
     if not version_supported():
         import transformers
 
@@ -185,6 +188,232 @@ def merge(a: Any, mask_a: Tensor, b: Any, mask_b: Tensor) -> tuple[Any, Tensor]:
     return a, mask
 
 
+_SLOT_LAYER: type | None = None
+
+
+def _slot_layer_class() -> type:
+    """The layer class of :class:`Slots`, built on first use as a subclass of the installed
+    transformers' ``DynamicLayer`` (importing this module does not import transformers)."""
+    global _SLOT_LAYER
+    if _SLOT_LAYER is not None:
+        return _SLOT_LAYER
+    from transformers.cache_utils import DynamicLayer
+
+    class SlotLayer(DynamicLayer):
+        """One layer of a :class:`Slots` cache: ``keys``/``values`` are the views
+        ``buf[:rows, :, start:end]`` of buffers ``[R, H, C, D]``; ``update`` writes the new
+        positions in place (where ``DynamicLayer`` concatenates, a copy of the whole layer
+        per decoding step) and asks its :class:`Slots` for room when the columns run out.
+        The written columns become live when the sampler calls :meth:`Slots.advance`."""
+
+        def __init__(self, owner: Slots, keys: Tensor, values: Tensor) -> None:
+            super().__init__()
+            self.owner, self.kbuf, self.vbuf = owner, keys, values
+            self.device = keys.device
+            self.is_initialized = True
+            self.view()
+
+        def view(self) -> None:
+            o = self.owner
+            self.keys = self.kbuf[: o.rows, :, o.start : o.end]
+            self.values = self.vbuf[: o.rows, :, o.start : o.end]
+
+        def update(
+            self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[Tensor, Tensor]:
+            o, n = self.owner, key_states.shape[-2]
+            if key_states.shape[0] != o.rows:
+                raise ValueError(f"{key_states.shape[0]} rows of keys for {o.rows} live slots")
+            if o.end + n > self.kbuf.shape[2]:
+                o.make_room(n)
+            self.kbuf[: o.rows, :, o.end : o.end + n] = key_states
+            self.vbuf[: o.rows, :, o.end : o.end + n] = value_states
+            o.written = n
+            # the live columns plus the new ones; ``Slots.advance`` makes them live
+            return (
+                self.kbuf[: o.rows, :, o.start : o.end + n],
+                self.vbuf[: o.rows, :, o.start : o.end + n],
+            )
+
+    _SLOT_LAYER = SlotLayer
+    return SlotLayer
+
+
+class Slots:
+    """A KV cache for continuous batching that writes in place instead of reallocating.
+
+    ``DynamicCache`` grows every layer by concatenation, a copy of the whole cache per
+    decoding step, and continuous batching adds a gather per departure and a merge per
+    refill: a stream of allocations of slowly changing sizes that the C allocator does
+    not give back, so a long stream's memory climbs. Here every layer's keys and values
+    live in buffers ``[R, H, C, D]`` (R = the most rows the batch holds) allocated once
+    and grown rarely: live rows are ``[0, rows)``, live columns ``[start, end)``.
+
+    - a decoding step writes one column in place (:meth:`advance` after the forward);
+    - a departure moves the last live rows into the freed slots (a copy of as many rows as
+      departed, not of the cache) and returns the new row order for the caller's own
+      per-row tensors;
+    - cutting columns no live row attends to moves ``start``: free;
+    - a refill copies the new rows' pre-filled keys into free slots, right-aligned to the
+      live columns; the columns of a row left of its own prompt hold stale finite values
+      under mask 0, which attention weighs by exactly 0;
+    - when the columns run out, the live block moves to column 0 or, when that leaves
+      fewer than ``slack`` free, into wider buffers (``C`` grows by a quarter at least).
+
+    ``cache`` (the ``DynamicCache`` handed to the model) keeps the object identity; its
+    layers are replaced by slot layers. Only caches :func:`can_merge` accepts are taken.
+    """
+
+    def __init__(self, cache: Any, capacity: int, *, slack: int = 16) -> None:
+        layers = _layers(cache)
+        if layers is None:
+            raise ValueError(f"cannot take over a {type(cache).__name__} (see can_merge)")
+        if capacity < 1 or slack < 1:
+            raise ValueError(f"capacity and slack must be >= 1, got {capacity}, {slack}")
+        self.cache, self.capacity, self.slack = cache, capacity, slack
+        self.rows = self.start = self.end = self.written = 0
+        cls = _slot_layer_class()
+        self.layers: list[Any] = []
+        for layer in layers:
+            B, H, W, D = layer.keys.shape
+            if capacity < B:
+                raise ValueError(f"{B} rows do not fit {capacity} slots")
+            shape = (capacity, H, W + slack, D)
+            k, v = layer.keys.new_zeros(shape), layer.values.new_zeros(shape)
+            self.layers.append(cls(self, k, v))
+        self.cache.layers = list(self.layers)
+        # the filled rows become slots [0, B), columns [0, W)
+        self.start, self.end = 0, W
+        self.admit_layers(layers, B, W)
+
+    @property
+    def columns(self) -> int:
+        """Column capacity ``C`` of the buffers."""
+        return int(self.layers[0].kbuf.shape[2])
+
+    def width(self) -> int:
+        """Live columns, ``end - start``."""
+        return self.end - self.start
+
+    def _move(self, end: int, columns: int) -> None:
+        """Move the live block to columns ``[end - width, end)`` of buffers ``columns`` wide."""
+        w, s0, e0 = self.width(), self.start, self.end
+        for layer in self.layers:  # one layer at a time: one layer's copy alive at once
+            for name in ("kbuf", "vbuf"):
+                buf = getattr(layer, name)
+                live = buf[: self.rows, :, s0:e0]
+                if columns != buf.shape[2]:
+                    new = buf.new_zeros(buf.shape[0], buf.shape[1], columns, buf.shape[3])
+                    new[: self.rows, :, end - w : end] = live
+                    setattr(layer, name, new)
+                elif end != e0:
+                    buf[: self.rows, :, end - w : end] = live.clone()  # ranges may overlap
+        self.start, self.end = end - w, end
+        for layer in self.layers:
+            layer.view()
+
+    def make_room(self, n: int) -> None:
+        """At least ``n`` free columns after ``end``: move to column 0, or widen."""
+        w, C = self.width(), self.columns
+        if w + n + self.slack <= C:
+            self._move(w, C)
+        else:
+            self._move(w, max(w + n + self.slack, C + C // 4))
+
+    def advance(self) -> None:
+        """Make the columns the model's last forward wrote live (call after each forward)."""
+        self.end += self.written
+        self.written = 0
+        for layer in self.layers:
+            layer.view()
+
+    def cut(self, columns: int) -> None:
+        """Drop the first ``columns`` live columns (no live row attends to them)."""
+        if not 0 <= columns <= self.width():
+            raise ValueError(f"cannot cut {columns} of {self.width()} columns")
+        self.start += columns
+        for layer in self.layers:
+            layer.view()
+
+    def drop(self, keep: Tensor) -> Tensor:
+        """Free the slots of rows where ``keep`` ``[rows]`` is False.
+
+        Returns ``order`` ``[kept]``: new row ``i`` holds what was row ``order[i]``; index
+        the caller's per-row tensors with it. The last kept rows move into the freed
+        slots below them; the others stay where they are.
+        """
+        keep = keep.to("cpu", torch.bool)
+        if keep.shape != (self.rows,):
+            raise ValueError(f"keep has shape {tuple(keep.shape)}, want ({self.rows},)")
+        a = int(keep.sum())
+        order = torch.arange(a)
+        holes = (~keep[:a]).nonzero().squeeze(1)  # freed slots that stay live
+        movers = a + keep[a:].nonzero().squeeze(1)  # kept rows beyond the new end
+        if len(holes):
+            order[holes] = movers
+            device = self.layers[0].kbuf.device
+            h, m = holes.to(device), movers.to(device)
+            s, e = self.start, self.end
+            for layer in self.layers:
+                layer.kbuf[h, :, s:e] = layer.kbuf[m, :, s:e]
+                layer.vbuf[h, :, s:e] = layer.vbuf[m, :, s:e]
+        self.rows = a
+        for layer in self.layers:
+            layer.view()
+        return order
+
+    def admit(self, new: Any, live_mask: Tensor | None, new_mask: Tensor) -> Tensor:
+        """Copy the rows of the filled cache ``new`` into free slots under the live ones.
+
+        ``live_mask`` ``[rows, width]`` (None when no row is live) and ``new_mask`` ``[B, W]``
+        are the attention masks; returns the mask of all rows, ``[rows + B, L]`` with L the wider of the two
+        (after cutting the leading columns that are 0 in every new row). ``new`` is spent.
+        """
+        layers = _layers(new)
+        if layers is None or len(layers) != len(self.layers):
+            raise ValueError(f"cannot admit the rows of a {type(new).__name__}")
+        if self.rows == 0:
+            self.start = self.end  # nothing live: no column to keep
+        if live_mask is None:
+            live_mask = new_mask.new_zeros(self.rows, self.width())
+        if live_mask.shape != (self.rows, self.width()):
+            raise ValueError(
+                f"live mask {tuple(live_mask.shape)} for {self.rows} rows x {self.width()} columns"
+            )
+        dead = leading_dead_columns(new_mask)
+        new_mask = new_mask[:, dead:]
+        B, W = new_mask.shape
+        if self.rows + B > self.capacity:
+            raise ValueError(f"{self.rows} + {B} rows do not fit {self.capacity} slots")
+        L = max(self.width(), W)
+        if self.end < L or self.end + 1 > self.columns:  # room left of end, and one column
+            self._move(L, max(self.columns, L + self.slack))
+        if self.start > self.end - L:
+            self.start = self.end - L
+        self.admit_layers(layers, B, W, skip=dead)
+        w = self.width()
+        return torch.cat(
+            [
+                torch.cat(
+                    [live_mask.new_zeros(live_mask.shape[0], w - live_mask.shape[1]), live_mask], 1
+                ),
+                torch.cat([new_mask.new_zeros(B, w - W), new_mask], 1),
+            ]
+        )
+
+    def admit_layers(self, layers: list[Any], B: int, W: int, *, skip: int = 0) -> None:
+        """Write ``B`` rows of ``layers``' keys/values (from column ``skip``, ``W`` wide) into
+        slots ``[rows, rows + B)``, ending at column ``end``; frees them from ``layers``."""
+        r, e = self.rows, self.end
+        for slot, layer in zip(self.layers, layers):
+            slot.kbuf[r : r + B, :, e - W : e] = layer.keys[:, :, skip:]
+            slot.vbuf[r : r + B, :, e - W : e] = layer.values[:, :, skip:]
+            layer.keys = layer.values = None
+        self.rows += B
+        for slot in self.layers:
+            slot.view()
+
+
 def leading_dead_columns(mask: Tensor) -> int:
     """Leading columns of ``mask`` ``[A, L]`` that are 0 in every row.
 
@@ -198,6 +427,7 @@ def leading_dead_columns(mask: Tensor) -> int:
 __all__ = [
     "TRANSFORMERS_BELOW",
     "TRANSFORMERS_MIN",
+    "Slots",
     "cache_kwargs",
     "can_merge",
     "leading_dead_columns",
