@@ -13,17 +13,34 @@ the batch empties), slower by nature, so it is printed but left out of the ratio
     python benchmarks/generate_stream.py --threads 1                 # embedded, 256 rows
     python benchmarks/generate_stream.py --batch-size 64 --prompts add --max-new-tokens 64
     python benchmarks/generate_stream.py --model path/to/checkpoint --dtype fp32
+
+``--versus`` runs the stream once per KV cache in child processes (the in-place slots and
+transformers' concatenating cache, ``sample_stream(in_place=False)``; ``--rounds 2``: in
+ABBA order) and prints the slots' tokens/s and peak memory as ratios to the
+concatenating cache's. ``--cache-only`` swaps the model for one that only writes its
+(zero) keys and values into the cache, with the real model's cache geometry, and ends
+each sequence with probability 1/``--cache-only-mean`` per token: the cache's memory
+traffic alone, in minutes on a busy machine (tokens/s then mean nothing).
+
+    python benchmarks/generate_stream.py --versus --cache-only --prompts add \
+        --max-new-tokens 256 --waves 4 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import json
+import math
 import resource
+import statistics
+import subprocess
+import sys
 import time
 
 import torch
+from torch import nn
 
 from machine import write_result
 
@@ -40,8 +57,91 @@ def _rss_bytes() -> int:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak() -> None:
+    """Start the peak RSS over (Linux >= 4.0), so that loading the model is not counted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def _peak_rss_bytes() -> int:
+    """The peak RSS since :func:`_reset_peak` (``VmHWM``), else since the process began."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+class CacheOnly(nn.Module):
+    """A stand-in for ``model`` that computes nothing: each forward writes zero keys and
+    values of ``model``'s cache geometry into every layer of the cache, and its logits over
+    8 tokens end a sequence (token 0) with probability ``1 / mean`` per step."""
+
+    def __init__(self, model: nn.Module, mean: float) -> None:
+        super().__init__()
+        cfg = model.config
+        self.config = cfg
+        self.layers = cfg.num_hidden_layers
+        self.heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        self.anchor = nn.Parameter(torch.zeros(1, dtype=next(model.parameters()).dtype))
+        p = 1.0 / mean
+        self.stop_logit = math.log(p * 7 / (1 - p))  # 7 other tokens at logit 0
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, **kw):
+        A, s = input_ids.shape
+        for layer in range(self.layers):
+            kv = torch.zeros(A, self.heads, s, self.head_dim, dtype=self.anchor.dtype)
+            cache.update(kv, kv.clone(), layer)
+        logits = torch.zeros(A, s, 8)
+        logits[..., 0] = self.stop_logit
+        return type("Out", (), {"logits": logits})()
+
+
+def versus(args: argparse.Namespace) -> None:
+    """Each cache in its own child process; ratios of the slots to the concatenating cache."""
+    argv = [a for a in sys.argv[1:] if a != "--versus"]
+    order = ["dynamic", "slots"] * args.rounds
+    if args.rounds > 1:  # ABBA...
+        order = [c for r in range(args.rounds) for c in (["dynamic", "slots"][:: 1 - 2 * (r % 2)])]
+    runs: dict[str, list[dict]] = {"dynamic": [], "slots": []}
+    for cache in order:
+        print(f"--- {cache}", flush=True)
+        cmd = [sys.executable, __file__, *argv, "--cache", cache, "--json", "--no-write"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines()[:-1]:
+            print("  " + line, flush=True)
+        runs[cache].append(json.loads(out.splitlines()[-1]))
+
+    def median(cache: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[cache])
+
+    result = {
+        "order": order,
+        "runs": runs,
+        "slots_over_dynamic_tok_per_s": median("slots", "tok_per_s")
+        / median("dynamic", "tok_per_s"),
+        "slots_over_dynamic_peak_rss": median("slots", "peak_rss_gb")
+        / median("dynamic", "peak_rss_gb"),
+    }
+    for cache in ("dynamic", "slots"):
+        print(
+            f"{cache:8s} tok/s {median(cache, 'tok_per_s'):7.1f}  peak {median(cache, 'peak_rss_gb'):.2f} GB  "
+            f"last/first wave: tok/s {median(cache, 'last_over_first_tok_per_s'):.2f}, "
+            f"rss {median(cache, 'last_over_first_rss'):.2f}"
+        )
+    print(
+        f"slots / concatenating cache: tok/s {result['slots_over_dynamic_tok_per_s']:.2f}x, "
+        f"peak memory {result['slots_over_dynamic_peak_rss']:.2f}x"
+    )
+    result["settings"] = vars(args)
+    print(f"wrote {write_result(args.result_name, result)}")
 
 
 def main() -> None:
@@ -72,6 +172,17 @@ def main() -> None:
         help="treat token ids 1000 .. 1000+EXTRA_STOPS-1 as stops too, so that a truncated "
         "model's sequences end at varied lengths and the stream refills as a real one does",
     )
+    ap.add_argument(
+        "--cache",
+        default="slots",
+        choices=["slots", "dynamic"],
+        help="slots: the in-place cache (default); dynamic: transformers' concatenating one",
+    )
+    ap.add_argument("--versus", action="store_true", help="both caches, in child processes")
+    ap.add_argument("--rounds", type=int, default=1, help="with --versus: runs per cache (ABBA)")
+    ap.add_argument("--cache-only", action="store_true", help="a model that only writes the cache")
+    ap.add_argument("--cache-only-mean", type=float, default=64.0, help="mean tokens per sequence")
+    ap.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     ap.add_argument(
         "--result-name",
@@ -79,6 +190,9 @@ def main() -> None:
         help="benchmarks/results/NAME.json receives the result (with the machine's facts)",
     )
     args = ap.parse_args()
+    if args.versus:
+        versus(args)
+        return
     if args.threads > 0:
         torch.set_num_threads(args.threads)
 
@@ -92,6 +206,12 @@ def main() -> None:
     if args.layers:
         model.model.layers = model.model.layers[: args.layers]
         model.config.num_hidden_layers = args.layers
+    if args.cache_only:
+        model = CacheOnly(model, args.cache_only_mean)
+        loaded.model = model  # the real model can go
+    gc.collect()
+    _reset_peak()
+    print(f"peak RSS counted from here: {_peak_rss_bytes() / 1e9:.2f} GB", flush=True)
     total = args.waves * args.batch_size
     task = get_task("mul1") if args.prompts == "mul1" else get_task("add", digits=2)
     if args.n is None:  # as few samples per problem as the task's train split allows
@@ -154,10 +274,13 @@ def main() -> None:
         [prompt_ids[i] for i, _ in rows],
         seeds,
         gen.SamplingParams(max_new_tokens=args.max_new_tokens),
-        stop_ids=gen.stop_token_ids(model, tok) + list(range(1000, 1000 + args.extra_stops)),
+        stop_ids=[0]
+        if args.cache_only
+        else gen.stop_token_ids(model, tok) + list(range(1000, 1000 + args.extra_stops)),
         pad_id=pad,
         batch_size=args.batch_size,
         on_done=on_done,
+        in_place=args.cache == "slots",
         **kwargs,
     )
     hook.remove()
@@ -169,6 +292,8 @@ def main() -> None:
         "last_over_first_tok_per_s": full[-1]["tok_per_s"] / full[0]["tok_per_s"],
         "last_over_first_rss": full[-1]["rss_gb"] / full[0]["rss_gb"],
         "max_width": max(widths, default=0),
+        "peak_rss_gb": _peak_rss_bytes() / 1e9,
+        "cache": args.cache,
         "waves": waves,
     }
     if kwargs:
@@ -178,10 +303,11 @@ def main() -> None:
         f"{result['last_over_first_tok_per_s']:.2f}, rss {result['last_over_first_rss']:.2f} "
         f"(waves 1..{len(full)}; wave {len(waves)} is the drain)"
     )
+    result["settings"] = vars(args) | {"sequences": total}
     if args.json:
         print(json.dumps(result))
-    result["settings"] = vars(args) | {"sequences": total}
-    print(f"wrote {write_result(args.result_name, result)}")
+    if not args.no_write:
+        print(f"wrote {write_result(args.result_name, result)}")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,43 @@ def test_continuous_batching_refills_and_matches_static(
     torch.testing.assert_close(lp, stream.logprobs, atol=1e-4, rtol=1e-4)
 
 
+def test_in_place_cache_and_concatenating_cache_sample_the_same(
+    monkeypatch, tiny_model_eos, tiny_tokenizer
+):
+    # the same long stream through the slots and through transformers' concatenating
+    # cache (rows gathered, caches merged: the benchmark's baseline); both refill
+    from passk.rollout.generate import sample_stream, stop_token_ids
+
+    calls = {"merge": 0, "admit": 0}
+    real_merge, real_admit = kv_cache.merge, kv_cache.Slots.admit
+
+    def merge(*a):
+        calls["merge"] += 1
+        return real_merge(*a)
+
+    def admit(self, *a):
+        calls["admit"] += 1
+        return real_admit(self, *a)
+
+    monkeypatch.setattr(kv_cache, "merge", merge)
+    monkeypatch.setattr(kv_cache.Slots, "admit", admit)
+    ids = [chat_prompt_ids(tiny_tokenizer, p) for p in PROMPTS] * 16
+    kw = dict(
+        seeds=list(range(len(ids))),
+        params=SamplingParams(max_new_tokens=24),
+        stop_ids=stop_token_ids(tiny_model_eos, tiny_tokenizer),
+        pad_id=tiny_tokenizer.eos_token_id,
+        batch_size=5,
+    )
+    slots = sample_stream(tiny_model_eos, ids, **kw)
+    assert calls == {"merge": 0, "admit": calls["admit"]} and calls["admit"] > 0
+    concat = sample_stream(tiny_model_eos, ids, **kw, in_place=False)
+    assert calls["merge"] > 0
+    assert torch.equal(slots["tokens"], concat["tokens"])
+    assert torch.equal(slots["lengths"], concat["lengths"])
+    torch.testing.assert_close(slots["logprobs"], concat["logprobs"], atol=1e-5, rtol=1e-5)
+
+
 def _widths(model):
     """Attention-mask widths of every forward pass of ``model``, recorded by a hook."""
     widths: list[int] = []

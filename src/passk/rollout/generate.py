@@ -168,6 +168,7 @@ def sample_stream(
     with_entropy: bool = False,
     on_done: Callable[[int, dict[str, Tensor]], None] | None = None,
     stats: dict[str, float] | None = None,
+    in_place: bool = True,
 ) -> dict[str, Tensor]:
     """Sample one response per (prompt ids, seed), at most ``batch_size`` rows at a time.
 
@@ -177,7 +178,10 @@ def sample_stream(
     row attends to any more are cut, so the cache is never wider than the longest live
     prompt plus ``max_new_tokens``, however long the stream. The cache is written in
     place (:class:`passk.rollout.kv_cache.Slots`): a decoding step copies nothing, a
-    departure moves as many rows as left, so memory stays flat over a long stream. (With a cache type that
+    departure moves as many rows as left, so memory stays flat over a long stream
+    (``in_place=False``: transformers' concatenating cache, rows gathered and caches
+    merged; the same samples up to float round-off, kept as the baseline of
+    ``benchmarks/generate_stream.py``). (With a cache type that
     cannot be merged, see :func:`passk.rollout.kv_cache.can_merge`, new sequences join
     only when the batch has emptied: same samples, slower.) Identical prompts joining
     together are pre-filled once. The model samples in eval mode (dropout off); each
@@ -232,7 +236,12 @@ def sample_stream(
                 mergeable = kv_cache.can_merge(cache)
             if pending < N and (not len(rows) or (free >= refill_at and mergeable)):
                 c, lg, am, npos, new = admit(min(free, N - pending))
-                if slots is None and mergeable is None and kv_cache.can_merge(c, warn=False):
+                if (
+                    in_place
+                    and slots is None
+                    and mergeable is None
+                    and kv_cache.can_merge(c, warn=False)
+                ):
                     # the first pre-fill's cache becomes the stream's slots
                     slots = kv_cache.Slots(c, min(batch_size, N), slack=max(16, T // 4))
                     cache, mergeable = slots.cache, True
