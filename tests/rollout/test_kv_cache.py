@@ -166,7 +166,9 @@ def test_slots_match_the_concatenating_cache_over_random_streams():
         widths = torch.randint(1, 6, (3,), generator=gen).tolist()
         ref, ref_mask = _prefill(ids, widths)
         c, s_mask = _prefill(ids, widths)
-        slots = kv_cache.Slots(c, capacity, slack=1 + trial % 3)
+        # live blocks here are at most 11 prompt columns + 40 steps wide
+        limit = 51 if trial % 2 else None
+        slots = kv_cache.Slots(c, capacity, slack=1 + trial % 3, limit=limit)
         ref_ids, slot_ids = list(ids), list(ids)
         columns0 = slots.columns
         for step in range(40):
@@ -215,6 +217,8 @@ def test_slots_match_the_concatenating_cache_over_random_streams():
                 s_mask = slots.admit(c, s_mask if slot_ids else None, m)
                 slot_ids += new
             grew = grew or slots.columns > columns0
+            if limit is not None:
+                assert slots.columns <= limit + slots.slack
             assert slots.rows == len(slot_ids) and s_mask.shape == (slots.rows, slots.width())
             if not slot_ids:
                 continue

@@ -216,6 +216,7 @@ def sample_stream(
     cache: Any = None
     logits = attn = next_pos = None  # [A, V], [A, L], [A]
     refill_at = max(1, batch_size // 4)  # free slots that trigger a refill
+    longest = max((len(p) for p in prompts), default=0)
     mergeable: bool | None = None  # asked of the cache the first time a refill is due
     slots: kv_cache.Slots | None = None  # the cache written in place, where the cache allows
     max_width = 0
@@ -243,7 +244,9 @@ def sample_stream(
                     and kv_cache.can_merge(c, warn=False)
                 ):
                     # the first pre-fill's cache becomes the stream's slots
-                    slots = kv_cache.Slots(c, min(batch_size, N), slack=max(16, T // 4))
+                    slots = kv_cache.Slots(
+                        c, min(batch_size, N), slack=max(16, T // 8), limit=longest + T
+                    )
                     cache, mergeable = slots.cache, True
                 elif slots is not None:
                     am = slots.admit(c, attn if len(rows) else None, am)

@@ -260,17 +260,21 @@ class Slots:
     - when the columns run out, the live block moves to column 0 or, when that leaves
       fewer than ``slack`` free, into wider buffers (``C`` grows by a quarter at least).
 
+    ``limit``, when given, is the widest the live block can become (the sampler's longest
+    prompt plus ``max_new_tokens``): the buffers then never grow past ``limit + slack``.
     ``cache`` (the ``DynamicCache`` handed to the model) keeps the object identity; its
     layers are replaced by slot layers. Only caches :func:`can_merge` accepts are taken.
     """
 
-    def __init__(self, cache: Any, capacity: int, *, slack: int = 16) -> None:
+    def __init__(
+        self, cache: Any, capacity: int, *, slack: int = 16, limit: int | None = None
+    ) -> None:
         layers = _layers(cache)
         if layers is None:
             raise ValueError(f"cannot take over a {type(cache).__name__} (see can_merge)")
         if capacity < 1 or slack < 1:
             raise ValueError(f"capacity and slack must be >= 1, got {capacity}, {slack}")
-        self.cache, self.capacity, self.slack = cache, capacity, slack
+        self.cache, self.capacity, self.slack, self.limit = cache, capacity, slack, limit
         self.rows = self.start = self.end = self.written = 0
         cls = _slot_layer_class()
         self.layers: list[Any] = []
@@ -298,7 +302,8 @@ class Slots:
     def _move(self, end: int, columns: int) -> None:
         """Move the live block to columns ``[end - width, end)`` of buffers ``columns`` wide."""
         w, s0, e0 = self.width(), self.start, self.end
-        for layer in self.layers:  # one layer at a time: one layer's copy alive at once
+        self.start, self.end = end - w, end
+        for layer in self.layers:
             for name in ("kbuf", "vbuf"):
                 buf = getattr(layer, name)
                 live = buf[: self.rows, :, s0:e0]
@@ -308,17 +313,20 @@ class Slots:
                     setattr(layer, name, new)
                 elif end != e0:
                     buf[: self.rows, :, end - w : end] = live.clone()  # ranges may overlap
-        self.start, self.end = end - w, end
-        for layer in self.layers:
+            # its views were the last hold on the old buffers: one layer's old and new
+            # buffers are alive at once, not the whole cache twice over
             layer.view()
 
     def make_room(self, n: int) -> None:
         """At least ``n`` free columns after ``end``: move to column 0, or widen."""
         w, C = self.width(), self.columns
-        if w + n + self.slack <= C:
+        need = w + n + self.slack
+        if need <= C:
             self._move(w, C)
-        else:
-            self._move(w, max(w + n + self.slack, C + C // 4))
+        elif self.limit is None:
+            self._move(w, max(need, C + C // 4))
+        else:  # never wider than the widest live block can be, plus the slack
+            self._move(w, max(need, min(C + C // 4, self.limit + self.slack)))
 
     def advance(self) -> None:
         """Make the columns the model's last forward wrote live (call after each forward)."""
