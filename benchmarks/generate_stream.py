@@ -42,7 +42,7 @@ import time
 import torch
 from torch import nn
 
-from machine import write_result
+from machine import machine_info, write_result
 
 
 def _rss_bytes() -> int:
@@ -76,6 +76,14 @@ def _peak_rss_bytes() -> int:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _write(args: argparse.Namespace, result: dict) -> str:
+    if args.out is None:
+        return str(write_result(args.result_name, result))
+    with open(args.out, "w") as f:
+        json.dump(result | {"machine": machine_info()}, f, indent=1)
+    return args.out
 
 
 class CacheOnly(nn.Module):
@@ -141,7 +149,7 @@ def versus(args: argparse.Namespace) -> None:
         f"peak memory {result['slots_over_dynamic_peak_rss']:.2f}x"
     )
     result["settings"] = vars(args)
-    print(f"wrote {write_result(args.result_name, result)}")
+    print(f"wrote {_write(args, result)}")
 
 
 def main() -> None:
@@ -183,6 +191,9 @@ def main() -> None:
     ap.add_argument("--cache-only", action="store_true", help="a model that only writes the cache")
     ap.add_argument("--cache-only-mean", type=float, default=64.0, help="mean tokens per sequence")
     ap.add_argument("--no-write", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--out", default=None, help="write the JSON here instead of benchmarks/results/"
+    )
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     ap.add_argument(
         "--result-name",
@@ -307,7 +318,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
     if not args.no_write:
-        print(f"wrote {write_result(args.result_name, result)}")
+        print(f"wrote {_write(args, result)}")
 
 
 if __name__ == "__main__":
