@@ -293,6 +293,8 @@ def sample_stream(
                 dead = kv_cache.leading_dead_columns(attn) if mergeable else 0
                 if slots is not None:
                     slots.cut(dead)
+                    if pending == N and len(rows) <= slots.capacity // 2:
+                        slots.shrink()  # draining: the freed slots will not be refilled
                 else:
                     cache = kv_cache.select_rows(cache, order_dev, drop_columns=dead)
                 attn = attn[:, dead:]

@@ -299,16 +299,19 @@ class Slots:
         """Live columns, ``end - start``."""
         return self.end - self.start
 
-    def _move(self, end: int, columns: int) -> None:
-        """Move the live block to columns ``[end - width, end)`` of buffers ``columns`` wide."""
+    def _move(self, end: int, columns: int, capacity: int | None = None) -> None:
+        """Move the live block to columns ``[end - width, end)`` of buffers ``columns`` wide
+        (and ``capacity`` rows: default, as many as now)."""
         w, s0, e0 = self.width(), self.start, self.end
         self.start, self.end = end - w, end
+        capacity = self.capacity if capacity is None else capacity
+        self.capacity = capacity
         for layer in self.layers:
             for name in ("kbuf", "vbuf"):
                 buf = getattr(layer, name)
                 live = buf[: self.rows, :, s0:e0]
-                if columns != buf.shape[2]:
-                    new = buf.new_zeros(buf.shape[0], buf.shape[1], columns, buf.shape[3])
+                if columns != buf.shape[2] or capacity != buf.shape[0]:
+                    new = buf.new_zeros(capacity, buf.shape[1], columns, buf.shape[3])
                     new[: self.rows, :, end - w : end] = live
                     setattr(layer, name, new)
                 elif end != e0:
@@ -327,6 +330,12 @@ class Slots:
             self._move(w, max(need, C + C // 4))
         else:  # never wider than the widest live block can be, plus the slack
             self._move(w, max(need, min(C + C // 4, self.limit + self.slack)))
+
+    def shrink(self) -> None:
+        """Buffers of as many rows as are live: for a batch that only drains from now on,
+        so that its memory falls with its rows as a concatenating cache's does."""
+        if self.rows < self.capacity:
+            self._move(self.end, self.columns, max(self.rows, 1))
 
     def advance(self) -> None:
         """Make the columns the model's last forward wrote live (call after each forward)."""
