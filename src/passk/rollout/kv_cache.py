@@ -239,6 +239,15 @@ def _slot_layer_class() -> type:
     return SlotLayer
 
 
+def _pair(like: Tensor, rows: int, columns: int) -> tuple[Tensor, Tensor]:
+    """Zeroed key and value buffers ``[rows, H, columns, D]`` shaped like ``like``, in one
+    allocation: twice the size, so that a large cache's buffers are above the C allocator's
+    mmap threshold and go back to the system when freed, instead of fragmenting its heap."""
+    _, H, _, D = like.shape
+    k, v = like.new_zeros(2, rows, H, columns, D).unbind(0)
+    return k, v
+
+
 class Slots:
     """A KV cache for continuous batching that writes in place instead of reallocating.
 
@@ -279,11 +288,10 @@ class Slots:
         cls = _slot_layer_class()
         self.layers: list[Any] = []
         for layer in layers:
-            B, H, W, D = layer.keys.shape
+            B, _, W, _ = layer.keys.shape
             if capacity < B:
                 raise ValueError(f"{B} rows do not fit {capacity} slots")
-            shape = (capacity, H, W + slack, D)
-            k, v = layer.keys.new_zeros(shape), layer.values.new_zeros(shape)
+            k, v = _pair(layer.keys, capacity, W + slack)
             self.layers.append(cls(self, k, v))
         self.cache.layers = list(self.layers)
         # the filled rows become slots [0, B), columns [0, W)
@@ -306,16 +314,22 @@ class Slots:
         self.start, self.end = end - w, end
         capacity = self.capacity if capacity is None else capacity
         self.capacity = capacity
+        A = self.rows
         for layer in self.layers:
-            for name in ("kbuf", "vbuf"):
-                buf = getattr(layer, name)
-                live = buf[: self.rows, :, s0:e0]
-                if columns != buf.shape[2] or capacity != buf.shape[0]:
-                    new = buf.new_zeros(capacity, buf.shape[1], columns, buf.shape[3])
-                    new[: self.rows, :, end - w : end] = live
-                    setattr(layer, name, new)
-                elif end != e0:
-                    buf[: self.rows, :, end - w : end] = live.clone()  # ranges may overlap
+            old = (layer.kbuf, layer.vbuf)
+            if columns != old[0].shape[2] or capacity != old[0].shape[0]:
+                new = _pair(old[0], capacity, columns)
+                for o, n in zip(old, new):
+                    n[:A, :, end - w : end] = o[:A, :, s0:e0]
+                layer.kbuf, layer.vbuf = new
+            elif end != e0:
+                for buf in old:  # in place, in chunks no wider than the shift: no overlap
+                    step = abs(end - e0)
+                    starts = range(0, w, step) if end < e0 else reversed(range(0, w, step))
+                    for j in starts:
+                        c = min(step, w - j)
+                        buf[:A, :, end - w + j : end - w + j + c] = buf[:A, :, s0 + j : s0 + j + c]
+            del old
             # its views were the last hold on the old buffers: one layer's old and new
             # buffers are alive at once, not the whole cache twice over
             layer.view()
