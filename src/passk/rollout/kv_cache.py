@@ -296,7 +296,7 @@ class Slots:
         self.cache.layers = list(self.layers)
         # the filled rows become slots [0, B), columns [0, W)
         self.start, self.end = 0, W
-        self.admit_layers(layers, B, W)
+        self._write_rows(layers, B, W)
 
     @property
     def columns(self) -> int:
@@ -396,9 +396,10 @@ class Slots:
     def admit(self, new: Any, live_mask: Tensor | None, new_mask: Tensor) -> Tensor:
         """Copy the rows of the filled cache ``new`` into free slots under the live ones.
 
-        ``live_mask`` ``[rows, width]`` (None when no row is live) and ``new_mask`` ``[B, W]``
-        are the attention masks; returns the mask of all rows, ``[rows + B, L]`` with L the wider of the two
-        (after cutting the leading columns that are 0 in every new row). ``new`` is spent.
+        ``live_mask`` ``[rows, width]`` (None when no row is live) and ``new_mask``
+        ``[B, W]`` are the attention masks; returns the mask of all rows, ``[rows + B, L]``
+        with L the wider of the two (after cutting the leading columns that are 0 in every
+        new row). ``new`` is spent.
         """
         layers = _layers(new)
         if layers is None or len(layers) != len(self.layers):
@@ -421,7 +422,7 @@ class Slots:
             self._move(L, max(self.columns, L + self.slack))
         if self.start > self.end - L:
             self.start = self.end - L
-        self.admit_layers(layers, B, W, skip=dead)
+        self._write_rows(layers, B, W, skip=dead)
         w = self.width()
         return torch.cat(
             [
@@ -432,7 +433,7 @@ class Slots:
             ]
         )
 
-    def admit_layers(self, layers: list[Any], B: int, W: int, *, skip: int = 0) -> None:
+    def _write_rows(self, layers: list[Any], B: int, W: int, *, skip: int = 0) -> None:
         """Write ``B`` rows of ``layers``' keys/values (from column ``skip``, ``W`` wide) into
         slots ``[rows, rows + B)``, ending at column ``end``; frees them from ``layers``."""
         r, e = self.rows, self.end
