@@ -11,14 +11,16 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 CONSTRAINTS=${PASSK_CONSTRAINTS-constraints.txt}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# pip >= 25.1 (--resume-retries) before anything else
+.venv/bin/python -m pip install -q --retries 10 --upgrade pip
+source scripts/pip_retry.sh
 pip_install() {
   if [ -n "$CONSTRAINTS" ]; then
-    .venv/bin/python -m pip install -q -c "$CONSTRAINTS" "$@"
+    pip_retry .venv/bin/python -c "$CONSTRAINTS" "$@"
   else
-    .venv/bin/python -m pip install -q "$@"
+    pip_retry .venv/bin/python "$@"
   fi
 }
-pip_install --upgrade pip
 pip_install "torch==${PASSK_TORCH_VERSION:-2.13.0}"
 pip_install -e ".[dev]"
 # Integrations, at their tested versions. verl is installed without its dependency

