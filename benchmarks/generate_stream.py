@@ -115,9 +115,8 @@ class CacheOnly(nn.Module):
 def versus(args: argparse.Namespace) -> None:
     """Each cache in its own child process; ratios of the slots to the concatenating cache."""
     argv = [a for a in sys.argv[1:] if a != "--versus"]
-    order = ["dynamic", "slots"] * args.rounds
-    if args.rounds > 1:  # ABBA...
-        order = [c for r in range(args.rounds) for c in (["dynamic", "slots"][:: 1 - 2 * (r % 2)])]
+    # ABBA...: dynamic, slots, slots, dynamic, dynamic, slots, ...
+    order = [c for r in range(args.rounds) for c in (["dynamic", "slots"][:: 1 - 2 * (r % 2)])]
     runs: dict[str, list[dict]] = {"dynamic": [], "slots": []}
     for cache in order:
         print(f"--- {cache}", flush=True)
