@@ -17,17 +17,26 @@ ones answered ``a + b + c``. The answer is the boxed expression alone (about 10 
 checkpoint on the test split with ``passk eval`` and adds to ``warmup.json`` the no-answer
 rate and the template frequencies per mode (the study's start conditions: no-answer < 2%,
 rare-problem pass@16-64 mid-range).
+
+``--precision fp32`` (the default) trains and checks in fp32 on every machine, so the
+recipe gives the same model (up to float round-off) on CPUs with and without native bf16;
+``auto`` uses bf16 autocast where the CPU has it. ``warmup.json`` records the weights'
+SHA-256 and the CPU, so a re-created warm-up can be told apart from the committed one.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from machine import machine_info  # benchmarks/machine.py: the CPU's bf16 flags
 
 
 def examples(rare_share: float, count: int, seed: int, test_fraction: float) -> list[dict]:
@@ -58,6 +67,16 @@ def examples(rare_share: float, count: int, seed: int, test_fraction: float) -> 
     return rows
 
 
+def weights_sha256(model_dir: Path) -> str:
+    """SHA-256 over the checkpoint's safetensors files, in name order."""
+    digest = hashlib.sha256()
+    for f in sorted(model_dir.glob("*.safetensors")):
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def train(args: argparse.Namespace) -> None:
     import torch
     from datasets import Dataset
@@ -80,7 +99,7 @@ def train(args: argparse.Namespace) -> None:
     model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
     rows = examples(args.rare_share, args.steps * args.batch_size, args.seed, args.test_fraction)
     data = Dataset.from_list([{k: r[k] for k in ("prompt", "completion")} for r in rows])
-    bf16 = bf16_supported(torch.device("cpu"))
+    bf16 = args.precision == "auto" and bf16_supported(torch.device("cpu"))
     config = SFTConfig(
         output_dir=str(args.out / "trainer"),
         max_steps=args.steps,
@@ -114,7 +133,10 @@ def train(args: argparse.Namespace) -> None:
         "rare_share": args.rare_share,
         "test_fraction": args.test_fraction,
         "examples": dict(Counter(r["mode"] for r in rows)),
+        "precision": args.precision,
         "bf16": bf16,
+        "machine": machine_info(),
+        "weights_sha256": weights_sha256(model_dir),
         "train_loss": result.training_loss,
         "loss_log": [e for e in trainer.state.log_history if "loss" in e],
     }
@@ -134,6 +156,7 @@ def check(args: argparse.Namespace) -> None:
          "--task", "countdown_modes", "--task-option", f"test_fraction={args.test_fraction}",
          "--split", "test", "--problems", str(args.problems),
          "--n", str(args.n), "--max-new-tokens", "24", "--no-plots", "--threads", "1",
+         "--dtype", "fp32" if args.precision == "fp32" else "auto",
          "--out", str(out), "--overwrite"],
         check=True,
     )  # fmt: skip
@@ -177,6 +200,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--resume", action="store_true", help="continue the warm-up in --out from its checkpoint"
+    )
+    ap.add_argument(
+        "--precision",
+        choices=["fp32", "auto"],
+        default="fp32",
+        help="fp32 everywhere (default), or bf16 autocast where the CPU has it",
     )
     ap.add_argument("--save-every", type=int, default=10, help="checkpoint interval (steps)")
     ap.add_argument(

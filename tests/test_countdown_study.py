@@ -258,3 +258,14 @@ def test_one_seed_supports_nothing_even_when_the_bootstrap_excludes_zero():
     a, b = np.zeros((1, 30)), np.ones((1, 30))
     out = study.holm([("only", "one seed", [0], a, b)])
     assert out["only"]["boot_ci"][0] > 0 and not out["only"]["supported"]
+
+
+def test_the_first_pass_is_rebuilt_from_its_committed_reports_and_shown_as_built():
+    """The bf16 first pass (amendment 1) stays reproducible from git: its study JSON is
+    what `build` makes of its committed reports, and docs/results.md shows its tables."""
+    first = ROOT / "benchmarks" / "results" / "countdown_modes" / "bf16_start"
+    committed = json.loads((first / "countdown_modes.json").read_text(encoding="utf-8"))
+    rebuilt = json.loads(json.dumps(study.build(first / "runs"), sort_keys=True))
+    assert rebuilt == committed
+    doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert study.markdown_tables(committed) in doc
