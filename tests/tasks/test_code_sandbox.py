@@ -186,7 +186,9 @@ def test_fork_bomb(escape):
     """
     t = time.monotonic()
     assert_fail(run(code))
-    assert time.monotonic() - t < T + 3.0
+    # returns at the deadline plus the kill and reap loops (up to 2 s each, more on a slow
+    # 2-core machine amid the bomb's processes), never at the bomb's own end: it has none
+    assert time.monotonic() - t < T + 10.0
 
 
 @pytest.mark.parametrize("private_uid", [True, False])
