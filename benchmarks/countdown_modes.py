@@ -9,7 +9,9 @@ that rule and those endpoints as code, written before the data::
     python benchmarks/countdown_modes.py tables --write docs/results.md   # (--check: exit 1 if stale)
     python benchmarks/countdown_modes.py collect RUNS   # what git keeps -> benchmarks/results/...
 
-The verdict and the endpoints read only step 200 (the registered final step): before it,
+The verdict and the endpoints read only the final step (30 since amendment 2 of the
+pre-registration, ``FINAL_STEP``; the first pass, registered at 200, is rebuilt with
+``--final-step 200``): before it,
 ``pilot`` prints the rule's reading at the last evaluation and says it is not a verdict,
 and a run still in progress is left out of every endpoint.
 ``RUNS`` is the ``passk sweep configs/sweeps/countdown_modes.yaml`` directory: each seed's
@@ -54,7 +56,11 @@ PILOT_RARE_DROP = 0.10  # rare-subset pass@32 lower by at least this
 PILOT_SOLVED_TO_NEVER = 4  # or at least this many rare problems solved -> never
 PILOT_PASS1_RISE = 0.10  # and overall pass@1 higher by at least this
 PRIMARY_MIN_DIFF = 0.05
-FINAL_STEP = 200  # the registered final step: the pilot's verdict and every endpoint
+# the final step, where the pilot's verdict and every endpoint are read: 30 since amendment 2
+# (every run starts and finishes within one session); the original registration's 200 is
+# the first pass's (bf16_start/)
+FINAL_STEP = 30
+REGISTERED_FINAL_STEP = 200
 REGISTERED_SEEDS = 3  # seeds 0, 1, 2 per arm: an endpoint on fewer is an interim reading
 STEP_FILE = re.compile(r"step_(\d+)\.json$")
 TABLE_BEGIN = "<!-- countdown_modes tables: begin (python benchmarks/countdown_modes.py tables) -->"
@@ -161,27 +167,35 @@ def both_exclude_zero(r: Mapping[str, Any]) -> bool:
     return r["t_ci"] is not None and bool(r["distinguishable"])
 
 
-def final_reports(reports: Reports, arm: str, seeds: Sequence[int]) -> list[Mapping[str, Any]]:
-    """Each seed's evaluation of ``arm`` at the registered final step."""
-    return [reports[arm][s][FINAL_STEP] for s in seeds]
+def final_reports(
+    reports: Reports, arm: str, seeds: Sequence[int], final_step: int = FINAL_STEP
+) -> list[Mapping[str, Any]]:
+    """Each seed's evaluation of ``arm`` at the final step."""
+    return [reports[arm][s][final_step] for s in seeds]
 
 
-def finished(reports: Reports, arm: str) -> set[int]:
+def finished(reports: Reports, arm: str, final_step: int = FINAL_STEP) -> set[int]:
     """Seeds of ``arm`` whose run has its final evaluation (a run in progress has not)."""
-    return {s for s, steps in reports.get(arm, {}).items() if FINAL_STEP in steps}
+    return {s for s, steps in reports.get(arm, {}).items() if final_step in steps}
 
 
-def endpoints(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """The primary and the three secondary endpoints, on the seeds every arm they need has."""
+def endpoints(
+    reports: Reports, starts: Mapping[int, Mapping[str, Any]], final_step: int = FINAL_STEP
+) -> dict[str, Any]:
+    """The primary and the three secondary endpoints at ``final_step``, on the seeds every
+    arm they need has."""
     out: dict[str, Any] = {}
 
     def seeds_of(*arms: str) -> list[int]:
-        return sorted(set.intersection(*(finished(reports, a) for a in arms)))
+        return sorted(set.intersection(*(finished(reports, a, final_step) for a in arms)))
+
+    def finals(arm: str, seeds: Sequence[int]) -> list[Mapping[str, Any]]:
+        return final_reports(reports, arm, seeds, final_step)
 
     seeds = seeds_of("pass1", "passk")
     if seeds:
-        a, _ = matrix(final_reports(reports, "pass1", seeds), 64, RARE)
-        b, _ = matrix(final_reports(reports, "passk", seeds), 64, RARE)
+        a, _ = matrix(finals("pass1", seeds), 64, RARE)
+        b, _ = matrix(finals("passk", seeds), 64, RARE)
         r = _compare(a, b, 1 - ALPHA)
         r["supported"] = both_exclude_zero(r) and r["diff"] >= PRIMARY_MIN_DIFF
         out["primary"] = {"what": "rare pass@64, passk - pass1", **r, "seed_ids": seeds}
@@ -192,14 +206,14 @@ def endpoints(reports: Reports, starts: Mapping[int, Mapping[str, Any]]) -> dict
     ):
         s = seeds_of(arm_a, arm_b)
         if s:
-            a, _ = matrix(final_reports(reports, arm_a, s), k, subset)
-            b, _ = matrix(final_reports(reports, arm_b, s), k, subset)
+            a, _ = matrix(finals(arm_a, s), k, subset)
+            b, _ = matrix(finals(arm_b, s), k, subset)
             what = f"{'rare' if subset else 'overall'} pass@{k}, {arm_b} - {arm_a}"
             family.append((name, what, s, a, b))
-    s = sorted(finished(reports, "pass1") & set(starts))
+    s = sorted(finished(reports, "pass1", final_step) & set(starts))
     if s:
         a, _ = matrix([starts[x] for x in s], 64, RARE)
-        b, _ = matrix(final_reports(reports, "pass1", s), 64, RARE)
+        b, _ = matrix(finals("pass1", s), 64, RARE)
         family.append(("collapse", "rare pass@64, pass1 - start", s, a, b))
     out["secondary"] = holm(family)
     return out
@@ -403,7 +417,7 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
     )
     if tested:
         lines += [
-            f"Endpoints at step {FINAL_STEP} (per-seed differences B - A; the t-interval is over "
+            f"Endpoints at step {result['final_step']} (per-seed differences B - A; the t-interval is over "
             "training runs, the bootstrap over seeds x problems; supported only when both "
             "exclude 0, the primary also needing >= +0.05; secondaries Holm-corrected):",
             "",
@@ -481,11 +495,13 @@ def lab_prediction(path: Path = LAB_JSON) -> list[dict[str, Any]] | None:
     return out
 
 
-def build(root: Path, lab: Path = LAB_JSON) -> dict[str, Any]:
+def build(root: Path, lab: Path = LAB_JSON, final_step: int = FINAL_STEP) -> dict[str, Any]:
+    """The study JSON of the sweep directory ``root``, its verdicts read at ``final_step``."""
     reports, starts = read_sweep(root)
     result: dict[str, Any] = {
         "format": "passk.countdown_modes/1",
         "prereg": "docs/prereg_countdown_modes.md",
+        "final_step": final_step,
         "arms": {arm: sorted(by_seed) for arm, by_seed in sorted(reports.items())},
         "trajectories": trajectories(reports, starts),
     }
@@ -494,11 +510,11 @@ def build(root: Path, lab: Path = LAB_JSON) -> dict[str, Any]:
         result["lab"] = prediction
     pilot = reports.get(PILOT_ARM, {}).get(PILOT_SEED)
     start = (pilot or {}).get(0) or starts.get(PILOT_SEED)
-    if pilot and start is not None and FINAL_STEP in pilot:
-        result["pilot"] = {"step": FINAL_STEP, **pilot_verdict(start, pilot[FINAL_STEP])}
+    if pilot and start is not None and final_step in pilot:
+        result["pilot"] = {"step": final_step, **pilot_verdict(start, pilot[final_step])}
     elif pilot and start is not None and max(pilot) > 0:  # not a verdict: the rule's reading
         result["pilot_interim"] = {"step": max(pilot), **pilot_verdict(start, pilot[max(pilot)])}
-    result["endpoints"] = endpoints(reports, starts)
+    result["endpoints"] = endpoints(reports, starts, final_step)
     return result
 
 
@@ -534,6 +550,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = sub.add_parser("build", help="the study JSON")
     b.add_argument("runs", type=Path)
     b.add_argument("--out", type=Path, default=DEFAULT_JSON)
+    for q in (p, b):
+        q.add_argument(
+            "--final-step",
+            type=int,
+            default=FINAL_STEP,
+            help=f"the step the verdicts read (default {FINAL_STEP}, amendment 2; the "
+            f"first pass: {REGISTERED_FINAL_STEP})",
+        )
     c = sub.add_parser("collect", help="copy the runs' reports and metrics for git")
     c.add_argument("runs", type=Path)
     c.add_argument("--into", type=Path, default=DEFAULT_COMMITTED)
@@ -560,7 +584,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             what="countdown_modes tables",
         )
     try:
-        result = build(args.runs)
+        if args.final_step < 1:
+            raise ValueError(f"--final-step must be a step >= 1, got {args.final_step}")
+        result = build(args.runs, final_step=args.final_step)
     except ValueError as e:
         print(f"countdown_modes: error: {e}", file=sys.stderr)
         return 2
@@ -568,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "pilot" not in result:
             print(
                 f"countdown_modes: the pilot (pass1, seed 0) has no evaluation at step "
-                f"{FINAL_STEP} yet, so no verdict; the rule read at its last evaluation:"
+                f"{args.final_step} yet, so no verdict; the rule read at its last evaluation:"
             )
             print(json.dumps(result.get("pilot_interim"), indent=1))
             return 1

@@ -28,6 +28,8 @@ def _load():
 
 
 study = _load()
+FINAL = study.FINAL_STEP  # where the verdicts are read (amendment 2: 30)
+MID = FINAL // 2  # an evaluation before it
 
 
 def report(common: list[int], rare: list[int], n: int = N) -> dict:
@@ -75,8 +77,8 @@ def _write_sweep(root: Path, finals: dict[str, list[dict]], starts: list[dict]) 
         for seed, final in enumerate(per_seed):
             d = root / f"{arm}_s{seed}" / "evals"
             d.mkdir(parents=True)
-            (d / "step_000025.json").write_text(json.dumps(starts[seed]))
-            (d / "step_000200.json").write_text(json.dumps(final))
+            (d / f"step_{MID:06d}.json").write_text(json.dumps(starts[seed]))
+            (d / f"step_{FINAL:06d}.json").write_text(json.dumps(final))
 
 
 def test_endpoints_from_a_sweep_directory(tmp_path):
@@ -115,9 +117,9 @@ def test_endpoints_from_a_sweep_directory(tmp_path):
     seed0 = (np.mean([52] * 4 + [1, 0, 0, 0, 1]) - np.mean([50] * 4 + [1, 0, 0, 1, 0])) / N
     assert then["per_seed"][0] == pytest.approx(seed0)
     # the pilot's verdict is in the JSON too (pass1 seed 0 against its start)
-    assert result["pilot"]["step"] == 200 and result["pilot"]["go"] is True
+    assert result["pilot"]["step"] == FINAL and result["pilot"]["go"] is True
     traj = result["trajectories"]["pass1"]["0"]
-    assert [r["step"] for r in traj] == [0, 25, 200]
+    assert [r["step"] for r in traj] == [0, MID, FINAL]
 
 
 def test_holm_stops_at_the_first_failure():
@@ -147,17 +149,32 @@ def test_no_verdict_and_no_endpoint_before_the_final_step(tmp_path):
     starts = [report([20] * 4, [4, 4, 4, 4, 4]) for _ in range(2)]
     finals = {"pass1": [report([50] * 4, [0] * 5)] * 2, "passk": [report([45] * 4, [5] * 5)] * 2}
     _write_sweep(tmp_path, finals, starts)
-    # passk seed 1 is still running: its evaluations stop at step 50
-    (tmp_path / "passk_s1" / "evals" / "step_000200.json").rename(
-        tmp_path / "passk_s1" / "evals" / "step_000050.json"
+    # passk seed 1 is still running: its evaluations stop before the final step
+    (tmp_path / "passk_s1" / "evals" / f"step_{FINAL:06d}.json").rename(
+        tmp_path / "passk_s1" / "evals" / f"step_{FINAL - 1:06d}.json"
     )
     result = study.build(tmp_path)
-    assert result["endpoints"]["primary"]["seed_ids"] == [0]  # not seed 1's step 50
+    assert result["endpoints"]["primary"]["seed_ids"] == [0]  # not seed 1's earlier step
     # the pilot's run in progress: the rule is read, never called a verdict
-    (tmp_path / "pass1_s0" / "evals" / "step_000200.json").unlink()
+    (tmp_path / "pass1_s0" / "evals" / f"step_{FINAL:06d}.json").unlink()
     result = study.build(tmp_path)
-    assert "pilot" not in result and result["pilot_interim"]["step"] == 25
+    assert "pilot" not in result and result["pilot_interim"]["step"] == MID
     assert study.main(["pilot", str(tmp_path)]) == 1
+
+
+def test_the_final_step_is_a_setting_of_the_build(tmp_path):
+    """Amendment 2 reads the verdicts at step 30; the first pass at its registered 200: the
+    same reports give a verdict at the step asked for and none at another."""
+    starts = [report([20] * 4, [4, 4, 4, 4, 4])]
+    _write_sweep(tmp_path, {"pass1": [report([50] * 4, [0] * 5)]}, starts)
+    assert study.build(tmp_path)["pilot"]["step"] == FINAL
+    at_mid = study.build(tmp_path, final_step=MID)
+    assert at_mid["final_step"] == MID and at_mid["pilot"]["step"] == MID
+    assert at_mid["pilot"]["go"] is False  # the mid-run report is the start's copy
+    other = study.build(tmp_path, final_step=study.REGISTERED_FINAL_STEP)
+    assert "pilot" not in other and other["pilot_interim"]["step"] == FINAL
+    assert study.main(["pilot", str(tmp_path), "--final-step", str(MID)]) == 0
+    assert study.main(["pilot", str(tmp_path), "--final-step", "0"]) == 2
 
 
 def test_readout_counts_templates_per_subset():
@@ -190,7 +207,7 @@ def test_tables_splice_into_a_doc_and_check_it(tmp_path):
     assert study.main(["tables", "--json", str(out), "--check", str(doc)]) == 0
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("intro\n") and text.endswith(f"{study.TABLE_END}\nend\n")
-    assert "Pilot verdict, step 200" in text and ": **go**." in text
+    assert f"Pilot verdict, step {FINAL}" in text and ": **go**." in text
     primary = json.loads(out.read_text())["endpoints"]["primary"]
     assert f"| {primary['diff']:+.3f} |" in text
     assert "| 0 | 0.174 |" in text  # the pilot's start row: pass@1 (4*20 + 5*4) / (9*64)
@@ -217,8 +234,8 @@ def test_collect_copies_reports_and_metrics_without_machine_paths(tmp_path):
     got = sorted(str(p.relative_to(into)) for p in into.rglob("*") if p.is_file())
     assert got == [
         "before_s0/evals/step_000000.json",
-        "pass1_s0/evals/step_000025.json",
-        "pass1_s0/evals/step_000200.json",
+        f"pass1_s0/evals/step_{MID:06d}.json",
+        f"pass1_s0/evals/step_{FINAL:06d}.json",
         "pass1_s0/metrics.jsonl",
     ]
     assert json.loads((into / "pass1_s0" / "metrics.jsonl").read_text()) == {
@@ -265,7 +282,8 @@ def test_the_first_pass_is_rebuilt_from_its_committed_reports_and_shown_as_built
     what `build` makes of its committed reports, and docs/results.md shows its tables."""
     first = ROOT / "benchmarks" / "results" / "countdown_modes" / "bf16_start"
     committed = json.loads((first / "countdown_modes.json").read_text(encoding="utf-8"))
-    rebuilt = json.loads(json.dumps(study.build(first / "runs"), sort_keys=True))
+    rebuilt = study.build(first / "runs", final_step=study.REGISTERED_FINAL_STEP)
+    rebuilt = json.loads(json.dumps(rebuilt, sort_keys=True))
     assert rebuilt == committed
     doc = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
     assert study.markdown_tables(committed) in doc
