@@ -193,7 +193,16 @@ def test_ctrl_c_leaves_no_traceback_from_the_worker(tmp_path, wait_for, delay, g
         else:
             os.kill(child.pid, signal.SIGINT)
         # communicate waits until every holder of stderr (worker, forkserver) is done
-        _, stderr = child.communicate(timeout=60)
+        try:
+            _, stderr = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # which process of the session is still there, and where it waits
+            ps = subprocess.run(
+                ["ps", "-s", str(child.pid), "-o", "pid,ppid,stat,wchan:24,args"],
+                capture_output=True,
+                text=True,
+            )
+            pytest.fail(f"no exit 60 s after SIGINT; the session's processes:\n{ps.stdout}")
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)

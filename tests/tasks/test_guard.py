@@ -81,6 +81,28 @@ def test_worker_survives_ctrl_c_under_a_parent_sigint_handler():
     assert again.correct and scorer.errors == 0
 
 
+def test_a_ctrl_c_while_the_forkserver_starts_is_delivered_after_it(monkeypatch):
+    """The forkserver starts with SIGINT blocked; a Ctrl-C reaching the parent meanwhile
+    must not be lost (an ignored one was: the parent went on scoring, deaf to it)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    from passk.tasks import guard
+
+    during = []
+
+    def start_server():  # a Ctrl-C arrives while the server is being started
+        during.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(resource_tracker, "ensure_running", lambda: None)
+    monkeypatch.setattr(forkserver, "ensure_running", start_server)
+    with pytest.raises(KeyboardInterrupt):
+        guard._ensure_forkserver()
+        time.sleep(1.0)  # a lost interrupt would let this finish
+    assert signal.SIGINT in during[0]  # the server inherits the block
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # restored
+
+
 def _rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
     return int(text.split("VmRSS:")[1].split()[0]) / 1024

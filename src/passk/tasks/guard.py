@@ -37,7 +37,6 @@ import numbers
 import pickle
 import re
 import signal
-import threading
 import warnings
 from typing import Any
 
@@ -140,23 +139,21 @@ def _worker_main(conn: Any, task: Any) -> None:
 
 
 def _ensure_forkserver() -> None:
-    """Start the forkserver with SIGINT ignored, so that a Ctrl-C while it imports its
-    preload modules cannot print a traceback from it (the disposition survives exec;
-    the server ignores SIGINT anyway once started, and so do its workers)."""
-    from multiprocessing import forkserver
+    """Start the forkserver with SIGINT blocked, so that a Ctrl-C while it imports its
+    preload modules cannot print a traceback from it (the blocked mask survives exec; the
+    server ignores SIGINT once started, and so do its workers). Blocked, not ignored: a
+    Ctrl-C that reaches this process meanwhile stays pending and is delivered when the
+    mask is restored, where an ignored one would be lost and the interrupt with it."""
+    from multiprocessing import forkserver, resource_tracker
 
-    if threading.current_thread() is not threading.main_thread():
-        forkserver.ensure_running()
-        return
-    old = signal.getsignal(signal.SIGINT)
-    if old is None:  # a handler installed outside Python: leave it alone
-        forkserver.ensure_running()
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the resource tracker starts first, outside the mask: its own start blocks SIGINT and
+    # unblocks it when done, which would cut this mask short
+    resource_tracker.ensure_running()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         forkserver.ensure_running()
     finally:
-        signal.signal(signal.SIGINT, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class SafeScorer:
