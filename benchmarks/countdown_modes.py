@@ -417,9 +417,10 @@ def markdown_tables(result: Mapping[str, Any]) -> str:
     )
     if tested:
         lines += [
-            f"Endpoints at step {result['final_step']} (per-seed differences B - A; the t-interval is over "
-            "training runs, the bootstrap over seeds x problems; supported only when both "
-            "exclude 0, the primary also needing >= +0.05; secondaries Holm-corrected):",
+            f"Endpoints at step {result['final_step']} (per-seed differences B - A; the "
+            "t-interval is over training runs, the bootstrap over seeds x problems; supported "
+            "only when both exclude 0, the primary also needing >= +0.05; secondaries "
+            "Holm-corrected):",
             "",
             "| endpoint | seeds | per seed | B - A | t-interval | bootstrap | level | supported |",
             "|---|---|---|---|---|---|---|---|",
